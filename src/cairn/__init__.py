@@ -1,0 +1,3 @@
+"""Cairn: backup and recovery for virtual-machine clouds."""
+
+__version__ = "0.1.0"

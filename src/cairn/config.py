@@ -1,0 +1,180 @@
+"""Cairn's settings: one typed object, read from an INI file and `CAIRN_*` variables.
+
+Every option is declared once, in `OPTIONS`, with its section, type, default and help
+text; loading, the environment overrides and the sample file (`cairn config sample`,
+kept as `etc/cairn.conf.sample`) are all derived from that list, so the documentation
+cannot drift from the code.
+
+Precedence, lowest first: the built-in default, the configuration file
+(`--config-file`, else `$CAIRN_CONFIG_FILE`, else none), then the environment variable
+named in the option (`CAIRN_<NAME>` for options of `[DEFAULT]`).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from cairn.errors import InvalidInput
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option: where it lives, how it parses, what it means."""
+
+    section: str
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    type_name: str = "string"
+
+    @property
+    def env(self) -> str:
+        if self.section == "DEFAULT":
+            return f"CAIRN_{self.name.upper()}"
+        return f"CAIRN_{self.section.upper()}__{self.name.upper()}"
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("CAIRN_DATA_DIR") or str(Path.home() / ".local" / "share" / "cairn")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("DEFAULT", "data_dir", _parse_path, None,
+           "Directory for the embedded database, the admin token and the default backup "
+           "target. Default: $CAIRN_DATA_DIR, else ~/.local/share/cairn.", "path"),
+    Option("DEFAULT", "database_url", str, None,
+           "SQLAlchemy URL of the database: sqlite:///PATH, "
+           "postgresql+psycopg://USER:PASS@HOST/DB or mysql+pymysql://USER:PASS@HOST/DB. "
+           "Default: SQLite at <data_dir>/cairn.sqlite."),
+    Option("DEFAULT", "host", str, "0.0.0.0", "Address the HTTP API listens on."),
+    Option("DEFAULT", "port", int, 8780, "Port the HTTP API listens on.", "integer"),
+    Option("DEFAULT", "public_endpoint", str, None,
+           "Base URL put in resource links (for example https://backup.example.com:8780). "
+           "Default: the URL each request came in on."),
+    Option("DEFAULT", "policy_file", _parse_path, None,
+           "oslo.policy YAML file whose rules override the built-in defaults "
+           "(see `cairn policy sample`).", "path"),
+    Option("DEFAULT", "timezone", str, "UTC",
+           "The service's timezone (IANA name): jobschedule defaults and "
+           "`appliance_timezone`."),
+    Option("DEFAULT", "platform", str, "local",
+           "Where instances come from: `local` (an operator-registered inventory)."),
+    Option("DEFAULT", "max_request_body_bytes", int, 1024 * 1024,
+           "Largest request body accepted; a larger one is refused with 413.", "integer"),
+    Option("DEFAULT", "max_list_limit", int, 1000,
+           "Most items one list request returns; `limit` above it is capped.", "integer"),
+    Option("DEFAULT", "worker_threads", int, 4,
+           "Jobs the in-process worker pool runs at once.", "integer"),
+    Option("DEFAULT", "job_lease_seconds", int, 60,
+           "How long a job's lease lasts without a heartbeat before the reaper fails it. "
+           "Workers renew it every third of that time.", "integer"),
+    Option("DEFAULT", "log_level", str, "INFO", "Python logging level."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration every part of Cairn reads."""
+
+    data_dir: Path
+    database_url: str
+    host: str = "0.0.0.0"
+    port: int = 8780
+    public_endpoint: str | None = None
+    policy_file: Path | None = None
+    timezone: str = "UTC"
+    platform: str = "local"
+    max_request_body_bytes: int = 1024 * 1024
+    max_list_limit: int = 1000
+    worker_threads: int = 4
+    job_lease_seconds: int = 60
+    log_level: str = "INFO"
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+def load_settings(config_file: str | Path | None = None,
+                  environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Resolve settings from defaults, the file, the environment, then `overrides`."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get("CAIRN_CONFIG_FILE")
+    parser = configparser.ConfigParser(interpolation=None)
+    if path:
+        if not Path(path).is_file():
+            raise InvalidInput(f"Configuration file {path} does not exist.", "config_file")
+        parser.read(path)
+
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw: str | None = env.get(option.env)
+        source = option.env
+        if raw is None and parser.has_option(option.section, option.name):
+            raw = parser.get(option.section, option.name)
+            source = f"[{option.section}] {option.name}"
+        if raw is None or raw == "":
+            values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(raw)
+        except ValueError as exc:
+            raise InvalidInput(f"Invalid value for {source}: {exc}", option.name) from exc
+
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    data_dir = Path(values.pop("data_dir") or _default_data_dir()).expanduser()
+    database_url = values.pop("database_url") or f"sqlite:///{data_dir / 'cairn.sqlite'}"
+    extra = {s: dict(parser.items(s)) for s in parser.sections()}
+    return Settings(data_dir=data_dir, database_url=database_url, extra=extra, **values)
+
+
+def sample_config() -> str:
+    """The sample configuration file: every option, commented out at its default."""
+    lines = ["# Cairn configuration. Every option is shown at its default, commented out.",
+             "# Each can also be set by the environment variable named beside it.", ""]
+    section = None
+    for option in OPTIONS:
+        if option.section != section:
+            section = option.section
+            lines += [f"[{section}]", ""]
+        for chunk in _wrap(option.help):
+            lines.append(f"# {chunk}")
+        default = "" if option.default is None else str(option.default)
+        lines.append(f"# ({option.type_name}; environment: {option.env})")
+        lines.append(f"#{option.name} = {default}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = 78) -> list[str]:
+    out: list[str] = []
+    line = ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        out.append(line)
+    return out

@@ -1,0 +1,115 @@
+"""The database handle: engine creation per backend, sessions and units of work.
+
+A `Database` is made once per process from the configured URL. `unit_of_work()` is the
+one way code writes: it yields a session, commits when the block succeeds, rolls back
+when it raises, and only then runs the callbacks registered with `after_commit` (so a
+job is dispatched only once its row is durable, and never for a rolled-back request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cairn.errors import Unavailable
+
+_AFTER_COMMIT = "cairn_after_commit"
+
+
+def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
+    """An engine tuned for its backend (SQLite: WAL, foreign keys, a busy timeout).
+
+    On SQLite, `immediate` makes every transaction take the write lock at BEGIN, so
+    concurrent writers queue on the busy timeout instead of failing when a read lock
+    cannot be upgraded; read-only sessions use an engine made with `immediate=False`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Hand transaction control to SQLAlchemy (the "begin" hook below).
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        options["pool_recycle"] = 3600
+    return create_engine(url, **options)
+
+
+class Database:
+    """One process's connection to the database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.backend = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_engine = (create_db_engine(url, immediate=False)
+                            if self.backend == "sqlite" else self.engine)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, InterfaceError) as exc:
+            session.rollback()
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                raise Unavailable("The database connection was lost; retry the request.") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+            committed = session.info.pop("committed", False)
+            session.close()
+        if committed:
+            for callback in callbacks:
+                callback()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session (no write lock on SQLite); rolled back at the end."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once `session`'s unit of work has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    session.info["committed"] = True

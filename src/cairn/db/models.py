@@ -1,0 +1,169 @@
+"""The relational schema, as SQLAlchemy 2 declarative models.
+
+One set of models serves SQLite, PostgreSQL and MariaDB: strings have lengths (MariaDB
+needs them), timestamps keep microseconds everywhere (`Timestamp`), and free-form maps
+are JSON columns. The migrations in `cairn/db/migrations` are the authority on the
+schema; `tests/db/test_migrations.py` checks that these models and the migrations agree.
+
+All timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, BigInteger
+from sqlalchemy import UniqueConstraint, Index, MetaData
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Token(Base):
+    """A local API token; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class Instance(Base):
+    """An instance of the `local` platform, registered by an operator."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    disks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class WorkloadType(Base):
+    __tablename__ = "workload_types"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(32), default="available")
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Workload(Base):
+    __tablename__ = "workloads"
+    __table_args__ = (Index("ix_workloads_project_created", "project_id", "deleted", "created_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    workload_type_id: Mapped[str] = mapped_column(ForeignKey("workload_types.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    availability_zone: Mapped[str] = mapped_column(String(255), default="nova")
+    jobschedule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    backup_target: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WorkloadInstance(Base):
+    """Membership of an instance in a workload.
+
+    `claim` holds the instance id while the workload is live and NULL once it is
+    deleted; its unique index is what makes "an instance belongs to at most one live
+    workload" hold even under concurrent creates (NULLs never collide).
+    """
+
+    __tablename__ = "workload_instances"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(255))
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    claim: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Policy(Base):
+    """A workload policy: scheduling and retention values an admin imposes."""
+
+    __tablename__ = "policies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    field_values: Mapped[dict[str, str]] = mapped_column(JSON)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class PolicyAssignment(Base):
+    __tablename__ = "policy_assignments"
+    __table_args__ = (UniqueConstraint("policy_id", "project_id", name="uq_policy_assignments_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ServiceSetting(Base):
+    """Service-wide switches that must survive restarts (the global job scheduler)."""
+
+    __tablename__ = "service_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class Job(Base):
+    """A unit of background work. The row is the truth; a dispatch is only a doorbell.
+
+    `state`: queued → running → succeeded | failed | cancelled. A running job's
+    `owner` renews `lease_expires_at`; the reaper fails a running job whose lease has
+    expired and runs its kind's cleanup.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_lease", "state", "lease_expires_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(String(64))
+    workload_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
