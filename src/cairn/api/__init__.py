@@ -1,0 +1,1 @@
+"""HTTP: the workloadmgr v1 API (routes, request models, views, faults)."""

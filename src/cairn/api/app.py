@@ -1,0 +1,34 @@
+"""The ASGI application: routers, middleware and fault handlers around a `Runtime`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cairn import __version__
+from cairn.api import faults, models
+from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from cairn.api.routes import global_scheduler, policies, workload_types, workloads
+from cairn.runtime import Runtime
+
+_ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
+           for status, name in ((400, "badRequest"), (403, "forbidden"), (404, "itemNotFound"),
+                                (409, "conflictingRequest"), (413, "overLimit"))}
+_ERRORS[401] = {"description": "Unauthorized", "content": {"application/json": {"schema": {
+    "type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "title", "message"], "properties": {
+            "code": {"type": "integer"}, "title": {"type": "string"},
+            "message": {"type": "string"}}}}}}}}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="Cairn workloadmgr API", version=__version__,
+                  description="Backup and recovery of workloads of virtual machines "
+                              "(Trilio workloadmgr v1 compatible).",
+                  responses=_ERRORS)  # type: ignore[arg-type]
+    app.state.runtime = runtime
+    for module in (workloads, workload_types, policies, global_scheduler):
+        app.include_router(module.router)
+    faults.install(app, auth_uri=runtime.settings.public_endpoint or "")
+    app.add_middleware(BodyLimitMiddleware, limit=runtime.settings.max_request_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,265 @@
+"""Pydantic models of request bodies (validated, unknown keys refused) and of responses
+(published in the OpenAPI document; the bodies themselves are built by `views`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Field(min_length=1, max_length=255)
+Text = Field(default=None, max_length=65535)
+Metadata = dict[str, str]
+MetadataField = Field(default=None, max_length=64)
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+class InstanceRef(Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    instance_id: str = Field(alias="instance-id", min_length=1, max_length=64)
+
+
+class JobScheduleIn(Strict):
+    enabled: Scalar | None = None
+    start_date: str | None = Field(default=None, max_length=64)
+    start_time: str | None = Field(default=None, max_length=64)
+    end_date: str | None = Field(default=None, max_length=64)
+    interval: Scalar | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    retention_policy_type: str | None = Field(default=None, max_length=64)
+    retention_policy_value: Scalar | None = None
+    fullbackup_interval: Scalar | None = None
+
+
+class WorkloadCreateBody(Strict):
+    name: str = Name
+    description: str | None = Text
+    workload_type_id: str | None = Field(default=None, max_length=36)
+    source_platform: Literal["openstack"] | None = None
+    availability_zone: str | None = Field(default=None, max_length=255)
+    instances: list[InstanceRef] = Field(min_length=1, max_length=256)
+    jobschedule: JobScheduleIn | None = None
+    metadata: Metadata | None = MetadataField
+
+
+class WorkloadCreateRequest(Strict):
+    workload: WorkloadCreateBody
+
+
+class WorkloadUpdateBody(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Text
+    instances: list[InstanceRef] | None = Field(default=None, min_length=1, max_length=256)
+    jobschedule: JobScheduleIn | None = None
+    metadata: Metadata | None = MetadataField
+
+
+class WorkloadUpdateRequest(Strict):
+    workload: WorkloadUpdateBody
+
+
+class PolicyFieldValues(Strict):
+    interval: Scalar | None = None
+    retention_policy_type: str | None = Field(default=None, max_length=64)
+    retention_policy_value: Scalar | None = None
+    fullbackup_interval: Scalar | None = None
+
+
+class PolicyBody(Strict):
+    display_name: str | None = Field(default=None, min_length=1, max_length=255)
+    display_description: str | None = Text
+    metadata: Metadata | None = MetadataField
+    field_values: PolicyFieldValues | None = None
+
+
+class PolicyCreateRequest(Strict):
+    workload_policy: PolicyBody
+
+
+class PolicyUpdateRequest(Strict):
+    policy: PolicyBody
+
+
+class PolicyAssignBody(Strict):
+    add_projects: list[str] = Field(default_factory=list, max_length=1000)
+    remove_projects: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class PolicyAssignRequest(Strict):
+    policy: PolicyAssignBody
+
+
+# -- responses (documentation of the bodies `views` builds) ----------------------------
+
+
+class Link(BaseModel):
+    rel: str
+    href: str
+
+
+class WorkloadSummary(BaseModel):
+    project_id: str
+    user_id: str
+    id: str
+    name: str
+    snapshots_info: str
+    description: str
+    workload_type_id: str
+    status: str
+    created_at: str
+    updated_at: str
+    scheduler_trust: None
+    links: list[Link]
+
+
+class UsageCount(BaseModel):
+    snap_count: int
+    usage: int
+
+
+class StorageUsageOut(BaseModel):
+    usage: int
+    full: UsageCount
+    incremental: UsageCount
+
+
+class MemberInstanceOut(BaseModel):
+    id: str
+    name: str
+    metadata: dict[str, str]
+
+
+class JobScheduleOut(BaseModel):
+    enabled: bool
+    start_date: str
+    start_time: str
+    end_date: str
+    interval: str
+    timezone: str
+    retention_policy_type: str
+    retention_policy_value: str
+    fullbackup_interval: str
+    appliance_timezone: str
+    global_jobscheduler: bool
+    nextrun: int | None = None
+
+
+class WorkloadDetail(BaseModel):
+    created_at: str
+    updated_at: str
+    id: str
+    user_id: str
+    project_id: str
+    workload_type_id: str
+    name: str
+    description: str
+    status: str
+    scheduler_trust: None
+    links: list[Link]
+    availability_zone: str
+    interval: None
+    storage_usage: StorageUsageOut
+    instances: list[MemberInstanceOut]
+    metadata: dict[str, str]
+    jobschedule: JobScheduleOut
+    error_msg: str | None
+
+
+class WorkloadOne(BaseModel):
+    workload: WorkloadDetail
+
+
+class WorkloadCreated(BaseModel):
+    workload: WorkloadSummary
+
+
+class WorkloadList(BaseModel):
+    workloads: list[WorkloadSummary]
+
+
+class WorkloadDetailList(BaseModel):
+    workloads: list[WorkloadDetail]
+
+
+class WorkloadTypeOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    is_public: bool
+    status: str
+    metadata: dict[str, str]
+    links: list[Link]
+
+
+class WorkloadTypeOne(BaseModel):
+    workload_type: WorkloadTypeOut
+
+
+class WorkloadTypeList(BaseModel):
+    workload_types: list[WorkloadTypeOut]
+
+
+class PolicyFieldValueOut(BaseModel):
+    policy_field_name: str
+    value: str
+
+
+class PolicyAssignmentOut(BaseModel):
+    project_id: str
+    policy_name: str
+
+
+class PolicyOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    field_values: list[PolicyFieldValueOut]
+    policy_assignments: list[PolicyAssignmentOut]
+    metadata: dict[str, str]
+    created_at: str
+
+
+class PolicyOne(BaseModel):
+    policy: PolicyOut
+
+
+class PolicyList(BaseModel):
+    policy_list: list[PolicyOut]
+
+
+class PolicyAssigned(BaseModel):
+    policy: PolicyOut
+    failed_ids: list[str]
+
+
+class AssignedPolicyOut(BaseModel):
+    policy_id: str
+    policy_name: str
+
+
+class AssignedPolicies(BaseModel):
+    policies: list[AssignedPolicyOut]
+
+
+class GlobalSchedulerOut(BaseModel):
+    global_job_scheduler: bool
+
+
+class FaultBody(BaseModel):
+    code: int
+    message: str
+
+
+def fault_schema(name: str) -> dict[str, Any]:
+    return {"type": "object", "required": [name],
+            "properties": {name: FaultBody.model_json_schema()}}

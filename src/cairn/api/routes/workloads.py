@@ -1,0 +1,149 @@
+"""Workloads: list, detail, create, show, modify, delete, unlock, reset."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from cairn.api import deps, models, views
+from cairn.clock import utcnow
+from cairn.workloads import global_scheduler
+from cairn.workloads.lifecycle import WorkloadInput
+from cairn.workloads.records import get_workload, list_workloads
+
+router = APIRouter(prefix="/v1/{project_id}/workloads", tags=["workloads"])
+
+Token = Depends(deps.auth_token)
+
+
+def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> WorkloadInput:
+    return WorkloadInput(
+        name=body.name, description=body.description,
+        workload_type_id=getattr(body, "workload_type_id", None),
+        instance_ids=[i.instance_id for i in body.instances] if body.instances is not None else None,
+        jobschedule=body.jobschedule.model_dump(exclude_unset=True) if body.jobschedule else None,
+        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None))
+
+
+def _list(request: Request, project_id: str, token: str | None, detail: bool,
+          all_workloads: str | None, nfs_share: str | None, project_filter: str | None,
+          limit: int | None, marker: str | None) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:get_all", ctx)
+    scope: str | None = project_id
+    if deps.parse_bool("all_workloads", all_workloads):
+        runtime.enforcer.authorize("workload:get_all_tenants", ctx)
+        scope = None
+    if project_filter:
+        if project_filter != project_id:
+            runtime.enforcer.authorize("workload:get_all_tenants", ctx)
+        scope = project_filter
+    links = deps.links_for(request)
+    limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
+    with runtime.database.reader() as session:
+        rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
+                              backup_target=nfs_share, with_instances=detail)
+        if not detail:
+            return deps.json_response({"workloads": [views.workload_summary(w, links) for w in rows]})
+        enabled = global_scheduler.is_enabled(session)
+    show_target = runtime.enforcer.allows("workload:view_backup_target", ctx, project_id)
+    now = utcnow()
+    return deps.json_response({"workloads": [
+        views.workload_detail(w, links, appliance_timezone=runtime.settings.timezone,
+                              global_jobscheduler=enabled, show_backup_target=show_target, now=now)
+        for w in rows]})
+
+
+@router.get("", response_model=models.WorkloadList, summary="List workloads")
+def list_summaries(request: Request, project_id: str, token: str | None = Token,
+                   all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
+                   project: str | None = Query(None, alias="project_id", max_length=64),
+                   limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
+    return _list(request, project_id, token, False, all_workloads, nfs_share, project, limit, marker)
+
+
+@router.get("/detail", response_model=models.WorkloadDetailList, summary="List workloads with details")
+def list_details(request: Request, project_id: str, token: str | None = Token,
+                 all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
+                 project: str | None = Query(None, alias="project_id", max_length=64),
+                 limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
+    return _list(request, project_id, token, True, all_workloads, nfs_share, project, limit, marker)
+
+
+@router.post("", status_code=202, response_model=models.WorkloadCreated, summary="Create a workload")
+def create(request: Request, project_id: str, body: models.WorkloadCreateRequest,
+           token: str | None = Token) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:create", ctx)
+    with runtime.database.unit_of_work() as session:
+        record = runtime.workloads.create(session, ctx, _input(body.workload))
+    return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
+
+
+@router.get("/{workload_id}", response_model=models.WorkloadOne, summary="Show a workload")
+def show(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:get", ctx)
+    with runtime.database.reader() as session:
+        record = get_workload(session, workload_id, None if ctx.is_admin else project_id)
+        enabled = global_scheduler.is_enabled(session)
+    runtime.enforcer.authorize("workload:get", ctx, record.project_id)
+    show_target = runtime.enforcer.allows("workload:view_backup_target", ctx, record.project_id)
+    body = views.workload_detail(record, deps.links_for(request),
+                                 appliance_timezone=runtime.settings.timezone,
+                                 global_jobscheduler=enabled, show_backup_target=show_target,
+                                 now=utcnow())
+    return deps.json_response({"workload": body})
+
+
+def _scope(ctx_is_admin: bool, project_id: str) -> str | None:
+    return None if ctx_is_admin else project_id
+
+
+@router.put("/{workload_id}", status_code=202, response_class=Response, summary="Modify a workload")
+def modify(request: Request, project_id: str, workload_id: str, body: models.WorkloadUpdateRequest,
+           token: str | None = Token) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:update", ctx)
+    with runtime.database.unit_of_work() as session:
+        runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
+                                 _scope(ctx.is_admin, project_id))
+    return deps.accepted()
+
+
+@router.delete("/{workload_id}", status_code=202, response_class=Response, summary="Delete a workload")
+def delete(request: Request, project_id: str, workload_id: str, token: str | None = Token,
+           database_only: str | None = None) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:delete", ctx)
+    keep_data = deps.parse_bool("database_only", database_only)
+    if keep_data:
+        runtime.enforcer.authorize("workload:delete_database_only", ctx)
+    with runtime.database.unit_of_work() as session:
+        runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
+    return deps.accepted()
+
+
+@router.post("/{workload_id}/unlock", status_code=202, response_class=Response, summary="Unlock a workload")
+def unlock(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:unlock", ctx)
+    with runtime.database.unit_of_work() as session:
+        runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
+    return deps.accepted()
+
+
+@router.post("/{workload_id}/reset", status_code=202, response_class=Response, summary="Reset a workload")
+def reset(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+    runtime = deps.runtime_of(request)
+    ctx = deps.authenticate(request, token, project_id)
+    runtime.enforcer.authorize("workload:reset", ctx)
+    with runtime.database.unit_of_work() as session:
+        runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
+    return deps.accepted()

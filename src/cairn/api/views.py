@@ -1,0 +1,100 @@
+"""Views: the exact JSON shapes of the workloadmgr API, built from domain records.
+
+The key order and types follow the seed document's examples; `tests/api` compares
+them key by key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from cairn.clock import isoformat
+from cairn.workloads.jobschedule import JobSchedule
+from cairn.workloads.policies import FIELDS as POLICY_FIELDS
+from cairn.workloads.policies import PolicyRecord
+from cairn.workloads.records import WorkloadRecord
+
+
+class Links:
+    """Builds `links` for a resource from the endpoint the client sees."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint.rstrip("/")
+
+    def __call__(self, project_id: str, kind: str, resource_id: str) -> list[dict[str, str]]:
+        return [{"rel": "self", "href": f"{self.endpoint}/v1/{project_id}/{kind}/{resource_id}"},
+                {"rel": "bookmark", "href": f"{self.endpoint}/{project_id}/{kind}/{resource_id}"}]
+
+
+def workload_summary(w: WorkloadRecord, links: Links) -> dict[str, Any]:
+    return {
+        "project_id": w.project_id,
+        "user_id": w.user_id,
+        "id": w.id,
+        "name": w.name,
+        "snapshots_info": "",
+        "description": w.description,
+        "workload_type_id": w.workload_type_id,
+        "status": w.status,
+        "created_at": isoformat(w.created_at),
+        "updated_at": isoformat(w.updated_at),
+        "scheduler_trust": None,
+        "links": links(w.project_id, "workloads", w.id),
+    }
+
+
+def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
+                    global_jobscheduler: bool, show_backup_target: bool,
+                    now: datetime) -> dict[str, Any]:
+    usage = w.storage
+    metadata = dict(w.metadata)
+    if show_backup_target and w.backup_target:
+        metadata["backup_media_target"] = w.backup_target
+    schedule = JobSchedule.from_storage(w.jobschedule)
+    return {
+        "created_at": isoformat(w.created_at),
+        "updated_at": isoformat(w.updated_at),
+        "id": w.id,
+        "user_id": w.user_id,
+        "project_id": w.project_id,
+        "availability_zone": w.availability_zone,
+        "workload_type_id": w.workload_type_id,
+        "name": w.name,
+        "description": w.description,
+        "interval": None,
+        "storage_usage": {
+            "usage": usage.full_bytes + usage.incremental_bytes,
+            "full": {"snap_count": usage.full_count, "usage": usage.full_bytes},
+            "incremental": {"snap_count": usage.incremental_count, "usage": usage.incremental_bytes},
+        },
+        "instances": [{"id": i.id, "name": i.name, "metadata": i.metadata} for i in w.instances],
+        "metadata": metadata,
+        "jobschedule": schedule.wire(appliance_timezone=appliance_timezone,
+                                     global_jobscheduler=global_jobscheduler,
+                                     now=now.replace(tzinfo=timezone.utc)),
+        "status": w.status,
+        "error_msg": w.error_msg,
+        "links": links(w.project_id, "workloads", w.id),
+        "scheduler_trust": None,
+    }
+
+
+def workload_type(row: Any, project_id: str, links: Links) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "description": row.description,
+            "is_public": row.is_public, "status": row.status, "metadata": dict(row.meta or {}),
+            "links": links(project_id, "workload_types", row.id)}
+
+
+def policy(p: PolicyRecord) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "field_values": [{"policy_field_name": name, "value": p.field_values[name]}
+                         for name in POLICY_FIELDS if name in p.field_values],
+        "policy_assignments": [{"project_id": project, "policy_name": p.name}
+                               for project in p.assignments],
+        "metadata": p.metadata,
+        "created_at": isoformat(p.created_at),
+    }

@@ -1,0 +1,72 @@
+"""Local API tokens: issued by `cairn token create`, stored only as a SHA-256 hash.
+
+A token is 32 random bytes, URL-safe base64 without padding (43 characters); the
+database keeps `sha256(token)` so a stolen database does not hand out credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Callable, ContextManager
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cairn.auth.context import Identity
+from cairn.clock import utcnow
+from cairn.db.models import Token
+from cairn.errors import InvalidInput, NotAuthenticated
+
+_TTL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_ttl(text: str) -> timedelta:
+    """`90s`, `30m`, `24h`, `7d` → a timedelta; refuses anything else."""
+    match = _TTL.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(f"ttl: {text!r} is not a duration like 30m, 24h or 7d", "ttl")
+    return timedelta(seconds=int(match.group(1)) * _TTL_UNITS[match.group(2)])
+
+
+def issue_token(session: Session, identity: Identity, ttl: timedelta | None) -> str:
+    """Store a new token for `identity` and return its secret (shown once)."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(Token(id=str(uuid.uuid4()), token_hash=hash_token(secret),
+                      project_id=identity.project_id, user_id=identity.user_id,
+                      roles=",".join(sorted(identity.roles)), created_at=now,
+                      expires_at=now + ttl if ttl else None))
+    return secret
+
+
+def has_tokens(session: Session) -> bool:
+    return session.scalar(select(Token.id).limit(1)) is not None
+
+
+class LocalTokenValidator:
+    """Validates tokens issued by this service against the database."""
+
+    def __init__(self, reader: Callable[[], ContextManager[Session]]) -> None:
+        self._reader = reader
+
+    def validate(self, token: str) -> Identity:
+        with self._reader() as session:
+            row = session.execute(
+                select(Token.project_id, Token.user_id, Token.roles, Token.expires_at)
+                .where(Token.token_hash == hash_token(token))).first()
+        if row is None:
+            raise NotAuthenticated("The request you have made requires authentication.")
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise NotAuthenticated("The token has expired.")
+        roles = frozenset(r for r in row.roles.split(",") if r)
+        return Identity(project_id=row.project_id, user_id=row.user_id, roles=roles)
+

@@ -1,0 +1,125 @@
+"""Runs one job: claim it, keep its lease alive, call its handler, end it once.
+
+The lease is renewed by a heartbeat thread every third of the lease; each renewal also
+reads the job's cancel flag, which the handler observes through `JobContext.checkpoint()`.
+A job whose lease was lost (the reaper already failed it) is not ended again here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from cairn.db.database import Database
+from cairn.errors import CairnError
+from cairn.jobs import records
+from cairn.jobs.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(CairnError):
+    """Raised inside a handler when its job was asked to stop."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    error: str | None = None
+
+
+class JobContext:
+    """What a handler sees of its job while it runs."""
+
+    def __init__(self, record: JobRecord, database: Database) -> None:
+        self.record = record
+        self.database = database
+        self._cancel = threading.Event()
+        self._lost = threading.Event()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set() or self._lost.is_set()
+
+    def checkpoint(self) -> None:
+        """Raise JobCancelled if the job was cancelled or its lease was lost."""
+        if self._lost.is_set():
+            raise JobCancelled("The job's lease was lost.")
+        if self._cancel.is_set():
+            raise JobCancelled("The job was cancelled.")
+
+
+class JobHandler(Protocol):
+    def run(self, job: JobContext) -> None:
+        """Do the work; raise a CairnError to fail the job with its message."""
+        ...
+
+    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
+        """Put the job's subject into its final state (in the job's closing transaction)."""
+        ...
+
+
+class JobRunner:
+    def __init__(self, database: Database, handlers: Mapping[str, JobHandler], owner: str,
+                 lease: timedelta, clock: Callable[[], datetime]) -> None:
+        self.database = database
+        self.handlers = handlers
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+
+    def run(self, job_id: str) -> None:
+        with self.database.unit_of_work() as session:
+            record = records.claim_job(session, job_id, self.owner, self.clock(), self.lease)
+        if record is None:
+            return
+        handler = self.handlers[record.kind]
+        context = JobContext(record, self.database)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(context, stop),
+                                name=f"lease-{job_id[:8]}", daemon=True)
+        beat.start()
+        outcome = self._execute(handler, context)
+        stop.set()
+        beat.join()
+        with self.database.unit_of_work() as session:
+            if records.finish_job(session, job_id, self.owner, outcome.state, self.clock(), outcome.error):
+                handler.settle(session, record, outcome)
+        log.info("job %s (%s) ended %s%s", job_id, record.kind, outcome.state,
+                 f": {outcome.error}" if outcome.error else "")
+
+    def _execute(self, handler: JobHandler, context: JobContext) -> Outcome:
+        if context.record.cancel_requested:
+            return Outcome(records.CANCELLED, "The job was cancelled before it started.")
+        try:
+            handler.run(context)
+            return Outcome(records.SUCCEEDED)
+        except JobCancelled as exc:
+            return Outcome(records.CANCELLED, exc.message)
+        except CairnError as exc:
+            return Outcome(records.FAILED, exc.message)
+        except Exception as exc:  # a bug must still end the job, never leave it stuck
+            log.exception("job %s failed unexpectedly", context.record.id)
+            return Outcome(records.FAILED, f"Internal error: {type(exc).__name__}: {exc}")
+
+    def _heartbeat(self, context: JobContext, stop: threading.Event) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not stop.wait(interval):
+            try:
+                with self.database.unit_of_work() as session:
+                    flag = records.renew_lease(session, context.record.id, self.owner,
+                                               self.clock(), self.lease)
+            except Exception:  # a database blip: keep trying until the lease runs out
+                log.warning("could not renew the lease of job %s", context.record.id, exc_info=True)
+                continue
+            if flag is None:
+                context._lost.set()
+                return
+            if flag:
+                context._cancel.set()

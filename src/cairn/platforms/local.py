@@ -1,0 +1,79 @@
+"""The `local` platform: instances an operator registers with `cairn instance add`.
+
+The inventory lives in the `instances` table; each instance has one or more disks that
+are raw or qcow2 files (or block devices) on this host.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cairn.clock import utcnow
+from cairn.db.models import Instance
+from cairn.errors import Conflict, InvalidInput
+from cairn.platforms.base import DiskInfo, InstanceInfo
+from cairn.platforms.disk_probe import probe_disk
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def _info(row: Instance) -> InstanceInfo:
+    disks = tuple(DiskInfo(path=d["path"], format=d["format"], size=d["size"]) for d in row.disks)
+    return InstanceInfo(id=row.id, project_id=row.project_id, name=row.name, disks=disks,
+                        metadata=dict(row.meta or {}))
+
+
+def register_instance(session: Session, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
+    """Add an instance to the inventory after checking each disk can be read."""
+    if not project_id.strip():
+        raise InvalidInput("project: must not be empty.", "project")
+    if not name.strip() or len(name) > 255:
+        raise InvalidInput("name: must be 1 to 255 characters.", "name")
+    if not disk_paths:
+        raise InvalidInput("disk: at least one disk is required.", "disk")
+    disks = []
+    for path in disk_paths:
+        absolute = os.path.abspath(path)
+        fmt, size = probe_disk(absolute)
+        disks.append({"path": absolute, "format": fmt, "size": size})
+    if len({d["path"] for d in disks}) != len(disks):
+        raise InvalidInput("disk: the same disk is given twice.", "disk")
+    row = Instance(id=str(uuid.uuid4()), project_id=project_id, name=name, disks=disks,
+                   meta={}, created_at=utcnow())
+    session.add(row)
+    return _info(row)
+
+
+def list_instances(session: Session, project_id: str | None = None) -> list[InstanceInfo]:
+    query = select(Instance).where(Instance.deleted_at.is_(None)).order_by(Instance.created_at)
+    if project_id:
+        query = query.where(Instance.project_id == project_id)
+    return [_info(row) for row in session.scalars(query)]
+
+
+class LocalPlatform:
+    """Platform driver over the operator-registered inventory."""
+
+    def __init__(self, reader: SessionFactory) -> None:
+        self._reader = reader
+
+    def find_instances(self, project_id: str, instance_ids: list[str]) -> dict[str, InstanceInfo]:
+        if not instance_ids:
+            return {}
+        with self._reader() as session:
+            rows = session.scalars(select(Instance).where(
+                Instance.id.in_(instance_ids), Instance.project_id == project_id,
+                Instance.deleted_at.is_(None)))
+            return {row.id: _info(row) for row in rows}
+
+    def confirm(self, instance: InstanceInfo) -> None:
+        for disk in instance.disks:
+            if not os.access(disk.path, os.R_OK):
+                raise Conflict(f"Disk {disk.path} of instance {instance.name} ({instance.id}) "
+                               "cannot be read.")

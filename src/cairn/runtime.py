@@ -1,0 +1,79 @@
+"""The objects one Cairn process runs with, built once from the settings.
+
+`Runtime` wires the layers together (database → platform → jobs → workload services)
+and owns their start and stop; the API and the CLI receive it and never build these
+parts themselves. Tests build one per database backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from cairn.auth.policy import PolicyEnforcer
+from cairn.auth.tokens import LocalTokenValidator
+from cairn.auth.validator import TokenValidator
+from cairn.clock import utcnow
+from cairn.config import Settings
+from cairn.db.database import Database
+from cairn.errors import InvalidInput
+from cairn.jobs.dispatch import InProcessDispatcher
+from cairn.jobs.reaper import Reaper
+from cairn.jobs.runner import JobHandler, JobRunner
+from cairn.platforms.base import Platform
+from cairn.platforms.local import LocalPlatform
+from cairn.workloads import lifecycle
+from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    platform: Platform
+    validator: TokenValidator
+    enforcer: PolicyEnforcer
+    workloads: WorkloadService
+    dispatcher: InProcessDispatcher
+    reaper: Reaper
+    hooks: WorkloadHooks
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    def start_background(self) -> None:
+        """Start the reaper (the worker pool starts on first dispatch)."""
+        self.reaper.reap_once()
+        self.reaper.start(interval=max(1.0, self.settings.job_lease_seconds / 4))
+
+    def close(self) -> None:
+        self.reaper.stop()
+        self.dispatcher.shutdown(wait=True)
+        self.database.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    if settings.platform != "local":
+        raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local'.", "platform")
+    database = Database(settings.database_url)
+    clock = utcnow
+    platform = LocalPlatform(database.reader)
+    hooks = WorkloadHooks()
+    handlers: dict[str, JobHandler] = {
+        lifecycle.JOB_CREATE: lifecycle.CreateWorkloadJob(platform, clock),
+        lifecycle.JOB_RESET: lifecycle.ResetWorkloadJob(hooks, clock),
+        lifecycle.JOB_DELETE: lifecycle.DeleteWorkloadJob(hooks, clock),
+    }
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    runner = JobRunner(database, handlers, owner, lease, clock)
+    dispatcher = InProcessDispatcher(runner, settings.worker_threads)
+    reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
+    workloads = WorkloadService(database, platform, dispatcher, clock, settings.timezone, hooks)
+    return Runtime(settings=settings, database=database, platform=platform,
+                   validator=LocalTokenValidator(database.reader),
+                   enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
+                   dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers)

@@ -1,0 +1,136 @@
+"""Workload queries and the records they return (what crosses into the API layer).
+
+Lists are loaded in a fixed number of statements whatever their length: one for the
+workloads, one for all their instances (no per-row lazy loads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from cairn.db.models import Workload, WorkloadInstance
+from cairn.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class MemberInstance:
+    id: str
+    name: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    full_count: int = 0
+    full_bytes: int = 0
+    incremental_count: int = 0
+    incremental_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class WorkloadRecord:
+    id: str
+    project_id: str
+    user_id: str
+    name: str
+    description: str
+    workload_type_id: str
+    status: str
+    error_msg: str | None
+    availability_zone: str
+    jobschedule: dict[str, Any]
+    metadata: dict[str, str]
+    backup_target: str | None
+    created_at: datetime
+    updated_at: datetime
+    instances: tuple[MemberInstance, ...] = ()
+    storage: StorageUsage = StorageUsage()
+
+
+_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload.name,
+            Workload.description, Workload.workload_type_id, Workload.status,
+            Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
+            Workload.meta, Workload.backup_target, Workload.created_at, Workload.updated_at)
+
+
+def _record(row: Any, instances: tuple[MemberInstance, ...] = ()) -> WorkloadRecord:
+    return WorkloadRecord(
+        id=row.id, project_id=row.project_id, user_id=row.user_id, name=row.name,
+        description=row.description, workload_type_id=row.workload_type_id,
+        status=row.status, error_msg=row.error_msg, availability_zone=row.availability_zone,
+        jobschedule=row.jobschedule or {}, metadata=dict(row.meta or {}),
+        backup_target=row.backup_target, created_at=row.created_at,
+        updated_at=row.updated_at, instances=instances)
+
+
+def _select() -> Any:
+    return select(*_COLUMNS)
+
+
+def _instances_of(session: Session, workload_ids: list[str]) -> dict[str, list[MemberInstance]]:
+    members: dict[str, list[MemberInstance]] = {wid: [] for wid in workload_ids}
+    if not workload_ids:
+        return members
+    rows = session.execute(
+        select(WorkloadInstance.workload_id, WorkloadInstance.instance_id,
+               WorkloadInstance.name, WorkloadInstance.meta)
+        .where(WorkloadInstance.workload_id.in_(workload_ids))
+        .order_by(WorkloadInstance.workload_id, WorkloadInstance.position))
+    for row in rows:
+        members[row.workload_id].append(MemberInstance(row.instance_id, row.name, dict(row.meta or {})))
+    return members
+
+
+def get_workload(session: Session, workload_id: str, project_id: str | None) -> WorkloadRecord:
+    """A live workload; `project_id` None means any project (an admin asking)."""
+    query = _select().where(Workload.id == workload_id, Workload.deleted.is_(False))
+    if project_id is not None:
+        query = query.where(Workload.project_id == project_id)
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound(f"Workload {workload_id} could not be found.")
+    return _record(row, tuple(_instances_of(session, [workload_id])[workload_id]))
+
+
+def list_workloads(session: Session, *, project_id: str | None, limit: int,
+                   marker: str | None = None, backup_target: str | None = None,
+                   with_instances: bool = False) -> list[WorkloadRecord]:
+    """Live workloads, newest first; `project_id` None lists every project."""
+    query = _select().where(Workload.deleted.is_(False))
+    if project_id is not None:
+        query = query.where(Workload.project_id == project_id)
+    if backup_target is not None:
+        query = query.where(Workload.backup_target == backup_target)
+    if marker is not None:
+        anchor = session.execute(select(Workload.created_at, Workload.id).where(
+            Workload.id == marker, Workload.deleted.is_(False))).first()
+        if anchor is None:
+            raise InvalidInput(f"marker: workload {marker} could not be found.", "marker")
+        query = query.where(or_(Workload.created_at < anchor.created_at,
+                                and_(Workload.created_at == anchor.created_at,
+                                     Workload.id < anchor.id)))
+    query = query.order_by(Workload.created_at.desc(), Workload.id.desc()).limit(limit)
+    rows = session.execute(query).all()
+    if not with_instances:
+        return [_record(row) for row in rows]
+    members = _instances_of(session, [row.id for row in rows])
+    return [_record(row, tuple(members[row.id])) for row in rows]
+
+
+def instance_owners(session: Session, instance_ids: list[str], exclude_workload: str | None = None
+                    ) -> dict[str, str]:
+    """instance id → name of the live workload that holds it."""
+    if not instance_ids:
+        return {}
+    query = (select(WorkloadInstance.claim, Workload.name)
+             .join(Workload, Workload.id == WorkloadInstance.workload_id)
+             .where(WorkloadInstance.claim.in_(instance_ids)))
+    if exclude_workload is not None:
+        query = query.where(WorkloadInstance.workload_id != exclude_workload)
+    return {row.claim: row.name for row in session.execute(query)}
+

@@ -1,0 +1,180 @@
+"""Shared fixtures: a real Cairn service over a real socket, on each database backend.
+
+`CAIRN_TEST_BACKENDS` (default `sqlite,postgresql,mariadb`) chooses the backends; the
+session-scoped `service` fixture is parametrised over them, so every API test runs once
+per backend. PostgreSQL and MariaDB get a fresh database per test session
+(`cairn_test_<pid>`), migrated with Alembic, dropped at the end. Between tests every
+table but the seeded ones is emptied.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from cairn.api.app import create_app
+from cairn.auth.context import Identity
+from cairn.auth.tokens import issue_token
+from cairn.config import Settings
+from cairn.db.migrate import upgrade
+from cairn.db.models import Base
+from cairn.runtime import Runtime, build_runtime
+
+ADMIN_URLS = {
+    "postgresql": os.environ.get("CAIRN_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("CAIRN_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
+}
+BACKENDS = [b.strip() for b in os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",") if b.strip()]
+KEEP_TABLES = {"workload_types", "alembic_version"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One fresh, migrated database per backend for this test session."""
+    name = f"cairn_test_{os.getpid()}"
+    urls: dict[str, str] = {}
+    created: list[tuple[str, str]] = []
+    for backend in BACKENDS:
+        if backend == "sqlite":
+            urls[backend] = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cairn.sqlite'}"
+            continue
+        admin = sa.create_engine(ADMIN_URLS[backend], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        created.append((backend, name))
+        urls[backend] = sa.make_url(ADMIN_URLS[backend]).set(database=name).render_as_string(hide_password=False)
+    for url in urls.values():
+        upgrade(url)
+    yield urls
+    for backend, db_name in created:
+        admin = sa.create_engine(ADMIN_URLS[backend], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {db_name}"))
+        admin.dispose()
+
+
+@dataclass
+class Service:
+    """A running Cairn: its base URL, its runtime, and ways to make callers."""
+
+    backend: str
+    url: str
+    runtime: Runtime
+    data_dir: Path
+
+    def token(self, project: str = "p1", user: str = "u1", roles: tuple[str, ...] = ("member",),
+              ttl: Any = None) -> str:
+        with self.runtime.database.unit_of_work() as session:
+            return issue_token(session, Identity(project, user, frozenset(roles)), ttl)
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"X-Auth-Token": token} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def add_instance(self, project: str = "p1", name: str = "vm", size: int = 1 << 20,
+                     disks: int = 1) -> str:
+        from cairn.platforms.local import register_instance
+
+        paths = []
+        for _ in range(disks):
+            path = self.data_dir / "disks" / f"{name}-{uuid.uuid4().hex[:8]}.raw"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.truncate(size)
+            paths.append(str(path))
+        with self.runtime.database.unit_of_work() as session:
+            return register_instance(session, project, name, paths).id
+
+    def reset_tables(self) -> None:
+        with self.runtime.database.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name not in KEEP_TABLES:
+                    conn.execute(table.delete())
+
+
+def start_server(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"job_lease_seconds": 6, "worker_threads": 4}
+    values.update(overrides)
+    return Settings(data_dir=data_dir, database_url=url, **values)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def service(request: pytest.FixtureRequest, database_urls: dict[str, str],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    backend = request.param
+    data_dir = tmp_path_factory.mktemp(f"data-{backend}")
+    runtime = build_runtime(make_settings(data_dir, database_urls[backend]))
+    runtime.start_background()
+    port = free_port()
+    server, thread = start_server(create_app(runtime), port)
+    yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
+    server.should_exit = True
+    thread.join(timeout=10)
+    runtime.close()
+
+
+@pytest.fixture
+def api(service: Service) -> Iterator[Service]:
+    """The service with empty tables (seeded workload types kept)."""
+    service.reset_tables()
+    yield service
+    wait_for_idle(service)
+
+
+def wait_for_idle(service: Service, timeout: float = 20) -> None:
+    """Wait until no job is queued or running, so a test's jobs cannot leak into the next."""
+    from cairn.db.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with service.runtime.database.reader() as session:
+            busy = session.scalar(sa.select(sa.func.count()).select_from(Job)
+                                  .where(Job.state.in_(("queued", "running"))))
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
+def wait_until(probe: Callable[[], Any], timeout: float = 20, interval: float = 0.05) -> Any:
+    """Poll `probe` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)
+        value = probe()
+    return value
