@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from cairn.clock import utcnow
 from cairn.db.models import Policy, PolicyAssignment, Workload
 from cairn.errors import Conflict, InvalidInput, NotFound
-from cairn.workloads.jobschedule import parse_jobschedule
+from cairn.workloads.jobschedule import POLICY_FIELDS, parse_policy_fields
 
-FIELDS = ("interval", "retention_policy_type", "retention_policy_value", "fullbackup_interval")
+FIELDS = POLICY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,15 @@ class PolicyInput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def normalise_field_values(values: dict[str, Any], *, partial: bool, base: dict[str, str] | None = None,
+def normalise_field_values(values: dict[str, Any], base: dict[str, str] | None = None,
                            prefix: str = "field_values") -> dict[str, str]:
-    """Validate policy field values with the jobschedule rules; all four when not partial."""
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise InvalidInput(f"{prefix}.{unknown[0]}: unknown field; accepted: {', '.join(FIELDS)}.",
-                           f"{prefix}.{unknown[0]}")
-    merged = {**(base or {}), **values}
-    missing = [name for name in FIELDS if name not in merged]
-    if missing and not partial:
-        raise InvalidInput(f"{prefix}.{missing[0]}: required.", f"{prefix}.{missing[0]}")
-    try:
-        parsed = parse_jobschedule(merged, service_timezone="UTC", now=datetime.now(timezone.utc))
-    except InvalidInput as exc:
-        name = (exc.field or "").rsplit(".", 1)[-1]
-        raise InvalidInput(exc.message.replace("jobschedule.", f"{prefix}."), f"{prefix}.{name}") from exc
-    return {"interval": str(parsed.interval_hours),
-            "retention_policy_type": parsed.retention_policy_type,
-            "retention_policy_value": str(parsed.retention_policy_value),
-            "fullbackup_interval": str(parsed.fullbackup_interval)}
+    """Validate policy field values (over `base` for a partial update) with the
+    jobschedule rules; returns all four in their stored string form."""
+    parsed = parse_policy_fields({**(base or {}), **values}, field_prefix=prefix)
+    return {"interval": str(parsed["interval_hours"]),
+            "retention_policy_type": parsed["retention_policy_type"],
+            "retention_policy_value": str(parsed["retention_policy_value"]),
+            "fullbackup_interval": str(parsed["fullbackup_interval"])}
 
 
 def _record(row: Policy, assignments: tuple[str, ...]) -> PolicyRecord:
@@ -94,8 +83,7 @@ def create_policy(session: Session, data: PolicyInput) -> PolicyRecord:
     if not data.name or not data.name.strip():
         raise InvalidInput("workload_policy.display_name: required, 1 to 255 characters.",
                            "workload_policy.display_name")
-    values = normalise_field_values(data.field_values or {}, partial=False,
-                                    prefix="workload_policy.field_values")
+    values = normalise_field_values(data.field_values or {}, prefix="workload_policy.field_values")
     now = utcnow()
     row = Policy(id=str(uuid.uuid4()), name=data.name, description=data.description or "",
                  field_values=values, meta=data.metadata or {}, created_at=now,
@@ -135,8 +123,7 @@ def update_policy(session: Session, policy_id: str, data: PolicyInput) -> Policy
     if data.metadata is not None:
         row.meta = data.metadata
     if data.field_values is not None:
-        row.field_values = normalise_field_values(data.field_values, partial=True,
-                                                  base=dict(row.field_values),
+        row.field_values = normalise_field_values(data.field_values, base=dict(row.field_values),
                                                   prefix="policy.field_values")
     row.updated_at = utcnow()
     return _record(row, _assignments(session, [row.id])[row.id])

@@ -1,0 +1,5 @@
+"""`python -m cairn` runs the `cairn` command."""
+
+from cairn.cli import main
+
+main()
