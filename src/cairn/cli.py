@@ -13,6 +13,7 @@ import click
 from cairn.commands import config as config_cmd
 from cairn.commands import db as db_cmd
 from cairn.commands import instance as instance_cmd
+from cairn.commands import policy as policy_cmd
 from cairn.commands import repo as repo_cmd
 from cairn.commands import serve as serve_cmd
 from cairn.commands import token as token_cmd
@@ -29,7 +30,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
 
 
 for group in (serve_cmd.serve, db_cmd.db, token_cmd.token, instance_cmd.instance,
-              repo_cmd.repo, config_cmd.config):
+              repo_cmd.repo, config_cmd.config, policy_cmd.policy):
     cli.add_command(group)
 
 

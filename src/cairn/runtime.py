@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from cairn.auth.policy import PolicyEnforcer
 from cairn.auth.tokens import LocalTokenValidator
@@ -26,6 +26,7 @@ from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.workloads import lifecycle
+from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     if settings.platform != "local":
         raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local'.", "platform")
+    _check_timezone(settings.timezone)
     database = Database(settings.database_url)
     clock = utcnow
     platform = LocalPlatform(database.reader)
@@ -77,3 +79,10 @@ def build_runtime(settings: Settings) -> Runtime:
                    validator=LocalTokenValidator(database.reader),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers)
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        parse_jobschedule({}, service_timezone=name, now=datetime.now(timezone.utc))
+    except InvalidInput:
+        raise InvalidInput(f"timezone: {name!r} is not a known timezone.", "timezone") from None

@@ -1,0 +1,23 @@
+# The two commands of the quick start, and a few conveniences.
+.PHONY: setup serve test test-fast bench-api bench-engine
+
+setup:
+	scripts/setup.sh
+
+serve: setup
+	.venv/bin/cairn serve
+
+test: setup
+	scripts/start-services.sh
+	.venv/bin/pytest -q
+
+# SQLite only: no database servers needed.
+test-fast: setup
+	CAIRN_TEST_BACKENDS=sqlite .venv/bin/pytest -q
+
+bench-api: setup
+	.venv/bin/python bench/api.py
+
+bench-engine:
+	CAIRN_SETUP_BENCH=1 scripts/setup.sh
+	.venv/bin/python bench/engine.py

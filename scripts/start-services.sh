@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Starts the database servers the test suite uses, when they are not running already.
+set -euo pipefail
+
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 1; done
+  echo "start-services: nothing listens on port $1" >&2
+  return 1
+}
+
+if ! port_open 5432; then
+  echo "start-services: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+  wait_port 5432
+fi
+if ! port_open 3306; then
+  echo "start-services: starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_port 3306
+fi
