@@ -10,6 +10,7 @@ table but the seeded ones is emptied.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -106,6 +107,8 @@ class Service:
             return register_instance(session, project, name, paths).id
 
     def reset_tables(self) -> None:
+        """Empty every table but the seeded ones, and the backup targets."""
+        shutil.rmtree(self.data_dir / "targets", ignore_errors=True)
         with self.runtime.database.engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
                 if table.name not in KEEP_TABLES:

@@ -86,8 +86,32 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "job_lease_seconds", int, 60,
            "How long a job's lease lasts without a heartbeat before the reaper fails it. "
            "Workers renew it every third of that time.", "integer"),
+    Option("DEFAULT", "gc_wait_seconds", float, 10.0,
+           "How long a garbage collection after a snapshot or delete waits for backups that "
+           "were running when it planned; past that its plan waits for the next collection.",
+           "number"),
+    Option("DEFAULT", "scheduler_interval_seconds", float, 30.0,
+           "How often the scheduler looks for due jobschedules.", "number"),
     Option("DEFAULT", "log_level", str, "INFO", "Python logging level."),
 )
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """A backup target from a `[target:NAME]` section.
+
+    `path` is where the target is mounted on this host (an NFS share's mount point, or
+    any directory); `export` is the NFS export string (`host:/export`) clients know it
+    by; `passphrase_file` encrypts the repositories Cairn creates on it.
+    """
+
+    name: str
+    path: Path
+    export: str | None = None
+    passphrase_file: Path | None = None
+
+
+TARGET_SECTION = "target:"
 
 
 @dataclass(frozen=True)
@@ -106,12 +130,20 @@ class Settings:
     max_list_limit: int = 1000
     worker_threads: int = 4
     job_lease_seconds: int = 60
+    gc_wait_seconds: float = 10.0
+    scheduler_interval_seconds: float = 30.0
     log_level: str = "INFO"
+    targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def backup_targets(self) -> tuple[TargetSettings, ...]:
+        """The configured targets, or the embedded default inside the data directory."""
+        return self.targets or (TargetSettings("default", self.data_dir / "targets" / "default"),)
 
 
 def load_settings(config_file: str | Path | None = None,
@@ -145,7 +177,22 @@ def load_settings(config_file: str | Path | None = None,
     data_dir = Path(values.pop("data_dir") or _default_data_dir()).expanduser()
     database_url = values.pop("database_url") or f"sqlite:///{data_dir / 'cairn.sqlite'}"
     extra = {s: dict(parser.items(s)) for s in parser.sections()}
-    return Settings(data_dir=data_dir, database_url=database_url, extra=extra, **values)
+    targets = tuple(_target(section, extra[section]) for section in parser.sections()
+                    if section.startswith(TARGET_SECTION))
+    return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
+                    **values)
+
+
+def _target(section: str, options: dict[str, str]) -> TargetSettings:
+    name = section[len(TARGET_SECTION):].strip()
+    if not name:
+        raise InvalidInput(f"[{section}]: a target needs a name, as in [target:nfs1].", section)
+    if not options.get("path"):
+        raise InvalidInput(f"[{section}] path: required (where the target is mounted).", f"{section}.path")
+    passphrase = options.get("passphrase_file")
+    return TargetSettings(name=name, path=Path(options["path"]).expanduser(),
+                          export=options.get("export") or None,
+                          passphrase_file=Path(passphrase).expanduser() if passphrase else None)
 
 
 def sample_config() -> str:
@@ -163,6 +210,16 @@ def sample_config() -> str:
         lines.append(f"# ({option.type_name}; environment: {option.env})")
         lines.append(f"#{option.name} = {default}")
         lines.append("")
+    lines += ["# Backup targets: one section per target. Without any, Cairn keeps backups in",
+              "# <data_dir>/targets/default. A workload is placed on the target with the most",
+              "# free space unless an admin names one in metadata.backup_media_target.",
+              "#[target:nfs1]",
+              "# Where the target is mounted on this host (required).",
+              "#path = /mnt/cairn-nfs1",
+              "# The NFS export string clients know it by (the nfs_share list filter).",
+              "#export = 192.0.2.10:/exports/cairn",
+              "# Encrypt the repositories created on this target with this passphrase.",
+              "#passphrase_file = /etc/cairn/nfs1.passphrase", ""]
     return "\n".join(lines)
 
 

@@ -27,7 +27,11 @@ from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.workloads import lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
+from cairn.workloads import restores, snapshots
 from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
+from cairn.workloads.restores import RestoreService
+from cairn.workloads.snapshots import SnapshotService
+from cairn.workloads.storage import BackupTargets
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ class Runtime:
     validator: TokenValidator
     enforcer: PolicyEnforcer
     workloads: WorkloadService
+    snapshots: SnapshotService
+    restores: RestoreService
+    targets: BackupTargets
     dispatcher: InProcessDispatcher
     reaper: Reaper
     hooks: WorkloadHooks
@@ -62,22 +69,34 @@ def build_runtime(settings: Settings) -> Runtime:
     _check_timezone(settings.timezone)
     database = Database(settings.database_url)
     clock = utcnow
-    platform = LocalPlatform(database.reader)
+    platform = LocalPlatform(database.reader, database.unit_of_work)
+    targets = BackupTargets(settings.backup_targets)
+    gc_wait = settings.gc_wait_seconds
     hooks = WorkloadHooks()
+    hooks.on_available.append(lambda record: snapshots.publish_workload(targets, record))
+    hooks.on_reset.append(snapshots.ResetCleanup(targets, gc_wait))
+    hooks.before_delete.append(snapshots.refuse_delete_with_snapshots)
+    hooks.on_delete_data.append(snapshots.DeleteWorkloadData(targets, gc_wait))
     handlers: dict[str, JobHandler] = {
-        lifecycle.JOB_CREATE: lifecycle.CreateWorkloadJob(platform, clock),
+        lifecycle.JOB_CREATE: lifecycle.CreateWorkloadJob(platform, hooks, clock),
         lifecycle.JOB_RESET: lifecycle.ResetWorkloadJob(hooks, clock),
         lifecycle.JOB_DELETE: lifecycle.DeleteWorkloadJob(hooks, clock),
+        snapshots.JOB_SNAPSHOT: snapshots.SnapshotJob(
+            platform, targets, clock, after_success=[snapshots.RetentionStep(targets, clock, gc_wait)]),
+        snapshots.JOB_SNAPSHOT_DELETE: snapshots.SnapshotDeleteJob(targets, clock, gc_wait),
+        restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
     }
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
     dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, dispatcher, clock, settings.timezone, hooks)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, hooks)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=LocalTokenValidator(database.reader),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
+                   snapshots=SnapshotService(dispatcher, clock),
+                   restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers)
 
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from cairn import __version__
 from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from cairn.api.routes import global_scheduler, policies, workload_types, workloads
+from cairn.api.routes import global_scheduler, policies, restores, snapshots, workload_types, workloads
 from cairn.runtime import Runtime
 
 _ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
@@ -26,7 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                               "(Trilio workloadmgr v1 compatible).",
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
-    for module in (workloads, workload_types, policies, global_scheduler):
+    for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
         app.include_router(module.router)
     faults.install(app, auth_uri=runtime.settings.public_endpoint or "")
     app.add_middleware(BodyLimitMiddleware, limit=runtime.settings.max_request_body_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from starlette.responses import Response
 
 from cairn.api.views import Links
 from cairn.auth.context import RequestContext
-from cairn.errors import InvalidInput, NotAuthenticated
+from cairn.errors import CairnError, InvalidInput, NotAuthenticated
 from cairn.runtime import Runtime
 
 auth_token = APIKeyHeader(name="X-Auth-Token", auto_error=False,
@@ -69,3 +70,16 @@ def parse_limit(value: int | None, maximum: int) -> int:
     if value < 1:
         raise InvalidInput("limit: must be a positive integer.", "limit")
     return min(value, maximum)
+
+
+def target_label(runtime: Runtime, ctx: RequestContext, project_id: str) -> Callable[[str], str] | None:
+    """How to show a workload's backup target, for callers allowed to see it (admins)."""
+    if not runtime.enforcer.allows("workload:view_backup_target", ctx, project_id):
+        return None
+
+    def label(name: str) -> str:
+        try:
+            return runtime.targets.get(name).label
+        except CairnError:
+            return name
+    return label

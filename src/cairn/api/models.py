@@ -99,6 +99,55 @@ class PolicyAssignRequest(Strict):
     policy: PolicyAssignBody
 
 
+class SnapshotBody(Strict):
+    name: str | None = Field(default=None, max_length=255)
+    description: str | None = Text
+    snapshot_type: Literal["full", "incremental"] | None = None
+
+
+class SnapshotCreateRequest(Strict):
+    snapshot: SnapshotBody
+
+
+class Lenient(BaseModel):
+    """Restore options: the original's clients send platform keys Cairn does not use
+    (flavors, networks, ...); they are kept with the restore and otherwise ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RestoreDiskIn(Lenient):
+    id: str = Field(min_length=1, max_length=255)
+
+
+class RestoreInstanceIn(Lenient):
+    id: str = Field(min_length=1, max_length=64)
+    include: bool = True
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    vdisks: list[RestoreDiskIn] | None = Field(default=None, max_length=64)
+
+
+class OpenstackRestoreOptions(Lenient):
+    instances: list[RestoreInstanceIn] = Field(default_factory=list, max_length=256)
+
+
+class RestoreOptions(Lenient):
+    type: Literal["openstack"] = "openstack"
+    restore_type: Literal["oneclick", "selective", "inplace"] | None = None
+    oneclickrestore: bool | None = None
+    openstack: OpenstackRestoreOptions | None = None
+
+
+class RestoreBody(Strict):
+    name: str | None = Field(default=None, max_length=255)
+    description: str | None = Text
+    options: RestoreOptions = Field(default_factory=RestoreOptions)
+
+
+class RestoreCreateRequest(Strict):
+    restore: RestoreBody
+
+
 # -- responses (documentation of the bodies `views` builds) ----------------------------
 
 
@@ -253,6 +302,100 @@ class AssignedPolicies(BaseModel):
 
 class GlobalSchedulerOut(BaseModel):
     global_job_scheduler: bool
+
+
+class SnapshotSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    workload_id: str
+    project_id: str
+    user_id: str
+    snapshot_type: str
+    status: str
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    size: int
+    restore_size: int
+    uploaded_size: int
+    progress_percent: int
+    progress_msg: str
+    error_msg: str | None
+    warning_msg: str | None
+    time_taken: int
+    host: str
+    pinned: bool
+    links: list[Link]
+
+
+class VdiskOut(BaseModel):
+    id: str
+    name: str
+    size: int
+    format: str
+    restore_size: int
+
+
+class SnapshotInstanceOut(BaseModel):
+    id: str
+    name: str
+    metadata: dict[str, str]
+    vdisks: list[VdiskOut]
+
+
+class SnapshotDetail(SnapshotSummary):
+    instances: list[SnapshotInstanceOut]
+    metadata: dict[str, str]
+
+
+class SnapshotOne(BaseModel):
+    snapshot: SnapshotSummary
+
+
+class SnapshotDetailOne(BaseModel):
+    snapshot: SnapshotDetail
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotSummary]
+
+
+class SnapshotDetailList(BaseModel):
+    snapshots: list[SnapshotDetail]
+
+
+class RestoredInstanceOut(BaseModel):
+    id: str
+    name: str
+    status: str
+
+
+class RestoreOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    snapshot_id: str
+    status: str
+    restore_type: str
+    size: int
+    uploaded_size: int
+    progress_percent: int
+    progress_msg: str
+    error_msg: str | None
+    time_taken: int
+    created_at: str
+    finished_at: str | None
+    instances: list[RestoredInstanceOut]
+    links: list[Link]
+
+
+class RestoreOne(BaseModel):
+    restore: RestoreOut
+
+
+class RestoreList(BaseModel):
+    restores: list[RestoreOut]
 
 
 class FaultBody(BaseModel):

@@ -7,6 +7,7 @@ them key by key.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from cairn.clock import isoformat
@@ -14,6 +15,8 @@ from cairn.workloads.jobschedule import JobSchedule
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
 from cairn.workloads.records import WorkloadRecord
+from cairn.workloads.restores import RestoreRecord
+from cairn.workloads.snapshot_records import SnapshotRecord
 
 
 class Links:
@@ -45,12 +48,13 @@ def workload_summary(w: WorkloadRecord, links: Links) -> dict[str, Any]:
 
 
 def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
-                    global_jobscheduler: bool, show_backup_target: bool,
+                    global_jobscheduler: bool, backup_target_label: Callable[[str], str] | None,
                     now: datetime) -> dict[str, Any]:
+    """`backup_target_label` (admins only) names the target in `metadata.backup_media_target`."""
     usage = w.storage
     metadata = dict(w.metadata)
-    if show_backup_target and w.backup_target:
-        metadata["backup_media_target"] = w.backup_target
+    if backup_target_label is not None and w.backup_target:
+        metadata["backup_media_target"] = backup_target_label(w.backup_target)
     schedule = JobSchedule.from_storage(w.jobschedule)
     return {
         "created_at": isoformat(w.created_at),
@@ -97,4 +101,62 @@ def policy(p: PolicyRecord) -> dict[str, Any]:
                                for project in p.assignments],
         "metadata": p.metadata,
         "created_at": isoformat(p.created_at),
+    }
+
+
+def snapshot_summary(s: SnapshotRecord, links: Links) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "workload_id": s.workload_id,
+        "project_id": s.project_id,
+        "user_id": s.user_id,
+        "snapshot_type": s.snapshot_type,
+        "status": s.status,
+        "created_at": isoformat(s.created_at),
+        "updated_at": isoformat(s.updated_at),
+        "finished_at": isoformat(s.finished_at),
+        "size": s.size,
+        "restore_size": s.restore_size,
+        "uploaded_size": s.uploaded_size,
+        "progress_percent": s.progress_percent,
+        "progress_msg": s.progress_msg,
+        "error_msg": s.error_msg,
+        "warning_msg": s.warning_msg,
+        "time_taken": s.time_taken,
+        "host": s.host,
+        "pinned": s.pinned,
+        "links": links(s.project_id, "snapshots", s.id),
+    }
+
+
+def snapshot_detail(s: SnapshotRecord, links: Links) -> dict[str, Any]:
+    body = snapshot_summary(s, links)
+    body["instances"] = [{"id": i.id, "name": i.name, "metadata": i.metadata,
+                          "vdisks": [{"id": d.id, "name": d.name, "size": d.size, "format": d.format,
+                                      "restore_size": d.restore_size} for d in i.vdisks]}
+                         for i in s.instances]
+    body["metadata"] = s.metadata
+    return body
+
+
+def restore(r: RestoreRecord, links: Links) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "snapshot_id": r.snapshot_id,
+        "status": r.status,
+        "restore_type": r.restore_type,
+        "size": r.size,
+        "uploaded_size": r.uploaded_size,
+        "progress_percent": r.progress_percent,
+        "progress_msg": r.progress_msg,
+        "error_msg": r.error_msg,
+        "time_taken": r.time_taken,
+        "created_at": isoformat(r.created_at),
+        "finished_at": isoformat(r.finished_at),
+        "instances": [dict(i) for i in r.instances],
+        "links": links(r.project_id, "restores", r.id),
     }

@@ -90,6 +90,12 @@ class Workload(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: when the scheduler should next look at this workload (NULL: nothing scheduled)
+    next_fire_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+    #: the last fire time that produced (or deliberately skipped) a snapshot
+    last_fired_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    #: set by reset: the next snapshot must be full
+    full_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WorkloadInstance(Base):
@@ -167,3 +173,67 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class Snapshot(Base):
+    """One snapshot of a workload. `instances` describes what was captured: each
+    instance with its disks and the manifest key of each disk in the project's
+    repository. `fire_time` is set for scheduled snapshots; its unique pairing with
+    the workload is what makes each scheduled time fire at most once."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("workload_id", "fire_time", name="uq_snapshots_fire"),
+                      Index("ix_snapshots_workload_created", "workload_id", "created_at"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"))
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    snapshot_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    size: Mapped[int] = mapped_column(BigInt, default=0)
+    restore_size: Mapped[int] = mapped_column(BigInt, default=0)
+    uploaded_size: Mapped[int] = mapped_column(BigInt, default=0)
+    progress_percent: Mapped[int] = mapped_column(Integer, default=0)
+    progress_msg: Mapped[str] = mapped_column(Text, default="")
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warning_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    time_taken: Mapped[int] = mapped_column(Integer, default=0)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    instances: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    fire_time: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    #: why the snapshot was removed (a user's delete, or the retention rule that applied)
+    deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Restore(Base):
+    __tablename__ = "restores"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    workload_id: Mapped[str] = mapped_column(String(36), index=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    restore_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInt, default=0)
+    uploaded_size: Mapped[int] = mapped_column(BigInt, default=0)
+    progress_percent: Mapped[int] = mapped_column(Integer, default=0)
+    progress_msg: Mapped[str] = mapped_column(Text, default="")
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    time_taken: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    instances: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -39,3 +39,7 @@ class Platform(Protocol):
         """Check the instance can be protected now (its disks are there and readable);
         raise a CairnError naming the problem otherwise."""
         ...
+
+    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
+        """Make a new instance from restored disks (a restore's `oneclick`/`selective`)."""
+        ...

@@ -60,8 +60,9 @@ def list_instances(session: Session, project_id: str | None = None) -> list[Inst
 class LocalPlatform:
     """Platform driver over the operator-registered inventory."""
 
-    def __init__(self, reader: SessionFactory) -> None:
+    def __init__(self, reader: SessionFactory, writer: SessionFactory) -> None:
         self._reader = reader
+        self._writer = writer
 
     def find_instances(self, project_id: str, instance_ids: list[str]) -> dict[str, InstanceInfo]:
         if not instance_ids:
@@ -77,3 +78,7 @@ class LocalPlatform:
             if not os.access(disk.path, os.R_OK):
                 raise Conflict(f"Disk {disk.path} of instance {instance.name} ({instance.id}) "
                                "cannot be read.")
+
+    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
+        with self._writer() as session:
+            return register_instance(session, project_id, name, disk_paths)

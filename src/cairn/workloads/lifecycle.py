@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from cairn.auth.context import RequestContext
 from cairn.db.database import Database
-from cairn.db.models import Workload, WorkloadInstance, WorkloadType
+from cairn.db.models import Snapshot, Workload, WorkloadInstance, WorkloadType
 from cairn.errors import Conflict, InvalidInput, NotFound
 from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
@@ -30,15 +30,18 @@ from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
-from cairn.workloads.jobschedule import JobSchedule, parse_jobschedule
+from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
 from cairn.workloads.records import WorkloadRecord, get_workload, instance_owners
+from cairn.workloads.storage import BackupTargets
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
 #: metadata keys the service maintains; a client cannot set them.
-SERVICE_KEYS = ("workload_approx_backup_size", "backup_media_target")
+SERVICE_KEYS = ("workload_approx_backup_size",)
+#: an admin may name the backup target at creation (name, export string or path)
+TARGET_KEY = "backup_media_target"
 MAX_METADATA_KEYS = 64
 
 JOB_CREATE, JOB_DELETE, JOB_RESET = "workload_create", "workload_delete", "workload_reset"
@@ -61,17 +64,19 @@ class WorkloadInput:
 class WorkloadHooks:
     """Steps other capabilities add to reset and delete (each gets the session's work)."""
 
+    on_available: list[Callable[[WorkloadRecord], None]] = field(default_factory=list)
     on_reset: list[Callable[[JobContext, str], None]] = field(default_factory=list)
     on_delete_data: list[Callable[[JobContext, str], None]] = field(default_factory=list)
     before_delete: list[Callable[[Session, WorkloadRecord], None]] = field(default_factory=list)
 
 
 class WorkloadService:
-    def __init__(self, database: Database, platform: Platform, dispatcher: Dispatcher,
-                 clock: Callable[[], datetime], service_timezone: str,
+    def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
+                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
                  hooks: WorkloadHooks | None = None) -> None:
         self.database = database
         self.platform = platform
+        self.targets = targets
         self.dispatcher = dispatcher
         self.clock = clock
         self.service_timezone = service_timezone
@@ -88,6 +93,8 @@ class WorkloadService:
                                "workload.workload_type_id")
         instances = self._check_instances(session, ctx, data.instance_ids, workload_id=None)
         metadata = _check_metadata(data.metadata or {})
+        wanted_target = metadata.pop(TARGET_KEY, None)
+        target = self.targets.resolve(wanted_target) if wanted_target else self.targets.choose()
         policy_id = self._check_policy(session, ctx.project_id, metadata.get("policy_id"), creating=True)
         schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=None, now=now)
         metadata.setdefault("hostnames", "[]")
@@ -101,7 +108,8 @@ class WorkloadService:
             workload_type_id=type_id, status=states.CREATING, error_msg=None,
             availability_zone=data.availability_zone or "nova",
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
-            created_at=now, updated_at=now, deleted=False))
+            backup_target=target.name, next_fire_at=_next_fire(schedule, now),
+            created_at=now, updated_at=now, deleted=False, full_required=False))
         session.flush()
         self._claim_instances(session, workload_id, instances)
         enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id)
@@ -120,7 +128,11 @@ class WorkloadService:
             row.description = data.description
         metadata = dict(row.meta or {})
         if data.metadata is not None:
-            metadata.update(_check_metadata(data.metadata))
+            changes = _check_metadata(data.metadata)
+            if TARGET_KEY in changes:
+                raise InvalidInput(f"metadata.{TARGET_KEY}: the backup target of a workload cannot be "
+                                   "changed after it is created.", f"workload.metadata.{TARGET_KEY}")
+            metadata.update(changes)
         policy_id = self._check_policy(session, row.project_id, metadata.get("policy_id"), creating=False)
         if policy_id:
             metadata["policy_id"] = policy_id
@@ -131,8 +143,9 @@ class WorkloadService:
                 raise InvalidInput("Cannot update scheduler related fields when global "
                                    "jobscheduler is disabled.", "workload.jobschedule")
             base = JobSchedule.from_storage(row.jobschedule)
-            row.jobschedule = self._schedule(session, data.jobschedule or {}, policy_id,
-                                             base=base, now=now).to_storage()
+            schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=base, now=now)
+            row.jobschedule = schedule.to_storage()
+            row.next_fire_at = _next_fire(schedule, now)
         if data.instance_ids is not None:
             instances = self._check_instances(session, ctx, data.instance_ids, workload_id=row.id,
                                               project_id=row.project_id)
@@ -275,6 +288,14 @@ def _check_metadata(metadata: dict[str, str]) -> dict[str, str]:
     return dict(metadata)
 
 
+def _next_fire(schedule: JobSchedule, now: datetime) -> datetime | None:
+    """The next fire time as stored (naive UTC), or None when nothing is scheduled."""
+    if not schedule.enabled:
+        return None
+    upcoming = next_fire_time(schedule, now.replace(tzinfo=timezone.utc))
+    return upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None
+
+
 def _approx_size_gb(instances: list[InstanceInfo]) -> str:
     return str(math.ceil(sum(i.size for i in instances) / 2**30))
 
@@ -291,8 +312,9 @@ def _set_status(session: Session, workload_id: str, expected: tuple[str, ...], s
 class CreateWorkloadJob:
     """Confirms the workload's instances with the platform: `creating → available | error`."""
 
-    def __init__(self, platform: Platform, clock: Callable[[], datetime]) -> None:
+    def __init__(self, platform: Platform, hooks: WorkloadHooks, clock: Callable[[], datetime]) -> None:
         self.platform = platform
+        self.hooks = hooks
         self.clock = clock
 
     def run(self, job: JobContext) -> None:
@@ -313,6 +335,9 @@ class CreateWorkloadJob:
             metadata["workload_approx_backup_size"] = _approx_size_gb(instances)
             _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE,
                         self.clock(), meta=metadata)
+            record = get_workload(session, workload_id, None)
+        for step in self.hooks.on_available:
+            step(record)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         if outcome.state != jobs.SUCCEEDED and job.workload_id:
@@ -361,7 +386,11 @@ class DeleteWorkloadJob:
         now = self.clock()
         if outcome.state == jobs.SUCCEEDED:
             _set_status(session, job.workload_id, (states.DELETING,), states.DELETED, now,
-                        deleted=True, deleted_at=now)
+                        deleted=True, deleted_at=now, next_fire_at=None)
+            session.execute(update(Snapshot).where(Snapshot.workload_id == job.workload_id,
+                                                   Snapshot.deleted.is_(False))
+                            .values(deleted=True, deleted_at=now, status=states.SNAP_DELETED,
+                                    deleted_reason="the workload was deleted from the database only"))
             # Release the instances: NULL claims never collide, so they may join a new workload.
             session.execute(update(WorkloadInstance)
                             .where(WorkloadInstance.workload_id == job.workload_id)

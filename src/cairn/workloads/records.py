@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from cairn.db.models import Workload, WorkloadInstance
+from cairn.db.models import Snapshot, Workload, WorkloadInstance
 from cairn.errors import InvalidInput, NotFound
+from cairn.workloads import states
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,15 @@ _COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload.name,
             Workload.meta, Workload.backup_target, Workload.created_at, Workload.updated_at)
 
 
-def _record(row: Any, instances: tuple[MemberInstance, ...] = ()) -> WorkloadRecord:
+def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
+            storage: StorageUsage = StorageUsage()) -> WorkloadRecord:
     return WorkloadRecord(
         id=row.id, project_id=row.project_id, user_id=row.user_id, name=row.name,
         description=row.description, workload_type_id=row.workload_type_id,
         status=row.status, error_msg=row.error_msg, availability_zone=row.availability_zone,
         jobschedule=row.jobschedule or {}, metadata=dict(row.meta or {}),
         backup_target=row.backup_target, created_at=row.created_at,
-        updated_at=row.updated_at, instances=instances)
+        updated_at=row.updated_at, instances=instances, storage=storage)
 
 
 def _select() -> Any:
@@ -94,18 +96,19 @@ def get_workload(session: Session, workload_id: str, project_id: str | None) -> 
     row = session.execute(query).first()
     if row is None:
         raise NotFound(f"Workload {workload_id} could not be found.")
-    return _record(row, tuple(_instances_of(session, [workload_id])[workload_id]))
+    return _record(row, tuple(_instances_of(session, [workload_id])[workload_id]),
+                   storage_usage(session, [workload_id])[workload_id])
 
 
 def list_workloads(session: Session, *, project_id: str | None, limit: int,
-                   marker: str | None = None, backup_target: str | None = None,
+                   marker: str | None = None, backup_targets: list[str] | None = None,
                    with_instances: bool = False) -> list[WorkloadRecord]:
     """Live workloads, newest first; `project_id` None lists every project."""
     query = _select().where(Workload.deleted.is_(False))
     if project_id is not None:
         query = query.where(Workload.project_id == project_id)
-    if backup_target is not None:
-        query = query.where(Workload.backup_target == backup_target)
+    if backup_targets is not None:
+        query = query.where(Workload.backup_target.in_(backup_targets))
     if marker is not None:
         anchor = session.execute(select(Workload.created_at, Workload.id).where(
             Workload.id == marker, Workload.deleted.is_(False))).first()
@@ -118,8 +121,10 @@ def list_workloads(session: Session, *, project_id: str | None, limit: int,
     rows = session.execute(query).all()
     if not with_instances:
         return [_record(row) for row in rows]
-    members = _instances_of(session, [row.id for row in rows])
-    return [_record(row, tuple(members[row.id])) for row in rows]
+    ids = [row.id for row in rows]
+    members = _instances_of(session, ids)
+    usage = storage_usage(session, ids)
+    return [_record(row, tuple(members[row.id]), usage[row.id]) for row in rows]
 
 
 def instance_owners(session: Session, instance_ids: list[str], exclude_workload: str | None = None
@@ -134,3 +139,19 @@ def instance_owners(session: Session, instance_ids: list[str], exclude_workload:
         query = query.where(WorkloadInstance.workload_id != exclude_workload)
     return {row.claim: row.name for row in session.execute(query)}
 
+
+def storage_usage(session: Session, workload_ids: list[str]) -> dict[str, StorageUsage]:
+    """Bytes each workload's live snapshots added to the target, by snapshot type."""
+    usage: dict[str, dict[str, tuple[int, int]]] = {wid: {} for wid in workload_ids}
+    if workload_ids:
+        rows = session.execute(
+            select(Snapshot.workload_id, Snapshot.snapshot_type, func.count(), func.coalesce(func.sum(Snapshot.size), 0))
+            .where(Snapshot.workload_id.in_(workload_ids), Snapshot.deleted.is_(False),
+                   Snapshot.status == states.SNAP_AVAILABLE)
+            .group_by(Snapshot.workload_id, Snapshot.snapshot_type))
+        for workload_id, kind, count, total in rows:
+            usage[workload_id][kind] = (int(count), int(total))
+    return {wid: StorageUsage(full_count=kinds.get("full", (0, 0))[0], full_bytes=kinds.get("full", (0, 0))[1],
+                              incremental_count=kinds.get("incremental", (0, 0))[0],
+                              incremental_bytes=kinds.get("incremental", (0, 0))[1])
+            for wid, kinds in usage.items()}

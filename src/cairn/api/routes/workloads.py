@@ -41,17 +41,18 @@ def _list(request: Request, project_id: str, token: str | None, detail: bool,
         scope = project_filter
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
+    targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
     with runtime.database.reader() as session:
         rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
-                              backup_target=nfs_share, with_instances=detail)
+                              backup_targets=targets, with_instances=detail)
         if not detail:
             return deps.json_response({"workloads": [views.workload_summary(w, links) for w in rows]})
         enabled = global_scheduler.is_enabled(session)
-    show_target = runtime.enforcer.allows("workload:view_backup_target", ctx, project_id)
+    label = deps.target_label(runtime, ctx, project_id)
     now = utcnow()
     return deps.json_response({"workloads": [
         views.workload_detail(w, links, appliance_timezone=runtime.settings.timezone,
-                              global_jobscheduler=enabled, show_backup_target=show_target, now=now)
+                              global_jobscheduler=enabled, backup_target_label=label, now=now)
         for w in rows]})
 
 
@@ -77,6 +78,8 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     runtime = deps.runtime_of(request)
     ctx = deps.authenticate(request, token, project_id)
     runtime.enforcer.authorize("workload:create", ctx)
+    if body.workload.metadata and "backup_media_target" in body.workload.metadata:
+        runtime.enforcer.authorize("workload:choose_backup_target", ctx)
     with runtime.database.unit_of_work() as session:
         record = runtime.workloads.create(session, ctx, _input(body.workload))
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
@@ -91,10 +94,10 @@ def show(request: Request, project_id: str, workload_id: str, token: str | None 
         record = get_workload(session, workload_id, None if ctx.is_admin else project_id)
         enabled = global_scheduler.is_enabled(session)
     runtime.enforcer.authorize("workload:get", ctx, record.project_id)
-    show_target = runtime.enforcer.allows("workload:view_backup_target", ctx, record.project_id)
     body = views.workload_detail(record, deps.links_for(request),
                                  appliance_timezone=runtime.settings.timezone,
-                                 global_jobscheduler=enabled, show_backup_target=show_target,
+                                 global_jobscheduler=enabled,
+                                 backup_target_label=deps.target_label(runtime, ctx, record.project_id),
                                  now=utcnow())
     return deps.json_response({"workload": body})
 

@@ -1,0 +1,604 @@
+"""Benchmark Cairn's data engine against restic and borg on a VM disk image.
+
+    .venv/bin/python bench/engine.py [--size 4G] [--workdir DIR] [--skip-borg] [--json FILE]
+
+One run, side by side for every tool: a full backup of an ext4 disk image filled with
+/usr, an incremental after 200 scattered 1 MiB random writes, and a restore of the
+latest snapshot that must be bit-identical to the modified image. Then Cairn alone on a
+16 GiB disk holding the same data, to show its memory does not grow with disk size.
+See bench/README.md for what is measured and why; docs/benchmarks.md for the figures.
+
+Every tool runs as its own child process; its peak RSS and CPU time come from the
+kernel's accounting of that child (os.wait4), not from sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from disk_image import (  # noqa: E402  (bench/ is not a package: run as a script)
+    MiB, DiskImage, allocated_bytes, build_image, copy_sparse, format_size, parse_size,
+    scatter_writes)
+
+# One passphrase for every tool, so each pays for the same encryption work.
+PASSPHRASE = "cairn-bench: not a secret"
+FULL, INCR, RESTORE = "full", "incremental", "restore"
+STEPS = (FULL, INCR, RESTORE)
+CAIRN, CAIRN_MAP, RESTIC = "cairn", "cairn+map", "restic"
+RSS_LIMIT = 256 * MiB
+# "Independent of disk size": 4x the disk may cost at most this much more memory.
+RSS_GROWTH_LIMIT = 1.25
+
+
+class ToolFailed(Exception):
+    """A tool exited non-zero; the message names its log."""
+
+
+@dataclass
+class Measure:
+    """What the kernel says about one finished child process."""
+
+    wall_s: float  # the tool's run plus the `sync` after it: until its output is durable
+    tool_s: float  # the tool's run alone
+    cpu_s: float  # user + system, child and its reaped descendants
+    rss: int  # peak resident set, bytes
+    stdout: str
+    others_cpu_s: float  # CPU that other processes used meanwhile: the machine's noise
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(argv: list[str], env: dict[str, str], log: Path,
+                 cwd: Path | None = None, capture: bool = False) -> Measure:
+    """Run `argv` as a child, wait4() it for rusage, then sync and time that too.
+
+    Syncing belongs to the step: restic and borg do not fsync a restored file, so
+    without it a restore would "finish" with gigabytes still in the page cache.
+    """
+    with open(log, "ab") as logf:
+        logf.write(f"$ {' '.join(argv)}\n".encode())
+        logf.flush()
+        busy0 = busy_cpu_s()
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if capture else logf, stderr=logf)
+        out = proc.stdout.read().decode() if capture and proc.stdout else ""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        tool_s = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+        if proc.stdout:
+            proc.stdout.close()
+        os.sync()
+        wall_s = time.perf_counter() - start
+        others = busy_cpu_s() - busy0 - (usage.ru_utime + usage.ru_stime)
+        if capture:
+            logf.write(out.encode())
+    if proc.returncode != 0:
+        raise ToolFailed(f"{argv[0]} exited {proc.returncode}; see {log}")
+    return Measure(wall_s, tool_s, usage.ru_utime + usage.ru_stime,
+                   usage.ru_maxrss * 1024, out, max(0.0, others))
+
+
+class Tool:
+    """How one backup tool initialises a repository, backs up and restores a disk."""
+
+    name: str
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.failed: str | None = None
+
+    def warm(self) -> list[str]:
+        """A no-op run that loads the tool's own program into the page cache."""
+        raise NotImplementedError
+
+    def init(self) -> list[str]:
+        raise NotImplementedError
+
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
+        """The command (and its working directory) that backs `disk` up as `name`."""
+        raise NotImplementedError
+
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
+        """The command, its working directory, and the file it will restore into."""
+        raise NotImplementedError
+
+
+class Cairn(Tool):
+    def __init__(self, repo: Path, exe: str, name: str = CAIRN, use_map: bool = False) -> None:
+        super().__init__(repo)
+        self.exe, self.name, self.use_map = exe, name, use_map
+
+    def warm(self) -> list[str]:
+        return [self.exe, "repo", "backup", "--help"]
+
+    def init(self) -> list[str]:
+        # The passphrase comes from CAIRN_REPO_PASSPHRASE in the environment.
+        return [self.exe, "repo", "init", str(self.repo), "--encrypt"]
+
+    def backup(self, disk, name, parent, ranges):
+        argv = [self.exe, "repo", "backup", str(self.repo), "--disk", str(disk), "--name", name]
+        if parent:
+            argv += ["--parent", parent]
+        if ranges and self.use_map:
+            argv += ["--changed-ranges", str(ranges)]
+        return argv, None
+
+    def restore(self, disk, name, out_dir):
+        out = out_dir / disk.name
+        return ([self.exe, "repo", "restore", str(self.repo), "--name", name,
+                 "--output", str(out), "--format", "raw"], None, out)
+
+
+class Restic(Tool):
+    """restic with its defaults: repository v2, compression auto, its local cache.
+
+    The image is backed up by path, as restic's users back up VM images (a stopped
+    guest's file, or an LVM/ZFS snapshot's): restic then records the file's metadata
+    and finds the parent snapshot by path on its own. `--stdin` is for streams with no
+    file behind them (dumps, `qemu-img convert -O raw ... -` pipes) and costs a pipe.
+    """
+
+    name = RESTIC
+
+    def warm(self) -> list[str]:
+        return ["restic", "version"]
+
+    def init(self) -> list[str]:
+        return ["restic", "-r", str(self.repo), "init"]
+
+    def backup(self, disk, name, parent, ranges):
+        return ["restic", "-r", str(self.repo), "backup", "--tag", name, str(disk)], None
+
+    def restore(self, disk, name, out_dir):
+        # restore writes the file under its absolute path below the target.
+        return (["restic", "-r", str(self.repo), "restore", "latest", "--target", str(out_dir)],
+                None, out_dir / disk.relative_to(disk.anchor))
+
+
+class Borg(Tool):
+    """borg with repokey encryption and, unless told, its default chunker and lz4."""
+
+    def __init__(self, repo: Path, name: str, chunker: str | None = None) -> None:
+        super().__init__(repo)
+        self.name, self.chunker = name, chunker
+
+    def warm(self) -> list[str]:
+        return ["borg", "--version"]
+
+    def init(self) -> list[str]:
+        return ["borg", "init", "--encryption", "repokey", str(self.repo)]
+
+    def backup(self, disk, name, parent, ranges):
+        chunker = ["--chunker-params", self.chunker] if self.chunker else []
+        # Run in the disk's directory so the archive holds "disk.raw", not the full path.
+        return ["borg", "create", *chunker, f"{self.repo}::{name}", disk.name], disk.parent
+
+    def restore(self, disk, name, out_dir):
+        # --sparse is what borg's docs advise for VM images: holes stay holes.
+        return (["borg", "extract", "--sparse", f"{self.repo}::{name}"], out_dir,
+                out_dir / disk.name)
+
+
+@dataclass
+class Result:
+    size: int  # disk size in bytes
+    tool: str
+    step: str
+    wall_s: float
+    tool_s: float
+    cpu_s: float
+    rss: int
+    others_cpu_s: float  # CPU other processes took meanwhile; high means a noisy figure
+    stored: int | None = None  # repository bytes on disk after the step (du)
+    added: int | None = None  # growth of the repository during the step
+    restore_ok: bool | None = None
+    detail: dict = field(default_factory=dict)  # Cairn's own JSON for backups
+
+
+class Cache:
+    """Put the page cache in the same state before every step.
+
+    As root, sync and drop it, so every tool reads its input from disk; then run the
+    tool once idle (`--version`) so its own program is cached, as in a long-running
+    worker: the figures then compare data paths, not how many files an interpreter
+    reads at start-up. Without root, read the step's input once instead so every tool
+    reads it from memory.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._drop()
+            self.mode = "dropped before each step, tool's program warmed"
+            self.dropping = True
+        except OSError:
+            self.mode = "not droppable here: each step's input read once beforehand (warm)"
+            self.dropping = False
+
+    @staticmethod
+    def _drop() -> None:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+    def settle(self, tool: Tool, inputs: list[Path], env: dict[str, str]) -> None:
+        if self.dropping:
+            self._drop()
+        else:
+            os.sync()
+            for top in inputs:
+                files = [top] if top.is_file() else [Path(r) / n for r, _d, ns in os.walk(top) for n in ns]
+                for f in files:
+                    with open(f, "rb") as fh:
+                        while fh.read(16 * MiB):
+                            pass
+        subprocess.run(tool.warm(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(8 * MiB)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+class Suite:
+    """One disk size: full, incremental, restore for each tool, in that order."""
+
+    def __init__(self, image: DiskImage, workdir: Path, tools: list[Tool], cache: Cache,
+                 env: dict[str, str], cairn_exe: str, writes: int, seed: int) -> None:
+        self.image, self.tools, self.cache, self.env = image, tools, cache, env
+        self.cairn_exe, self.writes, self.seed = cairn_exe, writes, seed
+        self.dir = workdir / f"run-{format_size(image.size)}"
+        self.disk = self.dir / "disk.raw"
+        self.logs = self.dir / "logs"
+        self.results: list[Result] = []
+
+    def _log(self, tool: Tool, step: str) -> Path:
+        return self.logs / f"{tool.name}-{step}.log"
+
+    def _attempt(self, tool: Tool, step: str, fn) -> None:
+        """Run one step of one tool; a failure benches that tool, not the others."""
+        if tool.failed:
+            return
+        try:
+            fn()
+        except ToolFailed as exc:
+            tool.failed = f"{step}: {exc}"
+            print(f"  !! {tool.name} {step} FAILED: {exc}", file=sys.stderr)
+
+    def run(self) -> list[Result]:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.logs.mkdir(parents=True)
+        copy_sparse(self.image.path, self.disk)
+        stored: dict[str, int] = {}
+        for tool in self.tools:
+            def init(tool=tool) -> None:
+                run_measured(tool.init(), self.env, self._log(tool, "init"))
+                stored[tool.name] = allocated_bytes(tool.repo)
+            self._attempt(tool, "init", init)
+
+        print(f"[{format_size(self.image.size)}] full backup", flush=True)
+        for tool in self.tools:
+            self._attempt(tool, FULL, lambda tool=tool: self._backup(tool, FULL, None, None, stored))
+
+        # Cairn with a changed-range map gets its own copy of the repository as it was
+        # after the full, so neither incremental finds the other's new chunks stored.
+        tools = list(self.tools)
+        cairn = next((t for t in tools if t.name == CAIRN and not t.failed), None)
+        if cairn is not None:
+            twin = Cairn(self.dir / "repo-cairn-map", self.cairn_exe, CAIRN_MAP, use_map=True)
+            subprocess.run(["cp", "-a", "--reflink=auto", str(cairn.repo), str(twin.repo)],
+                           check=True)
+            stored[twin.name] = allocated_bytes(twin.repo)
+            tools.insert(tools.index(cairn) + 1, twin)
+
+        ranges = scatter_writes(self.disk, self.writes, MiB, self.seed)
+        ranges_file = self.dir / "changed-ranges.json"
+        ranges_file.write_text(json.dumps(ranges))
+        expected = sha256_file(self.disk)
+
+        print(f"[{format_size(self.image.size)}] incremental", flush=True)
+        for tool in tools:
+            self._attempt(tool, INCR, lambda tool=tool: self._backup(tool, INCR, FULL, ranges_file, stored))
+
+        print(f"[{format_size(self.image.size)}] restore", flush=True)
+        for tool in tools:
+            self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
+        return self.results
+
+    def _backup(self, tool: Tool, step: str, parent: str | None, ranges: Path | None,
+                stored: dict[str, int]) -> None:
+        argv, cwd = tool.backup(self.disk, step, parent, ranges)
+        self.cache.settle(tool, [self.disk], self.env)
+        m = run_measured(argv, self.env, self._log(tool, step), cwd, capture=isinstance(tool, Cairn))
+        after = allocated_bytes(tool.repo)
+        detail = {}
+        if isinstance(tool, Cairn):
+            detail = json.loads(m.stdout)
+        self.results.append(Result(self.image.size, tool.name, step, m.wall_s, m.tool_s, m.cpu_s,
+                                   m.rss, m.others_cpu_s, after, after - stored[tool.name],
+                                   detail=detail))
+        stored[tool.name] = after
+        print(f"  {tool.name:<13} {m.wall_s:8.1f} s  {m.rss / MiB:7.0f} MiB", flush=True)
+
+    def _restore(self, tool: Tool, expected: str) -> None:
+        out_dir = self.dir / f"restore-{tool.name}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir()
+        argv, cwd, out = tool.restore(self.disk, INCR, out_dir)
+        self.cache.settle(tool, [tool.repo], self.env)
+        m = run_measured(argv, self.env, self._log(tool, RESTORE), cwd)
+        ok = out.exists() and sha256_file(out) == expected
+        if not ok:
+            print(f"  !! {tool.name} RESTORE IS NOT BIT-IDENTICAL to the modified image "
+                  f"({out})", file=sys.stderr)
+        self.results.append(Result(self.image.size, tool.name, RESTORE, m.wall_s, m.tool_s,
+                                   m.cpu_s, m.rss, m.others_cpu_s, restore_ok=ok,
+                                   detail={"output_allocated": allocated_bytes(out) if out.exists() else 0}))
+        print(f"  {tool.name:<13} {m.wall_s:8.1f} s  {m.rss / MiB:7.0f} MiB  "
+              f"{'identical' if ok else 'MISMATCH'}", flush=True)
+        if ok:  # keep a bad restore for inspection; a good one is 4 GiB of nothing new
+            shutil.rmtree(out_dir)
+
+
+# ---------------------------------------------------------------- reporting
+
+def best_of(runs: list[Result]) -> list[Result]:
+    """The fastest measurement of each (disk, tool, step), in first-run order.
+
+    Other processes only ever slow a run down, so the minimum is the least disturbed.
+    """
+    best: dict[tuple[int, str, str], Result] = {}
+    for r in runs:
+        key = (r.size, r.tool, r.step)
+        if key not in best or r.wall_s < best[key].wall_s:
+            best[key] = r
+    return list(best.values())
+
+
+def _find(results: list[Result], tool: str, step: str, size: int) -> Result | None:
+    return next((r for r in results if (r.tool, r.step, r.size) == (tool, step, size)), None)
+
+
+@dataclass
+class Target:
+    what: str
+    limit: str
+    value: float | None  # None: could not be measured (a tool skipped or failed)
+    ok: bool | None
+
+
+def evaluate(results: list[Result], runs: list[Result], size: int,
+             rss_size: int | None) -> list[Target]:
+    """The targets for a 2-core machine, each with the ratio it was judged on.
+
+    Times and bytes come from `results` (the best of each step); peak RSS is the
+    highest over every run in `runs`, since memory is a ceiling, not a speed.
+    """
+    def ratio(tool: str, step: str, attr: str, peer: str = RESTIC) -> float | None:
+        a, b = _find(results, tool, step, size), _find(results, peer, step, size)
+        if a is None or b is None or not getattr(b, attr):
+            return None
+        return getattr(a, attr) / getattr(b, attr)
+
+    def target(what: str, value: float | None, limit: float, unit: str = "×") -> Target:
+        shown = f"≤ {limit:g}{unit}" if unit == "×" else f"≤ {limit / MiB:g} MiB"
+        return Target(what, shown, value, None if value is None else value <= limit)
+
+    out = [
+        target("full backup time vs restic", ratio(CAIRN, FULL, "wall_s"), 0.5),
+        target("incremental time vs restic, no map", ratio(CAIRN, INCR, "wall_s"), 0.5),
+        target("incremental time vs restic, with map", ratio(CAIRN_MAP, INCR, "wall_s"), 0.2),
+        target("restore time vs restic", ratio(CAIRN, RESTORE, "wall_s"), 0.5),
+        target("bytes stored after full vs restic", ratio(CAIRN, FULL, "stored"), 1.15),
+        target("bytes added by incremental vs restic", ratio(CAIRN, INCR, "added"), 1.3),
+    ]
+    cairn_rss = {s: max((r.rss for r in runs if r.size == s and r.tool.startswith(CAIRN)),
+                        default=None) for s in {size, rss_size} if s}
+    small = cairn_rss.get(size)
+    out.append(Target(f"Cairn peak RSS, {format_size(size)} disk", f"≤ {RSS_LIMIT // MiB} MiB",
+                      small, None if small is None else small <= RSS_LIMIT))
+    if rss_size and cairn_rss.get(rss_size) is not None and small:
+        big = cairn_rss[rss_size]
+        out.append(Target(f"Cairn peak RSS, {format_size(rss_size)} disk", f"≤ {RSS_LIMIT // MiB} MiB",
+                          big, big <= RSS_LIMIT))
+        out.append(Target(f"RSS {format_size(rss_size)} ÷ RSS {format_size(size)} (size-independent)",
+                          f"≤ {RSS_GROWTH_LIMIT:g}×", big / small, big / small <= RSS_GROWTH_LIMIT))
+    return out
+
+
+def _mib(n: int | None) -> str:
+    return "" if n is None else f"{n / MiB:,.1f}"
+
+
+def _x(a: float | None, b: float | None) -> str:
+    return "" if a is None or not b else f"{a / b:.2f}"
+
+
+def table(results: list[Result]) -> str:
+    """One aligned table; on a peer's row, Cairn's figure divided by the peer's.
+
+    On an incremental row the time ratio is given for Cairn without and with the map.
+    """
+    head = ["disk", "step", "tool", "wall s", "cpu s", "others' cpu s", "peak RSS MiB", "stored MiB",
+            "added MiB", "cairn÷ time", "cairn÷ stored", "cairn÷ added", "cairn÷ RSS", "restore"]
+    rows = [head]
+    for r in results:
+        c = _find(results, CAIRN, r.step, r.size)
+        ratios = ["", "", "", ""]
+        if c is not None and not r.tool.startswith(CAIRN):
+            time_x = _x(c.wall_s, r.wall_s)
+            cm = _find(results, CAIRN_MAP, r.step, r.size)
+            if r.step == INCR and cm is not None:
+                time_x += f" / {_x(cm.wall_s, r.wall_s)} map"
+            ratios = [time_x, _x(c.stored, r.stored) if r.step == FULL else "",
+                      _x(c.added, r.added) if r.step == INCR else "", _x(c.rss, r.rss)]
+        restore = "" if r.restore_ok is None else ("identical" if r.restore_ok else "MISMATCH")
+        rows.append([format_size(r.size), r.step, r.tool, f"{r.wall_s:.1f}", f"{r.cpu_s:.1f}",
+                     f"{r.others_cpu_s:.1f}",
+                     _mib(r.rss), _mib(r.stored), _mib(r.added), *ratios, restore])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def targets_text(targets: list[Target]) -> str:
+    lines = []
+    for t in targets:
+        if t.value is None:
+            shown, verdict = "n/a", "SKIP"
+        else:
+            shown = f"{t.value / MiB:.0f} MiB" if "MiB" in t.limit else f"{t.value:.2f}×"
+            verdict = "PASS" if t.ok else "FAIL"
+        lines.append(f"  {verdict}  {t.what:<48} {shown:>9}  (target {t.limit})")
+    return "\n".join(lines)
+
+
+def environment(cache: Cache, cairn_exe: str) -> dict:
+    def version(argv: list[str]) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "absent"
+    root = Path(__file__).resolve().parent.parent
+    rev = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    mem = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
+               if line.startswith("MemTotal:"))
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(), "memory": mem, "kernel": platform.release(),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                           if line.startswith("model name")), platform.machine()),
+        "python": platform.python_version(),
+        "cairn": f"{importlib.metadata.version('cairn')} ({rev})",
+        "restic": version(["restic", "version"]), "borg": version(["borg", "--version"]),
+        "page_cache": cache.mode,
+        "cairn_exe": cairn_exe,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="4G", help="disk size (default 4G)")
+    ap.add_argument("--rss-check", default="16G", metavar="SIZE",
+                    help="also run Cairn alone on a disk of SIZE holding the same data, "
+                         "to show peak RSS does not grow with disk size ('off' to skip)")
+    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/cairn-bench"),
+                    help="images (cached), repositories and logs (default %(default)s)")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    ap.add_argument("--skip-cairn", action="store_true")
+    ap.add_argument("--skip-restic", action="store_true")
+    ap.add_argument("--skip-borg", action="store_true", help="skip both borg variants")
+    ap.add_argument("--writes", type=int, default=200, help="1 MiB random writes between backups")
+    ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run everything N times and keep each tool's fastest run of each "
+                         "step (for a shared, noisy machine)")
+    ap.add_argument("--cairn", default=str(Path(sys.executable).with_name("cairn")),
+                    help="the cairn executable (default: beside this Python)")
+    args = ap.parse_args(argv)
+
+    size = parse_size(args.size)
+    rss_size = None if args.rss_check.lower() in ("off", "no", "0") else parse_size(args.rss_check)
+    if rss_size == size or args.skip_cairn:
+        rss_size = None
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cache = Cache()
+    env = dict(os.environ, RESTIC_PASSWORD=PASSPHRASE, BORG_PASSPHRASE=PASSPHRASE,
+               CAIRN_REPO_PASSPHRASE=PASSPHRASE,
+               # Tool caches live in the work dir: not counted as stored, cleared per run.
+               RESTIC_CACHE_DIR=str(workdir / "cache" / "restic"),
+               BORG_BASE_DIR=str(workdir / "cache" / "borg"))
+    shutil.rmtree(workdir / "cache", ignore_errors=True)
+    info = environment(cache, args.cairn)
+    print(f"{info['date']}  {info['cpus']} CPUs ({info['cpu_model']}), "
+          f"{info['memory'] / (1 << 30):.0f} GiB RAM; page cache {cache.mode}", flush=True)
+
+    def tools_in(run_dir: Path, only_cairn: bool) -> list[Tool]:
+        tools: list[Tool] = []
+        if not args.skip_cairn:
+            tools.append(Cairn(run_dir / "repo-cairn", args.cairn))
+        if only_cairn:
+            return tools
+        if not args.skip_restic:
+            tools.append(Restic(run_dir / "repo-restic"))
+        if not args.skip_borg:
+            tools.append(Borg(run_dir / "repo-borg", "borg"))
+            tools.append(Borg(run_dir / "repo-borg-fixed4M", "borg-fixed4M", "fixed,4194304"))
+        return tools
+
+    runs: list[Result] = []  # every measurement, all repetitions
+    failed: list[str] = []
+    images: dict[int, DiskImage] = {}
+    for disk_size, only_cairn in ((size, False), (rss_size, True)):
+        if disk_size is None:
+            continue
+        image = images[disk_size] = build_image(workdir, disk_size)
+        print(f"disk {format_size(disk_size)}: ext4 with {image.files:,} files, "
+              f"{image.data_bytes / MiB:,.0f} MiB of /usr, {image.allocated / MiB:,.0f} MiB allocated",
+              flush=True)
+        for rep in range(args.repeat):
+            if args.repeat > 1:
+                print(f"repetition {rep + 1} of {args.repeat}", flush=True)
+            suite = Suite(image, workdir, tools_in(workdir / f"run-{format_size(disk_size)}", only_cairn),
+                          cache, env, args.cairn, args.writes, args.seed)
+            runs += suite.run()
+            failed += [f"{t.name} @{format_size(disk_size)}: {t.failed}" for t in suite.tools if t.failed]
+    results = best_of(runs)
+
+    targets = evaluate(results, runs, size, rss_size)
+    print()
+    print(f"Results {info['date']}, page cache {cache.mode}; wall = tool + sync")
+    print(table(results))
+    print("\nTargets (2-core machine):")
+    print(targets_text(targets))
+    mismatches = [f"{r.tool} @{format_size(r.size)}" for r in runs if r.restore_ok is False]
+    if args.json:
+        args.json.write_text(json.dumps({
+            "environment": info, "argv": sys.argv,
+            "disks": {format_size(s): asdict(i) | {"path": str(i.path)} for s, i in images.items()},
+            "results": [asdict(r) for r in results], "repeat": args.repeat,
+            "all_runs": [asdict(r) for r in runs],
+            "targets": [asdict(t) for t in targets],
+            "failures": failed, "restore_mismatches": mismatches,
+        }, indent=2))
+    for f in failed:
+        print(f"FAILED: {f}", file=sys.stderr)
+    if mismatches:
+        print("\n" + "!" * 72 + f"\nRESTORE MISMATCH: {', '.join(mismatches)} did not restore the "
+              "modified image bit for bit.\n" + "!" * 72, file=sys.stderr)
+    return 1 if failed or mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

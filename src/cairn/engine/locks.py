@@ -1,0 +1,189 @@
+"""Lock files and the GC plan under `locks/`: how concurrent processes stay out of harm.
+
+Every operation that reads chunk locations or may reference stored chunks holds a lock
+file `locks/<kind>-<id>.lock` (kind `backup` or `restore`), refreshed by a heartbeat
+thread; GC and verify also take `locks/exclusive.lock`, created only if absent. GC
+publishes its plan as `locks/gc-plan.json` (the packs it will delete) and deletes
+nothing until every lock that existed when the plan was published is released or stale.
+A lock is stale when its heartbeat is older than `stale_seconds`, or at once when it
+names a process on this host that no longer exists. The full argument is in
+docs/format.md ("Concurrency").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from cairn.engine.errors import CorruptObject, RepositoryBusy
+from cairn.targets.base import Target
+from cairn.targets.errors import ObjectNotFound
+
+LOCK_PREFIX = "locks"
+EXCLUSIVE_KEY = "locks/exclusive.lock"
+PLAN_KEY = "locks/gc-plan.json"
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class LockTiming:
+    """Heartbeat period and staleness limit; docs/engine.md derives the defaults."""
+
+    heartbeat_seconds: float = 15.0
+    stale_seconds: float = 120.0
+    # How long one `gc()` waits for older operations before leaving its plan pending.
+    gc_wait_seconds: float = 150.0
+
+
+@dataclass
+class LockRecord:
+    kind: str
+    id: str
+    host: str
+    pid: int
+    created: float
+    heartbeat: float
+
+    def is_stale(self, timing: LockTiming, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        if now - self.heartbeat > timing.stale_seconds:
+            return True
+        if self.host == HOST and self.pid != os.getpid():
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+
+def _encode(rec: LockRecord) -> bytes:
+    return json.dumps(asdict(rec), sort_keys=True).encode()
+
+
+def read_lock(target: Target, key: str) -> LockRecord | None:
+    """Return the lock at `key`; None if it vanished; a damaged lock reads as long stale."""
+    try:
+        data = target.get(key)
+    except ObjectNotFound:
+        return None
+    try:
+        obj = json.loads(data)
+        return LockRecord(str(obj["kind"]), str(obj["id"]), str(obj["host"]), int(obj["pid"]),
+                          float(obj["created"]), float(obj["heartbeat"]))
+    except (ValueError, KeyError, TypeError):
+        return LockRecord("damaged", key, "", 0, 0.0, 0.0)
+
+
+def list_locks(target: Target) -> dict[str, LockRecord]:
+    found = {}
+    for key in target.list(LOCK_PREFIX):
+        if key.endswith(".lock"):
+            rec = read_lock(target, key)
+            if rec is not None:
+                found[key] = rec
+    return found
+
+
+class Lock:
+    """A held lock file with its heartbeat thread; use as a context manager."""
+
+    def __init__(self, target: Target, kind: str, timing: LockTiming, exclusive: bool = False) -> None:
+        self.target = target
+        self.timing = timing
+        now = time.time()
+        self.record = LockRecord(kind, os.urandom(8).hex(), HOST, os.getpid(), now, now)
+        self.key = EXCLUSIVE_KEY if exclusive else f"{LOCK_PREFIX}/{kind}-{self.record.id}.lock"
+        self.exclusive = exclusive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def acquire(self) -> "Lock":
+        if self.exclusive:
+            self._acquire_exclusive()
+        else:
+            self.target.put(self.key, _encode(self.record))
+        self._thread = threading.Thread(target=self._beat, name=f"cairn-lock-{self.record.kind}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _acquire_exclusive(self) -> None:
+        for _attempt in range(3):
+            if self.target.create_exclusive(self.key, _encode(self.record)):
+                return
+            holder = read_lock(self.target, self.key)
+            if holder is None:
+                continue
+            if not holder.is_stale(self.timing):
+                raise RepositoryBusy(f"repository is busy: a {holder.kind} (pid {holder.pid} on {holder.host}) "
+                                     f"holds the exclusive lock")
+            # Re-read right before deleting so a lock that was just replaced is not removed.
+            again = read_lock(self.target, self.key)
+            if again is not None and again.id == holder.id:
+                self.target.delete(self.key)
+        raise RepositoryBusy("repository is busy: could not take the exclusive lock")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.timing.heartbeat_seconds):
+            self.record.heartbeat = time.time()
+            try:
+                self.target.put(self.key, _encode(self.record))
+            except Exception as exc:  # noqa: BLE001 - reported by check(), never lost
+                self.error = exc
+
+    def check(self) -> None:
+        """Raise if the heartbeat could not be written (the lock may be judged stale)."""
+        if self.error is not None:
+            raise self.error
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.target.delete(self.key)
+        except Exception:  # noqa: BLE001 - a lock left behind only goes stale
+            pass
+
+    def __enter__(self) -> "Lock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class GcPlan:
+    """What a GC run will delete, published before it deletes anything."""
+
+    id: str
+    created: float
+    doomed_packs: list[str] = field(default_factory=list)
+    waits_for: list[str] = field(default_factory=list)
+
+    def doomed_ids(self) -> frozenset[bytes]:
+        return frozenset(bytes.fromhex(p) for p in self.doomed_packs)
+
+
+def write_plan(target: Target, plan: GcPlan) -> None:
+    target.put(PLAN_KEY, json.dumps(asdict(plan), sort_keys=True).encode())
+
+
+def read_plan(target: Target) -> GcPlan | None:
+    """The published plan, or None. A damaged plan is an error: backups must not guess."""
+    try:
+        data = target.get(PLAN_KEY)
+    except ObjectNotFound:
+        return None
+    try:
+        obj = json.loads(data)
+        return GcPlan(str(obj["id"]), float(obj["created"]), [str(p) for p in obj["doomed_packs"]],
+                      [str(w) for w in obj["waits_for"]])
+    except (ValueError, KeyError, TypeError):
+        raise CorruptObject(f"{PLAN_KEY}: damaged GC plan; run `cairn repo gc` to replace it", file=PLAN_KEY) from None

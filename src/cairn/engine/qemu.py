@@ -1,0 +1,144 @@
+"""The one place that talks to QEMU's tools: `qemu-img` and `qemu-nbd` + libnbd.
+
+libnbd's Python binding ships as a Debian package (python3-libnbd), outside the venv;
+`import_nbd` adds the system dist-packages directory to `sys.path` lazily, only when a
+qcow2 image must be read or written through NBD. Every tool failure leaves as
+`ToolFailed`, every unusable image as `SourceError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from types import ModuleType
+from typing import Any
+
+from cairn.engine.errors import SourceError, ToolFailed
+
+_SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+
+
+def import_nbd() -> ModuleType:
+    try:
+        import nbd  # type: ignore[import-not-found]
+    except ImportError:
+        if _SYSTEM_DIST_PACKAGES not in sys.path:
+            sys.path.append(_SYSTEM_DIST_PACKAGES)
+        try:
+            import nbd  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ToolFailed(f"libnbd's Python binding is not installed (python3-libnbd): {exc}") from exc
+    return nbd
+
+
+def run_tool(args: list[str], what: str) -> str:
+    if shutil.which(args[0]) is None:
+        raise ToolFailed(f"{args[0]} is not installed (Debian package qemu-utils)")
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolFailed(f"{what}: {exc}") from exc
+    if proc.returncode != 0:
+        raise ToolFailed(f"{what}: {args[0]} exited with {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def image_info(path: str) -> dict[str, Any]:
+    out = run_tool(["qemu-img", "info", "--output=json", path], f"probing {path}")
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        raise ToolFailed(f"qemu-img info printed invalid JSON for {path}") from exc
+
+
+def image_map(path: str, fmt: str) -> list[dict[str, Any]]:
+    out = run_tool(["qemu-img", "map", "--output=json", "-f", fmt, path], f"mapping {path}")
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        raise ToolFailed(f"qemu-img map printed invalid JSON for {path}") from exc
+
+
+def create_qcow2(path: str, size: int) -> None:
+    run_tool(["qemu-img", "create", "-q", "-f", "qcow2", path, str(size)], f"creating {path}")
+
+
+class NbdExport:
+    """A private `qemu-nbd` serving one image on a Unix socket, and a libnbd handle to it."""
+
+    def __init__(self, path: str, fmt: str, *, readonly: bool) -> None:
+        self.path = path
+        nbd = import_nbd()
+        if shutil.which("qemu-nbd") is None:
+            raise ToolFailed("qemu-nbd is not installed (Debian package qemu-utils)")
+        self._dir = tempfile.mkdtemp(prefix="cairn-nbd-")
+        self.socket = os.path.join(self._dir, "sock")
+        args = ["qemu-nbd", "--format", fmt, "--socket", self.socket, "--persistent", "--shared", "4",
+                "--cache", "writeback" if not readonly else "none", "--aio", "threads"]
+        if readonly:
+            args.append("--read-only")
+        args.append(os.path.abspath(path))
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.handle: Any = None
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.socket):
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                self._cleanup()
+                raise ToolFailed(f"qemu-nbd could not serve {path}: {err.strip()}")
+            if time.monotonic() > deadline:
+                self.close()
+                raise ToolFailed(f"qemu-nbd did not start serving {path} within 20 s")
+            time.sleep(0.01)
+        try:
+            self.handle = nbd.NBD()
+            self.handle.connect_unix(self.socket)
+        except nbd.Error as exc:
+            self.close()
+            raise ToolFailed(f"cannot connect to qemu-nbd for {path}: {exc}") from exc
+        self.nbd_error = nbd.Error
+
+    def pread_into(self, buf: memoryview, offset: int) -> None:
+        try:
+            data = self.handle.pread(len(buf), offset)
+        except self.nbd_error as exc:
+            raise SourceError(f"NBD read of {self.path} at {offset} failed: {exc}") from exc
+        buf[:] = data
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        try:
+            self.handle.pwrite(data, offset)
+        except self.nbd_error as exc:
+            raise ToolFailed(f"NBD write to {self.path} at {offset} failed: {exc}") from exc
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except self.nbd_error as exc:
+            raise ToolFailed(f"NBD flush of {self.path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.shutdown()
+            except Exception:  # noqa: BLE001 - the server is stopped below regardless
+                pass
+            self.handle = None
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._proc.stderr:
+            self._proc.stderr.close()
+        shutil.rmtree(self._dir, ignore_errors=True)

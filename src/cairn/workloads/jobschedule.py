@@ -1,0 +1,530 @@
+"""A workload's job schedule: what a request may say, what is stored, shown and fired.
+
+This module owns the `jobschedule` object of the workloads API (API.md, "jobschedule"):
+reading it from a request (validation, normalisation, defaults, the merge of a modify
+into the stored schedule), the policy fields that replace part of it, its storage form,
+its wire view, and the fire times. It is pure: no clock, no database, no HTTP. The
+caller passes the current time (`now`, an aware datetime) wherever "today" or "next"
+matters, and turns `cairn.errors.InvalidInput` into a 400.
+
+Input (every field optional; a modify keeps the stored value of a field it omits):
+
+    enabled                 true/false, "True"/"False", "true"/"false", 1/0     true
+    start_date              "MM/DD/YYYY" or "now"                                today
+    start_time              "HH:MM AM/PM" (one-digit hour too) or 24-hour "HH:MM" 9:00 PM
+    end_date                "MM/DD/YYYY" or "No End"                             No End
+    interval                hours 1..8760: 5, "5", "5hr", "5 hr", "5 hrs"        24
+    timezone                IANA name, "UTC", or "UTC+2" / "UTC-05:30" (±14:00)  service's
+    retention_policy_type   "Number of Snapshots to Keep" or
+                            "Number of days to retain Snapshots"                 the first
+    retention_policy_value  integer 1..100000, number or string                  30
+    fullbackup_interval     integer -1..100000, number or string                 -1
+
+"Today" is the date of `now` in the schedule's timezone; years run 1970 to 2999.
+Stricter than the original: an impossible date, an end_date before start_date, an
+unknown timezone, an interval of 0, an unknown key, a wrong type (a list, a bool for a
+number, a float) or a string longer than 64 characters is refused, naming the field. Keywords ("now", "No End", unit
+"hr", timezone names, retention types) match regardless of case and are stored in their
+canonical spelling; surrounding blanks are ignored. The keys the service adds to the
+view (`appliance_timezone`, `global_jobscheduler`, `nextrun`) are ignored on input, so
+that a client may send back what it was shown.
+
+View (`JobSchedule.wire`), in the seed's forms: dates "10/27/2020" or "No End", time
+"3:00 PM", interval "5" (hours, a string), retention_policy_value and
+fullbackup_interval as strings, enabled a bool, timezone canonical ("Europe/Berlin",
+"UTC+2", "UTC-5:30"), plus appliance_timezone, global_jobscheduler and, while enabled,
+the global scheduler on and a fire time ahead, nextrun: whole seconds, rounded up.
+
+Fire times: the first at start_date start_time in the schedule's timezone, then every
+`interval` hours, none at or after the midnight that ends end_date there. When the
+interval divides 24 or is a whole number of days, every fire time is a wall-clock time
+(a daily 21:00 stays 21:00 across daylight saving); a wall time that does not exist that
+day fires at the first instant after the gap, one that happens twice fires once, at
+its first occurrence; two wall times that land on one instant fire once. Other
+intervals count elapsed hours from the first fire time. A disabled schedule has no
+fire times. After downtime, `due_fire_time` gives only the latest missed time, so a
+burst of missed times becomes one snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from cairn.errors import InvalidInput
+
+RETENTION_POLICY_TYPES = ("Number of Snapshots to Keep", "Number of days to retain Snapshots")
+POLICY_FIELDS = ("interval", "retention_policy_type", "retention_policy_value",
+                 "fullbackup_interval")
+READ_ONLY_FIELDS = ("appliance_timezone", "global_jobscheduler", "nextrun")
+
+MAX_INTERVAL_HOURS = 8760
+MAX_RETENTION_VALUE = 100_000
+MAX_FULLBACKUP_INTERVAL = 100_000
+_MAX_TEXT = 64
+_YEARS = (1970, 2999)
+_MAX_OFFSET_MINUTES = 14 * 60
+# Schedules without an end stop here, so that date arithmetic never overflows.
+_HORIZON = datetime(9000, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class JobSchedule:
+    """A validated schedule; `timezone` is a canonical name that `zone()` can load."""
+
+    enabled: bool
+    start_date: date
+    start_time: time
+    end_date: date | None
+    interval_hours: int
+    timezone: str
+    retention_policy_type: str
+    retention_policy_value: int
+    fullbackup_interval: int
+
+    def to_storage(self) -> dict[str, Any]:
+        """A JSON-serialisable dict, the same for equal schedules; `from_storage` reads it."""
+        return {
+            "enabled": self.enabled,
+            "start_date": self.start_date.isoformat(),
+            "start_time": self.start_time.strftime("%H:%M"),
+            "end_date": None if self.end_date is None else self.end_date.isoformat(),
+            "interval_hours": self.interval_hours,
+            "timezone": self.timezone,
+            "retention_policy_type": self.retention_policy_type,
+            "retention_policy_value": self.retention_policy_value,
+            "fullbackup_interval": self.fullbackup_interval,
+        }
+
+    @classmethod
+    def from_storage(cls, stored: Mapping[str, Any]) -> JobSchedule:
+        """The schedule `to_storage` wrote."""
+        end = stored["end_date"]
+        return cls(
+            enabled=bool(stored["enabled"]),
+            start_date=date.fromisoformat(stored["start_date"]),
+            start_time=time.fromisoformat(stored["start_time"]),
+            end_date=None if end is None else date.fromisoformat(end),
+            interval_hours=int(stored["interval_hours"]),
+            timezone=str(stored["timezone"]),
+            retention_policy_type=str(stored["retention_policy_type"]),
+            retention_policy_value=int(stored["retention_policy_value"]),
+            fullbackup_interval=int(stored["fullbackup_interval"]),
+        )
+
+    def wire(self, *, appliance_timezone: str, global_jobscheduler: bool,
+             now: datetime) -> dict[str, Any]:
+        """The API's view, in the seed's forms; `nextrun` is whole seconds, rounded up."""
+        view: dict[str, Any] = {
+            "enabled": self.enabled,
+            "start_date": _us_date(self.start_date),
+            "start_time": _twelve_hour(self.start_time),
+            "end_date": "No End" if self.end_date is None else _us_date(self.end_date),
+            "interval": str(self.interval_hours),
+            "timezone": self.timezone,
+            "retention_policy_type": self.retention_policy_type,
+            "retention_policy_value": str(self.retention_policy_value),
+            "fullbackup_interval": str(self.fullbackup_interval),
+            "appliance_timezone": appliance_timezone,
+            "global_jobscheduler": global_jobscheduler,
+        }
+        if global_jobscheduler:
+            upcoming = next_fire_time(self, now)
+            if upcoming is not None:
+                # ceil: a client that sleeps `nextrun` seconds wakes after the snapshot began
+                view["nextrun"] = -(-(upcoming - _aware_utc(now, "now")) // timedelta(seconds=1))
+        return view
+
+
+def parse_jobschedule(raw: Mapping[str, object] | None, *, service_timezone: str,
+                      now: datetime, base: JobSchedule | None = None) -> JobSchedule:
+    """The schedule a create (`base` None) or a modify of `base` asks for; None means {}.
+
+    `now` (aware) gives "today" in the resulting schedule's timezone for start_date's
+    default and "now". Raises InvalidInput naming the field.
+    """
+    if raw is None:
+        raw = {}
+    _check_keys("jobschedule", raw, _FIELDS, ignored=READ_ONLY_FIELDS)
+    given = {key: value for key, value in raw.items() if key in _FIELDS}
+
+    if "timezone" in given:
+        zone_name = _parsed("jobschedule", "timezone", given["timezone"], _parse_timezone)
+    elif base is not None:
+        zone_name = base.timezone
+    else:
+        zone_name = _parsed("jobschedule", "timezone", service_timezone, _parse_timezone)
+    today = _aware_utc(now, "now").astimezone(zone(zone_name)).date()
+
+    values: dict[str, Any] = _defaults(today) if base is None else asdict(base)
+    parsers = {**_PARSERS, "start_date": lambda value: _parse_start_date(value, today)}
+    for key, value in given.items():
+        values[_attribute(key)] = _parsed("jobschedule", key, value, parsers[key])
+    values["timezone"] = zone_name
+
+    end, start = values["end_date"], values["start_date"]
+    if end is not None and end < start:
+        # blame what this request changed; a modify may move only one of the two
+        culprit = "end_date" if "end_date" in given else "start_date"
+        raise InvalidInput(
+            f"jobschedule.{culprit}: end_date {_us_date(end)} is before start_date "
+            f"{_us_date(start)}; end_date must be on or after start_date",
+            field=f"jobschedule.{culprit}")
+    return JobSchedule(**values)
+
+
+def parse_policy_fields(raw: Mapping[str, object], *,
+                        field_prefix: str = "workload_policy.field_values") -> dict[str, Any]:
+    """A policy's four field values, validated, keyed by `JobSchedule` attribute.
+
+    All four are required. Apply them with `dataclasses.replace(schedule, **fields)`:
+    a workload's `metadata.policy_id` makes them replace whatever the body gave.
+    """
+    _check_keys(field_prefix, raw, POLICY_FIELDS)
+    fields = {}
+    for key in POLICY_FIELDS:
+        if key not in raw:
+            raise InvalidInput(f"{field_prefix}.{key}: required (a policy gives all of "
+                               f"{', '.join(POLICY_FIELDS)})", field=f"{field_prefix}.{key}")
+        fields[_attribute(key)] = _parsed(field_prefix, key, raw[key], _PARSERS[key])
+    return fields
+
+
+def next_fire_time(schedule: JobSchedule, after: datetime) -> datetime | None:
+    """The first fire time strictly after `after` (aware), in UTC; None if there is none."""
+    after = _aware_utc(after, "after")
+    if not schedule.enabled:
+        return None
+    plan = _plan(schedule)
+    if after >= plan.limit:
+        return None
+    fire = plan.at(plan.index_after(after))
+    return fire if fire < plan.limit else None
+
+
+def fire_times(schedule: JobSchedule, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The fire times t with start < t <= end (both aware), increasing, in UTC."""
+    start, end = _aware_utc(start, "start"), _aware_utc(end, "end")
+    if not schedule.enabled:
+        return
+    plan = _plan(schedule)
+    end = min(end, plan.limit - _TICK)
+    if start >= end:
+        return
+    index, previous = plan.index_after(start), start
+    while (fire := plan.at(index)) <= end:
+        # two wall times may land on one instant (a time in a gap and the gap's end)
+        if fire > previous:
+            yield fire
+            previous = fire
+        index += 1
+
+
+def due_fire_time(schedule: JobSchedule, last_fired: datetime | None,
+                  now: datetime) -> datetime | None:
+    """The latest fire time <= now that is after `last_fired` (if given), in UTC.
+
+    One answer however many fire times were missed: the scheduler snapshots once. The
+    cost does not grow with the schedule's age (an arithmetic jump, then a DST fix-up).
+    """
+    now = _aware_utc(now, "now")
+    if not schedule.enabled:
+        return None
+    plan = _plan(schedule)
+    index = plan.index_after(min(now, plan.limit - _TICK)) - 1
+    if index < 0:
+        return None
+    fire = plan.at(index)
+    if last_fired is not None and fire <= _aware_utc(last_fired, "last_fired"):
+        return None
+    return fire
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> tzinfo:
+    """The tzinfo for a canonical timezone name ("UTC+2" style or IANA)."""
+    offset = _OFFSET.fullmatch(name)
+    if offset is None:
+        return ZoneInfo(name)
+    sign = -1 if offset[1] == "-" else 1
+    return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3] or 0)), name)
+
+
+# --- fire-time arithmetic -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Plan:
+    """A schedule reduced to arithmetic: fire number k is `at(k)`, non-decreasing in k."""
+
+    zone: tzinfo
+    first_wall: datetime  # naive local wall time of fire number 0
+    first: datetime
+    step: timedelta
+    by_wall_clock: bool
+    limit: datetime  # exclusive
+
+    def at(self, index: int) -> datetime:
+        if self.by_wall_clock:
+            return _instant(self.first_wall + index * self.step, self.zone)
+        return self.first + index * self.step
+
+    def index_after(self, after: datetime) -> int:
+        """The smallest k with at(k) > after."""
+        if self.by_wall_clock:
+            elapsed = after.astimezone(self.zone).replace(tzinfo=None) - self.first_wall
+        else:
+            elapsed = after - self.first
+        # Never too far: wall k of the guess is <= after's wall, and wall times map to
+        # instants in order, so at(guess) <= after. Too near by at most the few steps
+        # that fit in a repeated hour, when `after` is in its second occurrence.
+        index = max(0, elapsed // self.step)
+        while self.at(index) <= after:
+            index += 1
+        return index
+
+
+@lru_cache(maxsize=1024)
+def _plan(schedule: JobSchedule) -> _Plan:
+    tz = zone(schedule.timezone)
+    first_wall = datetime.combine(schedule.start_date, schedule.start_time)
+    limit = _HORIZON
+    if schedule.end_date is not None:
+        limit = _instant(datetime.combine(schedule.end_date + timedelta(days=1), time()), tz)
+    hours = schedule.interval_hours
+    return _Plan(zone=tz, first_wall=first_wall, first=_instant(first_wall, tz),
+                 step=timedelta(hours=hours), by_wall_clock=24 % hours == 0 or hours % 24 == 0,
+                 limit=limit)
+
+
+def _instant(wall: datetime, tz: tzinfo) -> datetime:
+    """The UTC instant a naive local wall time fires at (see the module's rules)."""
+    instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)  # fold=0: first occurrence
+    if instant.astimezone(tz).replace(tzinfo=None) == wall:
+        return instant
+    # The wall time is in a forward shift's gap. Read with the later offset it is an
+    # instant before the shift, with the earlier one an instant after: bisect to the
+    # shift itself (zone transitions fall on whole seconds).
+    before = int(wall.replace(tzinfo=tz, fold=1).timestamp())
+    after = int(instant.timestamp())
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) > wall:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, UTC)
+
+
+def _aware_utc(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+# --- input forms ----------------------------------------------------------------------
+
+class _Refused(Exception):
+    """A parser's refusal; `accepted` completes "<value> is not ..."."""
+
+    def __init__(self, accepted: str) -> None:
+        super().__init__(accepted)
+        self.accepted = accepted
+
+
+_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})", re.ASCII)
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*([ap]m)?", re.ASCII | re.IGNORECASE)
+_HOURS = re.compile(r"([0-9]+)\s*(?:hrs?)?", re.ASCII | re.IGNORECASE)
+_INTEGER = re.compile(r"([+-]?[0-9]+)", re.ASCII)
+_OFFSET = re.compile(r"UTC([+-])([0-9]{1,2})(?::([0-9]{2}))?", re.ASCII | re.IGNORECASE)
+_ENABLED_WORDS = {"True": True, "true": True, "False": False, "false": False}
+_A_DATE = f"a date of the form MM/DD/YYYY (years {_YEARS[0]} to {_YEARS[1]})"
+
+
+def _text(value: object, accepted: str) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise _Refused(accepted)
+    return value.strip()
+
+
+def _parse_enabled(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip() in _ENABLED_WORDS:
+        return _ENABLED_WORDS[value.strip()]
+    raise _Refused("true or false (also 'True'/'False', 'true'/'false', 1/0)")
+
+
+def _calendar_date(text: str, accepted: str) -> date:
+    match = _DATE.fullmatch(text)
+    if match is None or not _YEARS[0] <= int(match[3]) <= _YEARS[1]:
+        raise _Refused(accepted)
+    try:
+        return date(int(match[3]), int(match[1]), int(match[2]))
+    except ValueError:
+        raise _Refused(accepted) from None
+
+
+def _parse_start_date(value: object, today: date) -> date:
+    accepted = f"{_A_DATE} or 'now'"
+    text = _text(value, accepted)
+    return today if text.casefold() == "now" else _calendar_date(text, accepted)
+
+
+def _parse_end_date(value: object) -> date | None:
+    accepted = f"{_A_DATE} or 'No End'"
+    text = _text(value, accepted)
+    return None if text.casefold() == "no end" else _calendar_date(text, accepted)
+
+
+def _parse_start_time(value: object) -> time:
+    accepted = "a time of the form HH:MM AM/PM or 24-hour HH:MM"
+    match = _TIME.fullmatch(_text(value, accepted))
+    if match is None:
+        raise _Refused(accepted)
+    hour, minute, half = int(match[1]), int(match[2]), match[3]
+    if half is not None:
+        if not 1 <= hour <= 12:
+            raise _Refused(accepted)
+        hour = hour % 12 + (12 if half.casefold() == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise _Refused(accepted)
+    return time(hour, minute)
+
+
+def _whole_number(value: object, pattern: re.Pattern[str], low: int, high: int,
+                  accepted: str) -> int:
+    # bool is an int subclass: True must not pass for 1
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str) and (match := pattern.fullmatch(_text(value, accepted))):
+        number = int(match[1])
+    else:
+        raise _Refused(accepted)
+    if not low <= number <= high:
+        raise _Refused(accepted)
+    return number
+
+
+def _parse_interval(value: object) -> int:
+    return _whole_number(value, _HOURS, 1, MAX_INTERVAL_HOURS,
+                         f"a number of hours from 1 to {MAX_INTERVAL_HOURS} "
+                         "(5, '5', '5hr', '5 hr', '5 hrs')")
+
+
+def _parse_retention_value(value: object) -> int:
+    return _whole_number(value, _INTEGER, 1, MAX_RETENTION_VALUE,
+                         f"an integer from 1 to {MAX_RETENTION_VALUE} (number or string)")
+
+
+def _parse_fullbackup_interval(value: object) -> int:
+    return _whole_number(value, _INTEGER, -1, MAX_FULLBACKUP_INTERVAL,
+                         f"an integer from -1 to {MAX_FULLBACKUP_INTERVAL} (number or string): "
+                         "-1 never, 0 always, N a full after N incrementals")
+
+
+def _parse_retention_type(value: object) -> str:
+    accepted = " or ".join(repr(name) for name in RETENTION_POLICY_TYPES)
+    text = _text(value, accepted).casefold()
+    for name in RETENTION_POLICY_TYPES:
+        if name.casefold() == text:
+            return name
+    raise _Refused(accepted)
+
+
+def _parse_timezone(value: object) -> str:
+    accepted = ("an IANA timezone name (e.g. 'Europe/Berlin'), 'UTC', or an offset "
+                "from 'UTC-14:00' to 'UTC+14:00' (e.g. 'UTC+2', 'UTC-05:30')")
+    text = _text(value, accepted)
+    offset = _OFFSET.fullmatch(text)
+    if offset is None:
+        name = _iana_names().get(text.casefold())
+        if name is None:
+            raise _Refused(accepted)
+        return name
+    hours, minutes = int(offset[2]), int(offset[3] or 0)
+    if minutes > 59 or hours * 60 + minutes > _MAX_OFFSET_MINUTES:
+        raise _Refused(accepted)
+    if hours == minutes == 0:
+        return "UTC"
+    # canonical like the seed's "UTC+2": no padding, minutes only when there are some
+    return f"UTC{offset[1]}{hours}" + (f":{minutes:02d}" if minutes else "")
+
+
+@lru_cache(maxsize=1)
+def _iana_names() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
+_FIELDS = ("enabled", "start_date", "start_time", "end_date", "interval", "timezone",
+           "retention_policy_type", "retention_policy_value", "fullbackup_interval")
+# start_date's parser is missing: it needs "today", known only inside parse_jobschedule
+_PARSERS: dict[str, Callable[[object], Any]] = {
+    "enabled": _parse_enabled,
+    "start_time": _parse_start_time,
+    "end_date": _parse_end_date,
+    "interval": _parse_interval,
+    "timezone": _parse_timezone,
+    "retention_policy_type": _parse_retention_type,
+    "retention_policy_value": _parse_retention_value,
+    "fullbackup_interval": _parse_fullbackup_interval,
+}
+
+
+def _attribute(key: str) -> str:
+    """The JobSchedule attribute of a wire field."""
+    return "interval_hours" if key == "interval" else key
+
+
+def _check_keys(prefix: str, raw: object, known: tuple[str, ...],
+                ignored: tuple[str, ...] = ()) -> None:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"{prefix}: {_show(raw)} is not an object", field=prefix)
+    for key in raw:
+        if key not in known and key not in ignored:
+            name = str(key)[:_MAX_TEXT]
+            raise InvalidInput(f"{prefix}.{name}: unknown field; known fields are "
+                               f"{', '.join(known)}", field=f"{prefix}.{name}")
+
+
+def _parsed(prefix: str, key: str, value: object, parser: Callable[[object], Any]) -> Any:
+    try:
+        return parser(value)
+    except _Refused as refused:
+        raise InvalidInput(f"{prefix}.{key}: {_show(value)} is not {refused.accepted}",
+                           field=f"{prefix}.{key}") from None
+
+
+def _defaults(today: date) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "start_date": today,
+        "start_time": time(21, 0),
+        "end_date": None,
+        "interval_hours": 24,
+        "retention_policy_type": RETENTION_POLICY_TYPES[0],
+        "retention_policy_value": 30,
+        "fullbackup_interval": -1,
+    }
+
+
+def _show(value: object) -> str:
+    # never echo a megabyte back in an error message
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _us_date(day: date) -> str:
+    return f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
+
+
+def _twelve_hour(moment: time) -> str:
+    half = "AM" if moment.hour < 12 else "PM"
+    return f"{moment.hour % 12 or 12}:{moment.minute:02d} {half}"

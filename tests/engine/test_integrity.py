@@ -1,0 +1,146 @@
+"""Damage is always found: verify names it, restore raises, a wrong key is a clear error."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from cairn.engine import KeyFile, Passphrase, Repository
+from cairn.engine.errors import CorruptObject, IntegrityError, WrongKey
+from cairn.engine.packs import PACK_HEADER_SIZE
+from cairn.targets import FilesystemTarget
+from tests.engine.conftest import FAST_LOCKS, reopen, repo_path
+from tests.engine.diskutil import MIB, make_disk, sha256
+
+
+def _files(repo: Repository, prefix: str) -> list[str]:
+    return [os.path.join(repo_path(repo), k) for k in repo.target.list(prefix)]
+
+
+def _flip(path: str, offset: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x01]))
+
+
+def _two_snapshots(tmp_path: Path, repo: Repository) -> str:
+    raw = make_disk(tmp_path / "d.raw", size=8 * MIB,
+                    extents=[(0, 2 * MIB, "text"), (3 * MIB, 1 * MIB, "random")])
+    repo.backup(raw, "w/s0/i/d")
+    repo.backup(raw, "w/s1/i/d")
+    return raw
+
+
+def test_verify_names_the_corrupt_chunk_and_every_snapshot_that_needs_it(tmp_path: Path, repo: Repository) -> None:
+    _two_snapshots(tmp_path, repo)
+    pack = _files(repo, "packs")[0]
+    _flip(pack, PACK_HEADER_SIZE + 48 + 10)
+    assert repo.verify(deep=False).ok, "quick verify does not read chunk bytes"
+    report = reopen(repo).verify(deep=True)
+    assert not report.ok
+    corrupt = [p for p in report.problems if p.kind == "corrupt-chunk"]
+    assert len(corrupt) == 1 and corrupt[0].chunk_id is not None
+    assert corrupt[0].manifests == ("w/s0/i/d", "w/s1/i/d")
+    assert corrupt[0].file is not None and corrupt[0].file.startswith("packs/")
+
+
+def test_restore_fails_loudly_on_flipped_pack_byte(tmp_path: Path, repo: Repository) -> None:
+    _two_snapshots(tmp_path, repo)
+    pack = _files(repo, "packs")[0]
+    _flip(pack, PACK_HEADER_SIZE + 48 + 10)
+    with pytest.raises(IntegrityError):
+        repo.restore("w/s0/i/d", tmp_path / "out.raw")
+    assert not (tmp_path / "out.raw").exists()
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+@pytest.mark.parametrize("prefix", ["packs", "index", "manifests"])
+def test_any_flipped_byte_is_found_by_verify_and_fails_restore(tmp_path: Path, repo: Repository,
+                                                              prefix: str) -> None:
+    raw = _two_snapshots(tmp_path, repo)
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    path = _files(repo, prefix)[0]
+    size = os.path.getsize(path)
+    # The first bytes (headers) always, then random positions all over the file.
+    offsets = sorted(set(list(range(0, min(size, 80), 11)) + [rng.randrange(size) for _ in range(6)] + [size - 1]))
+    opened = reopen(repo)
+    for offset in offsets:
+        _flip(path, offset)
+        report = opened.verify(deep=True)
+        assert not report.ok, f"flip at {offset} of {path} not found (seed {seed})"
+        out = tmp_path / "out.raw"
+        restored_all = True
+        for key in repo.list_manifests():
+            try:
+                opened.restore(key, out)
+            except IntegrityError:
+                restored_all = False
+                continue
+            assert sha256(out) == sha256(raw), f"wrong data restored after flip at {offset} (seed {seed})"
+        if prefix != "manifests":
+            assert not restored_all, f"flip at {offset} of {path} went unnoticed by restore (seed {seed})"
+        _flip(path, offset)
+    assert reopen(repo).verify(deep=True).ok
+
+
+def test_a_damaged_manifest_is_reported_by_quick_verify(tmp_path: Path, repo: Repository) -> None:
+    _two_snapshots(tmp_path, repo)
+    manifest = _files(repo, "manifests")[0]
+    _flip(manifest, 100)
+    report = repo.verify()
+    assert [p.kind for p in report.problems] == ["corrupt-manifest"]
+    with pytest.raises(CorruptObject):
+        repo.restore("w/s0/i/d", tmp_path / "o.raw")
+
+
+def test_a_missing_pack_is_reported_with_its_snapshots(tmp_path: Path, repo: Repository) -> None:
+    _two_snapshots(tmp_path, repo)
+    for pack in _files(repo, "packs"):
+        os.unlink(pack)
+    report = repo.verify()
+    assert {p.kind for p in report.problems} == {"missing-pack"}
+    assert all(p.manifests == ("w/s0/i/d", "w/s1/i/d") for p in report.problems)
+    with pytest.raises(IntegrityError):
+        repo.restore("w/s1/i/d", tmp_path / "o.raw")
+
+
+def test_wrong_passphrase_is_a_clear_error(tmp_path: Path, make_repo) -> None:
+    repo = make_repo(encrypted=True)
+    with pytest.raises(WrongKey, match="wrong passphrase"):
+        Repository.open(repo.target, key=Passphrase("not it"))
+    with pytest.raises(WrongKey, match="encrypted"):
+        Repository.open(repo.target)
+
+
+def test_key_file_opens_what_it_encrypted(tmp_path: Path) -> None:
+    keyfile = tmp_path / "secret.key"
+    keyfile.write_bytes(os.urandom(64))
+    target = FilesystemTarget(tmp_path / "repo", fsync=False)
+    repo = Repository.init(target, encryption=KeyFile(str(keyfile)), chunk_size=65536, pack_size=MIB,
+                           timing=FAST_LOCKS)
+    raw = make_disk(tmp_path / "d.raw", size=2 * MIB, extents=[(0, MIB, "text")])
+    repo.backup(raw, "k/1")
+    again = Repository.open(target, key=KeyFile(str(keyfile)))
+    again.restore("k/1", tmp_path / "o.raw")
+    assert sha256(tmp_path / "o.raw") == sha256(raw)
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(64))
+    with pytest.raises(WrongKey):
+        Repository.open(target, key=KeyFile(str(other)))
+
+
+def test_encrypted_repository_stores_no_plaintext(tmp_path: Path, make_repo) -> None:
+    repo = make_repo(encrypted=True)
+    raw = tmp_path / "d.raw"
+    marker = b"CAIRN-PLAINTEXT-MARKER-" * 4000
+    raw.write_bytes(marker)
+    repo.backup(str(raw), "e/1")
+    for pack in _files(repo, "packs"):
+        with open(pack, "rb") as handle:
+            assert b"CAIRN-PLAINTEXT-MARKER" not in handle.read()
