@@ -9,6 +9,7 @@ table but the seeded ones is emptied.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -147,6 +148,24 @@ def service(request: pytest.FixtureRequest, database_urls: dict[str, str],
     server.should_exit = True
     thread.join(timeout=10)
     runtime.close()
+
+
+@contextlib.contextmanager
+def variant_service(base: Service, **overrides: Any) -> Iterator[Service]:
+    """Another service on `base`'s database with some settings changed (its own server)."""
+    from dataclasses import replace
+
+    runtime = build_runtime(replace(base.runtime.settings, **overrides))
+    runtime.start_background()
+    port = free_port()
+    server, thread = start_server(create_app(runtime), port)
+    try:
+        yield Service(backend=base.backend, url=f"http://127.0.0.1:{port}", runtime=runtime,
+                      data_dir=base.data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
 
 
 @pytest.fixture

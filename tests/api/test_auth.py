@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cairn.api.app import create_app
 from cairn.auth.policy import PolicyEnforcer, sample_policy
-from tests.conftest import Service, free_port, start_server
+from tests.conftest import Service, variant_service
 
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])
@@ -56,26 +55,13 @@ def test_non_admin_cannot_use_admin_actions(api: Service) -> None:
 def test_policy_file_overrides_a_default_rule(service: Service, tmp_path: Path) -> None:
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text('"workload:create": "rule:admin_api"\n')
-    from dataclasses import replace
-    from cairn.runtime import build_runtime
-
-    runtime = build_runtime(replace(service.runtime.settings, policy_file=policy_file))
-    port = free_port()
-    server, thread = start_server(create_app(runtime), port)
-    try:
-        import httpx
-        member = service.token()
-        vm = service.add_instance()
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/p1/workloads", headers={"X-Auth-Token": member},
-                              json={"workload": {"name": "w", "instances": [{"instance-id": vm}]}})
+    member = service.token()
+    vm = service.add_instance()
+    with variant_service(service, policy_file=policy_file) as strict, strict.client(member) as client:
+        response = client.post("/v1/p1/workloads", json={"workload": {"name": "w", "instances": [{"instance-id": vm}]}})
         assert response.status_code == 403
         assert "workload:create" in response.json()["forbidden"]["message"]
-        listed = httpx.get(f"http://127.0.0.1:{port}/v1/p1/workloads", headers={"X-Auth-Token": member})
-        assert listed.status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.close()
+        assert client.get("/v1/p1/workloads").status_code == 200
 
 
 def test_missing_policy_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -74,6 +74,14 @@ def renew_lease(session: Session, job_id: str, owner: str, now: datetime, lease:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
+def cancel_flag(session: Session, job_id: str, owner: str) -> bool | None:
+    """The job's cancel flag, or None when `owner` no longer runs it."""
+    row = session.execute(select(Job.cancel_requested, Job.state, Job.owner).where(Job.id == job_id)).first()
+    if row is None or row.state != RUNNING or row.owner != owner:
+        return None
+    return bool(row.cancel_requested)
+
+
 def finish_job(session: Session, job_id: str, owner: str | None, state: str, now: datetime,
                error: str | None = None) -> bool:
     """End a running job; False when it was no longer this owner's (already reaped)."""

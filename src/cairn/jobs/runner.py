@@ -1,7 +1,9 @@
 """Runs one job: claim it, keep its lease alive, call its handler, end it once.
 
-The lease is renewed by a heartbeat thread every third of the lease; each renewal also
-reads the job's cancel flag, which the handler observes through `JobContext.checkpoint()`.
+The lease is renewed by a heartbeat thread every third of the lease. The same thread
+reads the job's cancel flag every `CANCEL_POLL_SECONDS` (a cheap read, so that a cancel or
+an unlock takes effect within a fraction of a second); the handler observes it through
+`JobContext.cancel_requested` and `JobContext.checkpoint()`.
 A job whose lease was lost (the reaper already failed it) is not ended again here.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +25,8 @@ from cairn.jobs import records
 from cairn.jobs.records import JobRecord
 
 log = logging.getLogger(__name__)
+
+CANCEL_POLL_SECONDS = 0.25
 
 
 class JobCancelled(CairnError):
@@ -109,12 +114,18 @@ class JobRunner:
             return Outcome(records.FAILED, f"Internal error: {type(exc).__name__}: {exc}")
 
     def _heartbeat(self, context: JobContext, stop: threading.Event) -> None:
-        interval = self.lease.total_seconds() / 3
-        while not stop.wait(interval):
+        renew_every = self.lease.total_seconds() / 3
+        renewed = time.monotonic()
+        while not stop.wait(min(CANCEL_POLL_SECONDS, renew_every)):
             try:
-                with self.database.unit_of_work() as session:
-                    flag = records.renew_lease(session, context.record.id, self.owner,
-                                               self.clock(), self.lease)
+                if time.monotonic() - renewed >= renew_every:
+                    with self.database.unit_of_work() as session:
+                        flag = records.renew_lease(session, context.record.id, self.owner,
+                                                   self.clock(), self.lease)
+                    renewed = time.monotonic()
+                else:
+                    with self.database.reader() as session:
+                        flag = records.cancel_flag(session, context.record.id, self.owner)
             except Exception:  # a database blip: keep trying until the lease runs out
                 log.warning("could not renew the lease of job %s", context.record.id, exc_info=True)
                 continue

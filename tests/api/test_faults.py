@@ -1,0 +1,207 @@
+"""Faults during snapshots: cancel, unlock, a disk that fails mid-read, a full target,
+and the whole service killed mid-snapshot. Each ends with the target verifying and the
+earlier snapshots restoring bit for bit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cairn.config import TargetSettings
+from tests.api.test_snapshots import (
+    MiB, register, restore, restored_disks, sha256, snapshot, take_snapshot, wait_snapshot)
+from tests.api.test_workloads import create_workload, show, wait_status
+from tests.conftest import Service, free_port, variant_service, wait_until
+
+BIG = 384 * MiB
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A disk image of incompressible data, large enough that a snapshot of it is
+    still running when the test acts on it; copied, never modified."""
+    path = tmp_path_factory.mktemp("noise") / "noise.raw"
+    with open(path, "wb") as handle:
+        for _ in range(BIG // (16 * MiB)):
+            handle.write(os.urandom(16 * MiB))
+    return path
+
+
+def big_workload(api: Service, noise: Path, directory: Path, token: str) -> tuple[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    disk = directory / "big.raw"
+    shutil.copyfile(noise, disk)
+    created = create_workload(api, token, [register(api, "p1", "big", disk)])
+    wait_status(api, token, created["id"], "available")
+    return created["id"], disk
+
+
+def wait_running(api: Service, token: str, snapshot_id: str) -> None:
+    wait_until(lambda: snapshot(api, token, snapshot_id)["status"] in ("executing", "uploading"),
+               timeout=30, interval=0.01)
+
+
+def verify_ok(api: Service, target: str = "default") -> None:
+    report = api.runtime.targets.repository(target, "p1").verify(deep=True)
+    assert report.ok, report
+
+
+def test_cancel_ends_a_running_snapshot_cancelled_and_leaves_nothing(
+        api: Service, noise: Path, tmp_path: Path) -> None:
+    token = api.token()
+    workload, _ = big_workload(api, noise, tmp_path, token)
+    running = take_snapshot(api, token, workload)
+    wait_running(api, token, running["id"])
+    with api.client(token) as client:
+        assert client.post(f"/v1/p1/snapshots/{running['id']}/cancel").status_code == 200
+    ended = wait_snapshot(api, token, running["id"], "cancelled")
+    assert ended["error_msg"] is None
+    wait_status(api, token, workload, "available")
+    repo = api.runtime.targets.repository("default", "p1")
+    assert [k for k in repo.list_manifests() if running["id"] in k] == []
+    verify_ok(api)
+    wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], "available", timeout=120)
+
+
+def test_unlock_during_a_snapshot_cancels_it(api: Service, noise: Path, tmp_path: Path) -> None:
+    token = api.token()
+    workload, _ = big_workload(api, noise, tmp_path, token)
+    running = take_snapshot(api, token, workload)
+    wait_running(api, token, running["id"])
+    assert show(api, token, workload)["status"] == "locked"
+    with api.client(token) as client:
+        assert client.post(f"/v1/p1/workloads/{workload}/unlock").status_code == 202
+    assert show(api, token, workload)["status"] == "available"
+    wait_snapshot(api, token, running["id"], "cancelled")
+    verify_ok(api)
+
+
+def test_disk_failing_mid_snapshot_errors_naming_it_and_keeps_earlier_snapshots(
+        api: Service, noise: Path, tmp_path: Path) -> None:
+    token = api.token()
+    workload, disk = big_workload(api, noise, tmp_path, token)
+    first = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], timeout=120)
+    wait_status(api, token, workload, "available")
+    original = sha256(disk)
+    running = take_snapshot(api, token, workload, params={"full": "1"})
+    wait_running(api, token, running["id"])
+    os.truncate(disk, 16 * MiB)  # the volume is cut short under the reader
+    failed = wait_snapshot(api, token, running["id"], "error", timeout=120)
+    assert str(disk) in failed["error_msg"]
+    assert show(api, token, workload)["status"] == "available"
+    verify_ok(api)
+    done = restore(api, token, workload, first["id"], {"type": "openstack", "oneclickrestore": True})
+    assert done["status"] == "available", done
+    assert [sha256(p) for p in restored_disks(api, [done["instances"][0]["id"]])] == [original]
+
+
+@pytest.fixture
+def small_target(tmp_path: Path) -> Any:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small-target"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_target_running_out_of_space_fails_cleanly(api: Service, noise: Path, small_target: Path,
+                                                   tmp_path: Path) -> None:
+    token = api.token()
+    disks = tmp_path / "disks"
+    disks.mkdir()
+    disk = disks / "grow.raw"
+    with open(noise, "rb") as source, open(disk, "wb") as handle:
+        handle.write(source.read(24 * MiB))
+        handle.truncate(96 * MiB)
+    target = TargetSettings("small", small_target)
+    with variant_service(api, targets=(target,)) as tight:
+        created = create_workload(tight, token, [register(tight, "p1", "grow", disk)])
+        wait_status(tight, token, created["id"], "available")
+        first = wait_snapshot(tight, token, take_snapshot(tight, token, created["id"])["id"])
+        wait_status(tight, token, created["id"], "available")
+        before = sha256(disk)
+        with open(noise, "rb") as source, open(disk, "r+b") as handle:
+            source.seek(24 * MiB)
+            handle.seek(24 * MiB)
+            handle.write(source.read(64 * MiB))
+        failed = wait_snapshot(tight, token, take_snapshot(tight, token, created["id"])["id"], "error",
+                               timeout=120)
+        assert "space" in failed["error_msg"].lower()
+        assert show(tight, token, created["id"])["status"] == "available"
+        verify_ok(tight, "small")
+        done = restore(tight, token, created["id"], first["id"], {"type": "openstack", "oneclickrestore": True})
+        assert done["status"] == "available", done
+        assert [sha256(p) for p in restored_disks(tight, [done["instances"][0]["id"]])] == [before]
+
+
+def cairn(data_dir: Path, *args: str) -> str:
+    environment = {**os.environ, "CAIRN_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "cairn", *args], check=True, capture_output=True,
+                          text=True, env=environment).stdout.strip()
+
+
+def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    environment = {**os.environ, "CAIRN_DATA_DIR": str(data_dir), "CAIRN_JOB_LEASE_SECONDS": "3",
+                   "CAIRN_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "cairn", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: _answers(port), timeout=60, interval=0.1)
+    return process
+
+
+def _answers(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    disk = tmp_path / "big.raw"
+    shutil.copyfile(noise, disk)
+    token = cairn(data_dir, "token", "create", "--project", "p1", "--user", "u1")
+    instance = cairn(data_dir, "instance", "add", "--project", "p1", "--name", "big", "--disk", str(disk))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v1/p1"
+    headers = {"X-Auth-Token": token}
+    server = start_serve(data_dir, port)
+    try:
+        workload = httpx.post(f"{base}/workloads", headers=headers, json={"workload": {
+            "name": "w", "instances": [{"instance-id": instance}]}}).json()["workload"]["id"]
+        wait_until(lambda: httpx.get(f"{base}/workloads/{workload}", headers=headers)
+                   .json()["workload"]["status"] == "available")
+        snap = httpx.post(f"{base}/workloads/{workload}", headers=headers).json()["snapshot"]["id"]
+        wait_until(lambda: httpx.get(f"{base}/snapshots/{snap}", headers=headers)
+                   .json()["snapshot"]["status"] == "executing", interval=0.01)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        server = start_serve(data_dir, port)
+        ended = wait_until(lambda: (s := httpx.get(f"{base}/snapshots/{snap}", headers=headers)
+                                    .json()["snapshot"])["status"] == "error" and s, timeout=60)
+        assert "lease expired" in ended["error_msg"]
+        assert httpx.get(f"{base}/workloads/{workload}", headers=headers).json()["workload"]["status"] == "available"
+        verified = subprocess.run([sys.executable, "-m", "cairn", "repo", "verify", "--deep",
+                                   str(data_dir / "targets" / "default" / "projects" / "p1" / "repo")],
+                                  capture_output=True, text=True)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        again = httpx.post(f"{base}/workloads/{workload}", headers=headers).json()["snapshot"]["id"]
+        wait_until(lambda: httpx.get(f"{base}/snapshots/{again}", headers=headers)
+                   .json()["snapshot"]["status"] == "available", timeout=120)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
