@@ -17,6 +17,7 @@ from cairn.commands import policy as policy_cmd
 from cairn.commands import repo as repo_cmd
 from cairn.commands import serve as serve_cmd
 from cairn.commands import token as token_cmd
+from cairn.commands import workload as workload_cmd
 from cairn.errors import CairnError
 
 
@@ -30,7 +31,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
 
 
 for group in (serve_cmd.serve, db_cmd.db, token_cmd.token, instance_cmd.instance,
-              repo_cmd.repo, config_cmd.config, policy_cmd.policy):
+              repo_cmd.repo, config_cmd.config, policy_cmd.policy, workload_cmd.workload):
     cli.add_command(group)
 
 
