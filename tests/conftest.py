@@ -141,7 +141,7 @@ def service(request: pytest.FixtureRequest, database_urls: dict[str, str],
     backend = request.param
     data_dir = tmp_path_factory.mktemp(f"data-{backend}")
     runtime = build_runtime(make_settings(data_dir, database_urls[backend]))
-    runtime.start_background()
+    runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
     port = free_port()
     server, thread = start_server(create_app(runtime), port)
     yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
@@ -156,7 +156,7 @@ def variant_service(base: Service, **overrides: Any) -> Iterator[Service]:
     from dataclasses import replace
 
     runtime = build_runtime(replace(base.runtime.settings, **overrides))
-    runtime.start_background()
+    runtime.start_background(scheduler=False)
     port = free_port()
     server, thread = start_server(create_app(runtime), port)
     try:

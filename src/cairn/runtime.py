@@ -25,6 +25,7 @@ from cairn.jobs.reaper import Reaper
 from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
+from cairn.scheduler import Scheduler
 from cairn.workloads import lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads import restores, snapshots
@@ -50,14 +51,19 @@ class Runtime:
     dispatcher: InProcessDispatcher
     reaper: Reaper
     hooks: WorkloadHooks
+    scheduler: Scheduler
     handlers: dict[str, JobHandler] = field(default_factory=dict)
 
-    def start_background(self) -> None:
-        """Start the reaper (the worker pool starts on first dispatch)."""
+    def start_background(self, scheduler: bool = True) -> None:
+        """Start the reaper and (unless told not to) the scheduler; the worker pool
+        starts on first dispatch."""
         self.reaper.reap_once()
         self.reaper.start(interval=max(1.0, self.settings.job_lease_seconds / 4))
+        if scheduler:
+            self.scheduler.start(interval=self.settings.scheduler_interval_seconds)
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.reaper.stop()
         self.dispatcher.shutdown(wait=True)
         self.database.dispose()
@@ -92,10 +98,12 @@ def build_runtime(settings: Settings) -> Runtime:
     dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
     workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, hooks)
+    snapshot_service = SnapshotService(dispatcher, clock)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=LocalTokenValidator(database.reader),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
-                   snapshots=SnapshotService(dispatcher, clock),
+                   snapshots=snapshot_service,
+                   scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers)
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -50,6 +51,27 @@ def wait_running(api: Service, token: str, snapshot_id: str) -> None:
                timeout=30, interval=0.01)
 
 
+def interrupted(api: Service, token: str, workload: str, act: Callable[[str], None],
+                params: dict[str, str] | None = None, before: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Take a snapshot and `act` on it while it runs; the snapshot as it ended.
+
+    A snapshot can finish between seeing it run and acting on it (the machine may be
+    fast, or the poll late): then try again, three times at most."""
+    ended: dict[str, Any] = {}
+    for _attempt in range(3):
+        if before is not None:
+            before()
+        running = take_snapshot(api, token, workload, params=params)
+        wait_running(api, token, running["id"])
+        act(running["id"])
+        ended = wait_until(lambda: (s := snapshot(api, token, running["id"]))["status"]
+                           in ("available", "error", "cancelled") and s, timeout=120)
+        wait_status(api, token, workload, "available")
+        if ended["status"] != "available":
+            return ended
+    raise AssertionError("the snapshot finished before the test could act on it, three times")
+
+
 def verify_ok(api: Service, target: str = "default") -> None:
     report = api.runtime.targets.repository(target, "p1").verify(deep=True)
     assert report.ok, report
@@ -59,15 +81,15 @@ def test_cancel_ends_a_running_snapshot_cancelled_and_leaves_nothing(
         api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
     workload, _ = big_workload(api, noise, tmp_path, token)
-    running = take_snapshot(api, token, workload)
-    wait_running(api, token, running["id"])
-    with api.client(token) as client:
-        assert client.post(f"/v1/p1/snapshots/{running['id']}/cancel").status_code == 200
-    ended = wait_snapshot(api, token, running["id"], "cancelled")
-    assert ended["error_msg"] is None
-    wait_status(api, token, workload, "available")
+
+    def cancel(snapshot_id: str) -> None:
+        with api.client(token) as client:
+            assert client.post(f"/v1/p1/snapshots/{snapshot_id}/cancel").status_code == 200
+
+    ended = interrupted(api, token, workload, cancel)
+    assert ended["status"] == "cancelled" and ended["error_msg"] is None
     repo = api.runtime.targets.repository("default", "p1")
-    assert [k for k in repo.list_manifests() if running["id"] in k] == []
+    assert [k for k in repo.list_manifests() if ended["id"] in k] == []
     verify_ok(api)
     wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], "available", timeout=120)
 
@@ -75,13 +97,13 @@ def test_cancel_ends_a_running_snapshot_cancelled_and_leaves_nothing(
 def test_unlock_during_a_snapshot_cancels_it(api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
     workload, _ = big_workload(api, noise, tmp_path, token)
-    running = take_snapshot(api, token, workload)
-    wait_running(api, token, running["id"])
-    assert show(api, token, workload)["status"] == "locked"
-    with api.client(token) as client:
-        assert client.post(f"/v1/p1/workloads/{workload}/unlock").status_code == 202
-    assert show(api, token, workload)["status"] == "available"
-    wait_snapshot(api, token, running["id"], "cancelled")
+
+    def unlock(_snapshot_id: str) -> None:
+        with api.client(token) as client:
+            assert client.post(f"/v1/p1/workloads/{workload}/unlock").status_code == 202
+        assert show(api, token, workload)["status"] == "available"
+
+    assert interrupted(api, token, workload, unlock)["status"] == "cancelled"
     verify_ok(api)
 
 
@@ -92,10 +114,9 @@ def test_disk_failing_mid_snapshot_errors_naming_it_and_keeps_earlier_snapshots(
     first = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], timeout=120)
     wait_status(api, token, workload, "available")
     original = sha256(disk)
-    running = take_snapshot(api, token, workload, params={"full": "1"})
-    wait_running(api, token, running["id"])
-    os.truncate(disk, 16 * MiB)  # the volume is cut short under the reader
-    failed = wait_snapshot(api, token, running["id"], "error", timeout=120)
+    failed = interrupted(api, token, workload, lambda _id: os.truncate(disk, 16 * MiB),  # cut short
+                         params={"full": "1"}, before=lambda: shutil.copyfile(noise, disk))
+    assert failed["status"] == "error"
     assert str(disk) in failed["error_msg"]
     assert show(api, token, workload)["status"] == "available"
     verify_ok(api)
