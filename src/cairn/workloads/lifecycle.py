@@ -33,7 +33,7 @@ from cairn.workloads import global_scheduler, states
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
-from cairn.workloads.records import WorkloadRecord, get_workload, instance_owners
+from cairn.workloads.records import WorkloadRecord, get_workload, instance_owners, lock_workload
 from cairn.workloads.storage import BackupTargets
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
@@ -86,7 +86,7 @@ class WorkloadService:
 
     def create(self, session: Session, ctx: RequestContext, data: WorkloadInput) -> WorkloadRecord:
         now = self.clock()
-        name = _check_name(data.name, required=True)
+        name = _check_name(data.name)
         type_id = data.workload_type_id or SERIAL_TYPE_ID
         if session.get(WorkloadType, type_id) is None:
             raise InvalidInput(f"workload_type_id: workload type {type_id} could not be found.",
@@ -119,11 +119,11 @@ class WorkloadService:
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
                project_scope: str | None) -> None:
-        row = self._lock_row(session, workload_id, project_scope)
+        row = lock_workload(session, workload_id, project_scope)
         _require(row, states.MODIFIABLE, "modified")
         now = self.clock()
         if data.name is not None:
-            row.name = _check_name(data.name, required=True)
+            row.name = _check_name(data.name)
         if data.description is not None:
             row.description = data.description
         metadata = dict(row.meta or {})
@@ -162,7 +162,7 @@ class WorkloadService:
 
     def delete(self, session: Session, workload_id: str, project_scope: str | None,
                database_only: bool) -> None:
-        row = self._lock_row(session, workload_id, project_scope)
+        row = lock_workload(session, workload_id, project_scope)
         _require(row, states.DELETABLE, "deleted")
         record = get_workload(session, workload_id, None)
         if not database_only:
@@ -176,7 +176,7 @@ class WorkloadService:
 
     def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> None:
         """Make the workload available whatever its state; running jobs are cancelled."""
-        row = self._lock_row(session, workload_id, project_scope)
+        row = lock_workload(session, workload_id, project_scope)
         now = self.clock()
         for job in jobs.request_cancel(session, row.id, now):
             if job.state == jobs.QUEUED:
@@ -186,7 +186,7 @@ class WorkloadService:
         row.updated_at = now
 
     def reset(self, session: Session, workload_id: str, project_scope: str | None) -> None:
-        row = self._lock_row(session, workload_id, project_scope)
+        row = lock_workload(session, workload_id, project_scope)
         _require(row, states.RESETTABLE, "reset")
         now = self.clock()
         row.status = states.RESETTING
@@ -194,15 +194,6 @@ class WorkloadService:
         enqueue(session, self.dispatcher, JOB_RESET, row.project_id, now, workload_id=row.id)
 
     # -- rules ----------------------------------------------------------------------
-
-    def _lock_row(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
-        query = select(Workload).where(Workload.id == workload_id, Workload.deleted.is_(False))
-        if project_scope is not None:
-            query = query.where(Workload.project_id == project_scope)
-        row = session.scalars(query.with_for_update()).first()
-        if row is None:
-            raise NotFound(f"Workload {workload_id} could not be found.")
-        return row
 
     def _check_instances(self, session: Session, ctx: RequestContext, instance_ids: list[str] | None,
                          workload_id: str | None, project_id: str | None = None) -> list[InstanceInfo]:
@@ -272,7 +263,7 @@ def _require(row: Workload, allowed: tuple[str, ...], action: str) -> None:
                        f"it is '{row.status}'.")
 
 
-def _check_name(name: str | None, required: bool) -> str:
+def _check_name(name: str | None) -> str:
     if name is None or not name.strip():
         raise InvalidInput("name: required, 1 to 255 characters.", "workload.name")
     return name

@@ -100,6 +100,17 @@ def get_workload(session: Session, workload_id: str, project_id: str | None) -> 
                    storage_usage(session, [workload_id])[workload_id])
 
 
+def lock_workload(session: Session, workload_id: str, project_scope: str | None) -> Workload:
+    """The live workload row, locked for update; `project_scope` None means any project."""
+    query = select(Workload).where(Workload.id == workload_id, Workload.deleted.is_(False))
+    if project_scope is not None:
+        query = query.where(Workload.project_id == project_scope)
+    row = session.scalars(query.with_for_update()).first()
+    if row is None:
+        raise NotFound(f"Workload {workload_id} could not be found.")
+    return row
+
+
 def list_workloads(session: Session, *, project_id: str | None, limit: int,
                    marker: str | None = None, backup_targets: list[str] | None = None,
                    with_instances: bool = False) -> list[WorkloadRecord]:

@@ -34,7 +34,7 @@ from cairn.platforms.base import Platform
 from cairn.workloads import states
 from cairn.workloads.records import get_workload
 from cairn.workloads.snapshot_records import SnapshotDisk, SnapshotInstance, snapshot_record
-from cairn.workloads.snapshots import ProgressReporter
+from cairn.workloads.snapshots import ProgressReporter, settle_unfinished
 from cairn.workloads.storage import BackupTargets
 
 log = logging.getLogger(__name__)
@@ -249,22 +249,9 @@ class RestoreService:
             for job in jobs.request_cancel(session, record.workload_id, now):
                 if job.kind == JOB_RESTORE and job.subject_id == restore_id and job.state == jobs.QUEUED:
                     jobs.cancel_queued(session, job.id, now, "Cancelled by a user.")
-                    _finish(session, restore_id, states.RESTORE_CANCELLED, "Cancelled by a user.", now)
+                    settle_unfinished(session, session.get(Restore, restore_id), states.RESTORE_CANCELLED,
+                                      "Cancelled by a user.", now)
         return record
-
-
-def _finish(session: Session, restore_id: str, status: str, message: str | None, now: datetime) -> None:
-    row = session.get(Restore, restore_id)
-    if row is None or row.status not in states.RESTORE_RUNNING:
-        return
-    row.status = status
-    row.error_msg = message if status == states.RESTORE_ERROR else None
-    row.progress_msg = message or ""
-    row.finished_at = now
-    row.updated_at = now
-    row.time_taken = int((now - row.created_at).total_seconds())
-    session.execute(update(Workload).where(Workload.id == row.workload_id, Workload.status == states.LOCKED)
-                    .values(status=states.AVAILABLE, updated_at=now))
 
 
 class RestoreJob:
@@ -345,4 +332,4 @@ class RestoreJob:
             except OSError as exc:
                 log.warning("could not remove %s of a failed restore: %s", path, exc)
         status = states.RESTORE_CANCELLED if outcome.state == jobs.CANCELLED else states.RESTORE_ERROR
-        _finish(session, job.subject_id, status, outcome.error, now)
+        settle_unfinished(session, session.get(Restore, job.subject_id), status, outcome.error, now)

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cairn.clock import isoformat
-from cairn.db.models import Snapshot, Workload
+from cairn.db.models import Restore, Snapshot, Workload
 from cairn.engine import Repository
 from cairn.engine.errors import ManifestNotFound
 from cairn.errors import CairnError, Conflict, InvalidInput, NotFound
@@ -35,7 +35,7 @@ from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import catalog, states
 from cairn.workloads.jobschedule import JobSchedule
-from cairn.workloads.records import WorkloadRecord, get_workload
+from cairn.workloads.records import WorkloadRecord, get_workload, lock_workload
 from cairn.workloads.retention import Kept, expired_snapshots
 from cairn.workloads.snapshot_records import (
     SnapshotDisk, SnapshotInstance, SnapshotRecord, count_live, get_snapshot,
@@ -74,16 +74,6 @@ def manifest_key(workload_id: str, snapshot_id: str, instance_id: str, index: in
     return f"{workload_id}/{snapshot_id}/{instance_id}/{index}"
 
 
-def _lock_workload(session: Session, workload_id: str, project_scope: str | None, now: datetime) -> Workload:
-    query = select(Workload).where(Workload.id == workload_id, Workload.deleted.is_(False))
-    if project_scope is not None:
-        query = query.where(Workload.project_id == project_scope)
-    row = session.scalars(query.with_for_update()).first()
-    if row is None:
-        raise NotFound(f"Workload {workload_id} could not be found.")
-    return row
-
-
 class SnapshotService:
     def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
         self.dispatcher = dispatcher
@@ -93,7 +83,7 @@ class SnapshotService:
              request: SnapshotRequest, fire_time: datetime | None = None) -> SnapshotRecord:
         """Lock the workload and queue a snapshot of it (status `creating`)."""
         now = self.clock()
-        row = _lock_workload(session, workload_id, project_scope, now)
+        row = lock_workload(session, workload_id, project_scope)
         if row.status != states.AVAILABLE:
             raise Conflict("Invalid state: Workload must be in the 'available' state to take a "
                            f"snapshot; it is '{row.status}'.")
@@ -127,7 +117,7 @@ class SnapshotService:
         if snapshot.status not in states.SNAP_DELETABLE:
             raise Conflict(f"Invalid state: Snapshot must be 'available', 'error' or 'cancelled' to be "
                            f"deleted; it is '{snapshot.status}'.")
-        workload = _lock_workload(session, snapshot.workload_id, None, now)
+        workload = lock_workload(session, snapshot.workload_id, None)
         if workload.status != states.AVAILABLE:
             raise Conflict(f"Invalid state: the snapshot's workload is '{workload.status}'; a snapshot "
                            "can be deleted while its workload is 'available'.")
@@ -146,16 +136,17 @@ class SnapshotService:
             for job in jobs.request_cancel(session, record.workload_id, now):
                 if job.kind == JOB_SNAPSHOT and job.subject_id == snapshot_id and job.state == jobs.QUEUED:
                     jobs.cancel_queued(session, job.id, now, "Cancelled by a user.")
-                    _settle_unfinished(session, snapshot_id, states.SNAP_CANCELLED,
-                                       "Cancelled by a user.", now)
+                    settle_unfinished(session, session.get(Snapshot, snapshot_id), states.SNAP_CANCELLED,
+                                      "Cancelled by a user.", now)
         return record
 
 
-def _settle_unfinished(session: Session, snapshot_id: str, status: str, message: str | None,
-                       now: datetime) -> None:
-    """Put a snapshot that did not finish in its final state and unlock its workload."""
-    row = session.get(Snapshot, snapshot_id)
-    if row is None or row.status not in states.SNAP_RUNNING:
+def settle_unfinished(session: Session, row: Snapshot | Restore | None, status: str,
+                      message: str | None, now: datetime) -> None:
+    """Put a snapshot or restore that did not finish into `status` (error or cancelled)
+    and unlock its workload; one that already ended is left as it is."""
+    running = states.SNAP_RUNNING if isinstance(row, Snapshot) else states.RESTORE_RUNNING
+    if row is None or row.status not in running:
         return
     row.status = status
     row.error_msg = message if status == states.SNAP_ERROR else None
@@ -323,7 +314,7 @@ class SnapshotJob:
             except CairnError as exc:  # reset removes what is left
                 log.warning("could not clean up snapshot %s: %s", row.id, exc.message)
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
-        _settle_unfinished(session, job.subject_id, status, outcome.error, now)
+        settle_unfinished(session, row, status, outcome.error, now)
 
 
 def _target_name(workload: WorkloadRecord) -> str:
