@@ -226,3 +226,20 @@ def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
+
+
+def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path) -> None:
+    token = api.token()
+    workload, _ = big_workload(api, noise, tmp_path, token)
+    seen: list[int] = []
+    for _attempt in range(3):
+        running = take_snapshot(api, token, workload, params={"full": "1"})
+        while (body := snapshot(api, token, running["id"]))["status"] not in ("available", "error"):
+            seen.append(body["progress_percent"])
+            time.sleep(0.02)
+        assert body["status"] == "available" and body["progress_percent"] == 100
+        wait_status(api, token, workload, "available")
+        if any(0 < p < 100 for p in seen):
+            break
+    assert any(0 < p < 100 for p in seen), seen
+    assert seen == sorted(seen)  # it never goes back

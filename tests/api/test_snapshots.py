@@ -198,6 +198,8 @@ def test_keep_three_after_five_snapshots_keeps_the_newest_three_and_frees_space(
         wait_status(api, token, workload, "available")
         ids.append(snap["id"])
         added.append(snap["size"])
+        if len(ids) == 3:
+            at_oldest_kept = sha256(raw)
     with api.client(token) as client:
         listed = client.get("/v1/p1/snapshots", params={"workload_id": workload}).json()["snapshots"]
     assert [s["id"] for s in listed] == ids[-3:]
@@ -209,8 +211,11 @@ def test_keep_three_after_five_snapshots_keeps_the_newest_three_and_frees_space(
         gone = [(row.deleted, row.deleted_reason or "")
                 for row in (session.get_one(Snapshot, sid) for sid in ids[:2])]
     assert all(deleted and "newest 3" in reason for deleted, reason in gone)
-    # every kept snapshot restores on its own: the oldest kept one, bit for bit
     assert api.runtime.targets.repository("default", "p1").verify(deep=True).ok
+    # the oldest kept snapshot restores on its own though everything before it is gone
+    done = restore(api, token, workload, ids[-3], {"type": "openstack", "oneclickrestore": True})
+    assert done["status"] == "available", done
+    assert sha256(restored_disks(api, [done["instances"][0]["id"]])[0]) == at_oldest_kept
 
 
 def repo_bytes(api: Service) -> int:
@@ -234,6 +239,25 @@ def test_delete_snapshot_then_workload(api: Service, protected: dict[str, Any]) 
         wait_until(lambda: client.get(f"/v1/p1/workloads/{workload}").status_code == 404)
     catalog = api.runtime.targets.get("default").project_dir("p1") / "workloads" / workload
     assert not any(p.is_file() for p in catalog.rglob("*")) if catalog.exists() else True
+
+
+def test_reset_makes_the_next_snapshot_full(api: Service, protected: dict[str, Any]) -> None:
+    token, workload = protected["token"], protected["workload"]
+    wait_snapshot(api, token, take_snapshot(api, token, workload)["id"])
+    wait_status(api, token, workload, "available")
+    assert take_snapshot_type(api, token, workload) == "incremental"
+    with api.client(token) as client:
+        assert client.post(f"/v1/p1/workloads/{workload}/reset").status_code == 202
+    wait_status(api, token, workload, "available")
+    assert take_snapshot_type(api, token, workload) == "full"
+    assert take_snapshot_type(api, token, workload, {"snapshot": {"snapshot_type": "full"}}) == "full"
+    assert take_snapshot_type(api, token, workload) == "incremental"
+
+
+def take_snapshot_type(api: Service, token: str, workload: str, body: dict[str, Any] | None = None) -> str:
+    snap = wait_snapshot(api, token, take_snapshot(api, token, workload, body)["id"])
+    wait_status(api, token, workload, "available")
+    return str(snap["snapshot_type"])
 
 
 def test_snapshot_refused_while_locked_and_list_filters(api: Service, protected: dict[str, Any]) -> None:

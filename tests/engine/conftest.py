@@ -12,7 +12,7 @@ from cairn.targets import FilesystemTarget
 # Small sizes keep the suite fast; the format does not care.
 CHUNK = 64 * 1024
 PACK = 1024 * 1024
-FAST_LOCKS = LockTiming(heartbeat_seconds=0.2, stale_seconds=3.0, gc_wait_seconds=20.0)
+FAST_LOCKS = LockTiming(heartbeat_seconds=0.2, stale_seconds=5.0, gc_wait_seconds=20.0)
 PASSPHRASE = "correct horse battery staple"
 
 

@@ -42,6 +42,7 @@ def test_init_backup_incremental_restore_verify_gc_stats_forget_list(tmp_path: P
     assert _run("verify", path, "--deep")["ok"] is True
     _run("forget", path, "--name", "w/s0/i/d")
     assert _run("gc", path)["pending"] is False
+    assert _run("verify", path, "--deep")["ok"] is True
     assert _run("stats", path)["manifests"] == 1
 
 

@@ -5,7 +5,6 @@ Real processes, killed with SIGKILL; the random seed is printed so a failure rep
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -49,11 +48,13 @@ def test_backup_killed_at_20_random_moments_leaves_a_verifying_repository(tmp_pa
     expected: dict[str, str] = {}
     for i in range(20):
         proc = subprocess.Popen([sys.executable, WORKER, "loop", repo_path(repo), str(tmp_path), str(i)], cwd=CWD)
-        time.sleep(rng.uniform(0.3, 1.0))
+        time.sleep(rng.uniform(0.2, 0.75))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for key in repo.list_manifests():
             _expected_for(key, tmp_path, expected)
+        committed = sum(1 for key in repo.list_manifests() if key.startswith(f"c{i}/"))
+        print(f"kill {i}: {committed} of 3 backups had committed, {len(list(repo.target.list('packs')))} packs")
         _check_everything(repo, tmp_path, expected, seed)
         disk = make_disk(tmp_path / "next.raw", size=2 * MIB, seed=10_000 + i, extents=[(0, MIB, "random")])
         repo.backup(disk, f"n{i}/0")
@@ -77,10 +78,14 @@ def test_gc_killed_at_10_random_moments_leaves_a_verifying_repository(tmp_path: 
         for key in rng.sample(sorted(repo.list_manifests()), 2):
             repo.delete_manifest(key)
         proc = subprocess.Popen([sys.executable, WORKER, "gc", repo_path(repo)], cwd=CWD,
-                                stdout=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.25, 0.8))
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "STARTED"
+        time.sleep(rng.uniform(0.0, 0.08))  # a GC of this repository takes ~0.05-0.2 s
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        finished = proc.wait() == 0
+        proc.stdout.close()
+        print(f"kill {i}: GC {'had finished' if finished else 'killed'}, plan left: "
+              f"{repo.target.exists('locks/gc-plan.json')}")
         _check_everything(repo, tmp_path, expected, seed)
         disk = make_disk(tmp_path / "next.raw", size=2 * MIB, seed=20_000 + i, extents=[(0, MIB, "random")])
         repo.backup(disk, f"n{i}/0")

@@ -5,7 +5,6 @@ Every test ends with a deep verify (restic's prune tests run the checker the sam
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -179,4 +178,46 @@ def test_backups_and_gc_in_separate_processes_leave_everything_restorable(tmp_pa
     for key, digest in expected.items():
         repo.restore(key, tmp_path / "out.raw")
         assert sha256(tmp_path / "out.raw") == digest, key
+    _assert_verifies(repo)
+
+
+def test_a_restore_holding_old_locations_finds_chunks_gc_moved(tmp_path: Path, make_repo) -> None:
+    from cairn.engine.index import load_index
+    from cairn.engine.restore import ChunkFetcher
+
+    repo = make_repo(pack_size=8 * MIB)
+    a = make_disk(tmp_path / "a.raw", size=4 * MIB, seed=5, extents=[(0, 4 * MIB, "random")])
+    b = make_disk(tmp_path / "b.raw", size=1 * MIB, seed=6, extents=[(0, 1 * MIB, "random")])
+    both = tmp_path / "both.raw"
+    both.write_bytes(open(a, "rb").read() + open(b, "rb").read())
+    repo.backup(str(both), "both/1")
+    repo.backup(b, "b/1")
+    fetcher = ChunkFetcher(repo.target, repo.sealer, load_index(repo.target, repo.sealer))
+    repo.delete_manifest("both/1")
+    assert repo.gc().packs_repacked == 1
+    data = b"".join(fetcher.fetch(cid) for cid in repo.load_manifest("b/1").iter_ids())
+    assert data == open(b, "rb").read()
+    _assert_verifies(repo)
+
+
+def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path, make_repo) -> None:
+    from cairn.engine.errors import RepositoryBusy
+
+    repo = make_repo()
+    raw = make_disk(tmp_path / "d.raw", size=4 * MIB, seed=11)
+    removed: list[str] = []
+
+    def gc_judged_us_stale(done: int, total: int) -> None:
+        if not removed:
+            # What a GC does to a lock whose heartbeat it found too old.
+            removed.extend(k for k in repo.target.list("locks") if k.startswith("locks/backup-"))
+            for key in removed:
+                repo.target.delete(key)
+            time.sleep(0.5)  # a few heartbeat periods
+
+    with pytest.raises(RepositoryBusy):
+        repo.backup(raw, "z/1", progress=gc_judged_us_stale)
+    assert removed and repo.list_manifests() == []
+    assert list(repo.target.list("locks")) == []
+    repo.gc()
     _assert_verifies(repo)

@@ -24,7 +24,7 @@ import time
 from cairn.engine import LockTiming, Passphrase, Repository
 from cairn.targets import FilesystemTarget
 
-TIMING = LockTiming(heartbeat_seconds=0.2, stale_seconds=3.0, gc_wait_seconds=20.0)
+TIMING = LockTiming(heartbeat_seconds=0.2, stale_seconds=5.0, gc_wait_seconds=20.0)
 
 
 def loop_disk(workdir: str, seed: int, j: int) -> str:
@@ -56,6 +56,7 @@ def main() -> None:
             repo.backup(disk, f"c{args.key}/{j}")
         return
     if args.op == "gc":
+        print("STARTED", flush=True)
         report = repo.gc()
         print(json.dumps({"pending": report.pending, "deleted": report.packs_deleted}), flush=True)
         return
