@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,13 +87,19 @@ def _start_paused_backup(repo: Repository, disk: str, key: str, pause: Path) -> 
     return proc
 
 
-def test_gc_never_deletes_chunks_a_running_backup_deduplicated_against(tmp_path: Path, repo: Repository) -> None:
-    raw = make_disk(tmp_path / "d.raw", size=8 * MIB, seed=7, extents=[(0, 6 * MIB, "random")])
+def _dead_chunks_and_a_paused_backup(tmp_path: Path, repo: Repository, seed: int, key: str,
+                                     data: int = 4 * MIB) -> tuple[str, subprocess.Popen[str], Path]:
+    """Back up a disk and forget it (its chunks are dead), then start a backup of the same
+    disk in another process that deduplicates against those chunks and pauses."""
+    raw = make_disk(tmp_path / "d.raw", size=8 * MIB, seed=seed, extents=[(0, data, "random")])
     repo.backup(raw, "old/1")
-    repo.delete_manifest("old/1")  # every chunk is now dead ...
+    repo.delete_manifest("old/1")
     pause = tmp_path / "go"
-    # ... but this backup, in another process, found them in the index and reuses them.
-    proc = _start_paused_backup(repo, raw, "new/1", pause)
+    return raw, _start_paused_backup(repo, raw, key, pause), pause
+
+
+def test_gc_never_deletes_chunks_a_running_backup_deduplicated_against(tmp_path: Path, repo: Repository) -> None:
+    raw, proc, pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 7, "new/1", data=6 * MIB)
     report = repo.gc(wait_seconds=0.5)
     assert report.pending and len(report.waited_for) == 1
     plan = read_plan(repo.target)
@@ -114,13 +121,8 @@ def test_gc_never_deletes_chunks_a_running_backup_deduplicated_against(tmp_path:
 
 def test_gc_waits_for_a_running_backup_then_completes(tmp_path: Path, make_repo) -> None:
     repo = make_repo()
-    raw = make_disk(tmp_path / "d.raw", size=8 * MIB, seed=8, extents=[(0, 4 * MIB, "random")])
-    repo.backup(raw, "x/1")
-    repo.delete_manifest("x/1")
-    pause = tmp_path / "go"
-    proc = _start_paused_backup(repo, raw, "y/1", pause)
+    raw, proc, pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 8, "y/1")
     started = time.monotonic()
-    import threading
     threading.Timer(1.0, pause.touch).start()
     report = repo.gc()
     assert not report.pending and time.monotonic() - started >= 1.0
@@ -132,11 +134,7 @@ def test_gc_waits_for_a_running_backup_then_completes(tmp_path: Path, make_repo)
 
 def test_a_stale_lock_of_a_dead_backup_does_not_block_gc(tmp_path: Path, make_repo) -> None:
     repo = make_repo()
-    raw = make_disk(tmp_path / "d.raw", size=4 * MIB, seed=9)
-    repo.backup(raw, "x/1")
-    repo.delete_manifest("x/1")
-    pause = tmp_path / "never"
-    proc = _start_paused_backup(repo, raw, "y/1", pause)
+    _raw, proc, _pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 9, "y/1")
     proc.kill()
     proc.wait()
     report = repo.gc(wait_seconds=5)
@@ -220,4 +218,27 @@ def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path
     assert removed and repo.list_manifests() == []
     assert list(repo.target.list("locks")) == []
     repo.gc()
+    _assert_verifies(repo)
+
+
+def test_verify_refuses_to_run_while_gc_holds_the_repository(tmp_path: Path, make_repo) -> None:
+    from cairn.engine.errors import RepositoryBusy
+
+    repo = make_repo()
+    raw, backup, pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 12, "v/2", data=2 * MIB)
+    gc = subprocess.Popen([sys.executable, WORKER, "gc", repo_path(repo)], cwd=str(Path(__file__).parents[2]),
+                          stdout=subprocess.PIPE, text=True)
+    assert gc.stdout is not None and gc.stdout.readline().strip() == "STARTED"
+    deadline = time.monotonic() + 20
+    while not repo.target.exists(PLAN_KEY):  # GC now holds the exclusive lock and waits
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with pytest.raises(RepositoryBusy):
+        repo.verify()
+    pause.touch()
+    assert backup.wait(timeout=60) == 0 and gc.wait(timeout=60) == 0
+    backup.stdout.close()  # type: ignore[union-attr]
+    gc.stdout.close()
+    repo.restore("v/2", tmp_path / "out.raw")
+    assert sha256(tmp_path / "out.raw") == sha256(raw)
     _assert_verifies(repo)

@@ -144,3 +144,13 @@ def test_encrypted_repository_stores_no_plaintext(tmp_path: Path, make_repo) -> 
     for pack in _files(repo, "packs"):
         with open(pack, "rb") as handle:
             assert b"CAIRN-PLAINTEXT-MARKER" not in handle.read()
+
+
+def test_a_damaged_key_file_is_reported_by_verify_and_is_not_a_wrong_passphrase(tmp_path: Path, make_repo) -> None:
+    repo = make_repo(encrypted=True)
+    [keyfile] = _files(repo, "keys")
+    _flip(keyfile, 100)
+    report = repo.verify()
+    assert [p.kind for p in report.problems] == ["corrupt-key"]
+    with pytest.raises(CorruptObject, match="key file checksum"):
+        reopen(repo)  # the only key is damaged: say so, do not blame the passphrase

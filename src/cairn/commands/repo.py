@@ -168,19 +168,11 @@ def list_cmd(path: str, passphrase_file: str | None, key_file: str | None) -> No
 
 
 def main() -> None:
-    """Run `repo` alone (python -m cairn.commands.repo), with the CLI's error handling."""
-    from cairn.errors import CairnError
+    """`python -m cairn.commands.repo ARGS` is `cairn repo ARGS`, with the same error handling."""
+    from cairn.cli import main as cli_main
 
-    try:
-        repo(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except CairnError as exc:
-        click.echo(f"cairn: {exc.message}", err=True)
-        sys.exit(2)
+    sys.argv[1:1] = ["repo"]
+    cli_main()
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ cancellation before the manifest leaves only unreferenced packs/segments: garbag
 
 from __future__ import annotations
 
-import os
 import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -24,11 +22,10 @@ from cairn.engine import pipeline
 from cairn.engine.chunks import DEFAULT_ZSTD_LEVEL, ID_SIZE, ZERO_ID, encode_chunk, is_zero
 from cairn.engine.config import RepositoryConfig
 from cairn.engine.crypto import Sealer
-from cairn.engine.errors import Cancelled, ManifestExists, RepositoryBusy
+from cairn.engine.errors import Cancelled, ManifestExists
 from cairn.engine.index import IndexEntry, load_index, write_segment
 from cairn.engine.locks import Lock, LockTiming, read_plan
-from cairn.engine.manifest import (Manifest, chunk_count_for, encode_manifest, manifest_object_key,
-                                   new_manifest)
+from cairn.engine.manifest import Manifest, encode_manifest, manifest_object_key, new_manifest
 from cairn.engine.packs import PackWriter
 from cairn.engine.sources import Extent, Source
 from cairn.errors import InvalidInput
@@ -129,9 +126,6 @@ def run_backup(target: Target, config: RepositoryConfig, sealer: Sealer, timing:
         ids = manifest.ids
         zero = sum(1 for i in range(0, len(ids), ID_SIZE) if ids[i:i + ID_SIZE] == ZERO_ID)
         lock.check()
-        if not target.exists(lock.key):
-            raise RepositoryBusy("this backup's lock was removed as stale (heartbeat lost?); "
-                                 "nothing was committed, run it again")
         data = encode_manifest(manifest, sealer)
         if not target.create_exclusive(object_key, data):
             raise ManifestExists(f"a manifest named {manifest_key!r} was created concurrently")

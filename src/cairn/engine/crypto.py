@@ -149,17 +149,23 @@ def wrap_master(master: bytes, source: KeySource, *, log2_n: int = DEFAULT_SCRYP
     return body + blake3.blake3(body).digest()
 
 
-def unwrap_master(blob: bytes, source: KeySource, name: str) -> bytes:
-    """Return the master secret in key file `blob`; `WrongKey` if `source` does not fit."""
+def check_key_file(blob: bytes, name: str) -> None:
+    """Check a key file's framing and checksum without any secret; raise if damaged."""
     if len(blob) < 8 or blob[:8] != KEYFILE_MAGIC:
         raise CorruptObject(f"{name}: not a Cairn key file (bad magic)", file=name)
     if len(blob) < KEYFILE_HEADER_SIZE:
         raise CorruptObject(f"{name}: truncated key file", file=name)
-    _magic, version, kdf, log2_n, r, p, salt, nonce = struct.unpack_from(KEYFILE_HEADER, blob)
+    version = struct.unpack_from("<H", blob, 8)[0]
     if version != KEYFILE_VERSION:
         raise UnsupportedFormat(f"{name}: key file version {version} is not supported (this code reads {KEYFILE_VERSION})")
     if len(blob) != KEYFILE_SIZE or blake3.blake3(blob[:-32]).digest() != blob[-32:]:
         raise CorruptObject(f"{name}: key file checksum mismatch", file=name)
+
+
+def unwrap_master(blob: bytes, source: KeySource, name: str) -> bytes:
+    """Return the master secret in key file `blob`; `WrongKey` if `source` does not fit."""
+    check_key_file(blob, name)
+    _magic, _version, kdf, log2_n, r, p, salt, nonce = struct.unpack_from(KEYFILE_HEADER, blob)
     if kdf != KDF_SCRYPT or not 10 <= log2_n <= 24:
         raise UnsupportedFormat(f"{name}: unknown key derivation {kdf}/{log2_n}")
     wrapping = _derive(source.material(), salt, log2_n, r, p)

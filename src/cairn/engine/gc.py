@@ -72,13 +72,13 @@ def run_gc(target: Target, sealer: Sealer, pack_size: int, timing: LockTiming,
     report = GcReport()
     wait_seconds = timing.gc_wait_seconds if wait_seconds is None else wait_seconds
     with Lock(target, "gc", timing, exclusive=True) as lock:
-        plan, temporaries = _make_plan(target, sealer, repack_below, report, lock)
+        plan, temporaries, unindexed = _make_plan(target, sealer, repack_below, report, lock)
         if plan is not None:
             if not _wait(target, plan, timing, wait_seconds):
                 report.pending = True
                 report.waited_for = list(plan.waits_for)
             else:
-                _execute(target, sealer, pack_size, plan, report)
+                _execute(target, sealer, pack_size, plan, unindexed, report)
                 target.delete(PLAN_KEY)
         if not report.pending:
             deleter = getattr(target, "delete_temporary", None)
@@ -91,7 +91,7 @@ def run_gc(target: Target, sealer: Sealer, pack_size: int, timing: LockTiming,
 
 
 def _make_plan(target: Target, sealer: Sealer, repack_below: float, report: GcReport,
-               lock: Lock) -> tuple[GcPlan | None, list[str]]:
+               lock: Lock) -> tuple[GcPlan | None, list[str], set[bytes]]:
     lister = getattr(target, "list_temporary", None)
     temporaries = [t for prefix in ("packs", "index", "manifests") for t in lister(prefix)] if lister else []
     mset = read_manifests(target, sealer)
@@ -113,8 +113,11 @@ def _make_plan(target: Target, sealer: Sealer, repack_below: float, report: GcRe
             stored[pid] = key
     report.packs_before = len(stored)
     doomed: list[str] = []
+    unindexed: set[bytes] = set()
     for pid, key in stored.items():
         entries = by_pack.get(pid)
+        if entries is None:
+            unindexed.add(pid)
         if entries is None or owned[pid] == 0:
             doomed.append(pid.hex())
             continue
@@ -122,7 +125,7 @@ def _make_plan(target: Target, sealer: Sealer, repack_below: float, report: GcRe
         if owned[pid] < repack_below * size:
             doomed.append(pid.hex())
     if not doomed and not temporaries:
-        return None, []
+        return None, [], set()
     plan = GcPlan(id=lock.record.id, created=time.time(), doomed_packs=sorted(doomed))
     write_plan(target, plan)
     # Locks are listed only after the plan is visible: a backup whose lock is not in this
@@ -138,7 +141,7 @@ def _make_plan(target: Target, sealer: Sealer, repack_below: float, report: GcRe
         else:
             plan.waits_for.append(key)
     write_plan(target, plan)
-    return plan, temporaries
+    return plan, temporaries, unindexed
 
 
 def _wait(target: Target, plan: GcPlan, timing: LockTiming, wait_seconds: float) -> bool:
@@ -160,7 +163,8 @@ def _wait(target: Target, plan: GcPlan, timing: LockTiming, wait_seconds: float)
         time.sleep(min(0.2, max(0.01, timing.heartbeat_seconds / 10)))
 
 
-def _execute(target: Target, sealer: Sealer, pack_size: int, plan: GcPlan, report: GcReport) -> None:
+def _execute(target: Target, sealer: Sealer, pack_size: int, plan: GcPlan, unindexed: set[bytes],
+             report: GcReport) -> None:
     # Mark again: backups that ran while we waited have committed their manifests now.
     mset = read_manifests(target, sealer)
     if mset.damaged:
@@ -170,7 +174,9 @@ def _execute(target: Target, sealer: Sealer, pack_size: int, plan: GcPlan, repor
     if sset.damaged:
         raise CorruptObject(f"GC stopped: {sset.damaged[0].file} is damaged", file=sset.damaged[0].file)
     by_pack = sset.by_pack()
-    doomed = set(plan.doomed_ids())
+    # A pack that had no segment at planning time but has one now belonged to a backup
+    # that was still running: keeping it is always safe, and the next GC judges it.
+    doomed = set(plan.doomed_ids()) - {pid for pid in unindexed if pid in by_pack}
     safe_copies = {e.chunk_id for pid, entries in by_pack.items() if pid not in doomed for e in entries}
     to_copy: dict[bytes, list[IndexEntry]] = {}
     for pid in sorted(doomed):

@@ -20,6 +20,7 @@ from cairn.engine.crypto import Sealer
 from cairn.engine.errors import CorruptObject, UnsupportedFormat
 from cairn.engine.packs import BlobLocation
 from cairn.targets.base import Target
+from cairn.targets.errors import ObjectNotFound
 
 INDEX_MAGIC = b"CAIRNIDX"
 INDEX_VERSION = 1
@@ -57,13 +58,15 @@ def encode_segment(entries: list[IndexEntry], sealer: Sealer) -> tuple[bytes, by
 def decode_segment(data: bytes, sealer: Sealer, key: str) -> list[IndexEntry]:
     if len(data) < INDEX_HEADER_SIZE + CHECKSUM_SIZE or data[:8] != INDEX_MAGIC:
         raise CorruptObject(f"{key}: not a Cairn index segment (bad magic or truncated)", file=key)
-    _magic, version, flags, count, _sid = struct.unpack_from(INDEX_HEADER, data)
+    _magic, version, flags, count, segment_id = struct.unpack_from(INDEX_HEADER, data)
     if version != INDEX_VERSION:
         raise UnsupportedFormat(f"{key}: index version {version} is not supported (this code reads {INDEX_VERSION})")
     if flags != 0 or len(data) != INDEX_HEADER_SIZE + count * INDEX_ENTRY_SIZE + CHECKSUM_SIZE:
         raise CorruptObject(f"{key}: index segment length or flags wrong", file=key)
     if sealer.checksum(memoryview(data)[:-CHECKSUM_SIZE]) != data[-CHECKSUM_SIZE:]:
         raise CorruptObject(f"{key}: index segment checksum mismatch", file=key)
+    if key.startswith("index/") and key != segment_key(segment_id):
+        raise CorruptObject(f"{key}: index segment names another segment ({segment_id.hex()})", file=key)
     entries = []
     for cid, pid, off, length, raw in struct.Struct(INDEX_ENTRY).iter_unpack(
             memoryview(data)[INDEX_HEADER_SIZE:-CHECKSUM_SIZE]):
@@ -87,20 +90,14 @@ class Index:
     """
 
     locations: dict[bytes, BlobLocation] = field(default_factory=dict)
-    raw_lens: dict[bytes, int] = field(default_factory=dict)
     segments: list[str] = field(default_factory=list)
-    packs: dict[bytes, list[bytes]] = field(default_factory=dict)
 
-    def add(self, entries: Iterable[IndexEntry], avoid: frozenset[bytes] = frozenset(),
-            keep_pack_lists: bool = False) -> None:
+    def add(self, entries: Iterable[IndexEntry], avoid: frozenset[bytes] = frozenset()) -> None:
         locs = self.locations
         for e in entries:
             old = locs.get(e.chunk_id)
             if old is None or (old.pack_id in avoid and e.location.pack_id not in avoid):
                 locs[e.chunk_id] = e.location
-                self.raw_lens[e.chunk_id] = e.raw_len
-            if keep_pack_lists:
-                self.packs.setdefault(e.location.pack_id, []).append(e.chunk_id)
 
     def get(self, chunk_id: bytes) -> BlobLocation | None:
         return self.locations.get(chunk_id)
@@ -112,11 +109,8 @@ class Index:
         return len(self.locations)
 
 
-def load_index(target: Target, sealer: Sealer, avoid: frozenset[bytes] = frozenset(),
-               keep_pack_lists: bool = False) -> Index:
+def load_index(target: Target, sealer: Sealer, avoid: frozenset[bytes] = frozenset()) -> Index:
     """Read every segment; a segment deleted while listing (GC replaced it) is skipped."""
-    from cairn.targets.errors import ObjectNotFound
-
     index = Index()
     for key in target.list("index"):
         if not key.endswith(".idx"):
@@ -125,6 +119,6 @@ def load_index(target: Target, sealer: Sealer, avoid: frozenset[bytes] = frozens
             data = target.get(key)
         except ObjectNotFound:
             continue
-        index.add(decode_segment(data, sealer, key), avoid, keep_pack_lists)
+        index.add(decode_segment(data, sealer, key), avoid)
         index.segments.append(key)
     return index

@@ -103,6 +103,11 @@ class Lock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        # The longest time, by this process's clock, that the lock went without a fresh
+        # heartbeat on the target: if it ever nears `stale_seconds`, a GC may have judged
+        # the lock stale and gone ahead, so the holder must not commit.
+        self._last_beat = time.monotonic()
+        self._max_gap = 0.0
 
     def acquire(self) -> "Lock":
         if self.exclusive:
@@ -131,16 +136,29 @@ class Lock:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.timing.heartbeat_seconds):
-            self.record.heartbeat = time.time()
             try:
+                if not self.target.exists(self.key):
+                    # Removed as stale by a GC: recreating it would hide that from check().
+                    raise RepositoryBusy("the lock of this operation was removed as stale")
+                self.record.heartbeat = time.time()
                 self.target.put(self.key, _encode(self.record))
             except Exception as exc:  # noqa: BLE001 - reported by check(), never lost
                 self.error = exc
+                return
+            now = time.monotonic()
+            self._max_gap = max(self._max_gap, now - self._last_beat)
+            self._last_beat = now
 
     def check(self) -> None:
-        """Raise if the heartbeat could not be written (the lock may be judged stale)."""
+        """Raise unless the lock was kept fresh all along (call before committing)."""
         if self.error is not None:
-            raise self.error
+            raise RepositoryBusy(f"lost the repository lock ({self.error}); nothing was committed") from self.error
+        gap = max(self._max_gap, time.monotonic() - self._last_beat)
+        if gap > self.timing.stale_seconds / 2:
+            raise RepositoryBusy(f"this operation's lock went {gap:.0f} s without a heartbeat and may have been "
+                                 f"judged stale; nothing was committed")
+        if not self.target.exists(self.key):
+            raise RepositoryBusy("the lock of this operation was removed as stale; nothing was committed")
 
     def release(self) -> None:
         self._stop.set()

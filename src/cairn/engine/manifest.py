@@ -48,7 +48,7 @@ class Manifest:
     def chunk_id(self, index: int) -> bytes:
         return bytes(self.ids[index * ID_SIZE:(index + 1) * ID_SIZE])
 
-    def iter_ids(self) -> "list[bytes]":
+    def iter_ids(self) -> list[bytes]:
         raw = bytes(self.ids)
         return [raw[i:i + ID_SIZE] for i in range(0, len(raw), ID_SIZE)]
 

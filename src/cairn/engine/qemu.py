@@ -95,12 +95,18 @@ class NbdExport:
                 self.close()
                 raise ToolFailed(f"qemu-nbd did not start serving {path} within 20 s")
             time.sleep(0.01)
-        try:
-            self.handle = nbd.NBD()
-            self.handle.connect_unix(self.socket)
-        except nbd.Error as exc:
-            self.close()
-            raise ToolFailed(f"cannot connect to qemu-nbd for {path}: {exc}") from exc
+        # qemu-nbd creates the socket file before it listens on it: retry briefly.
+        while True:
+            try:
+                self.handle = nbd.NBD()
+                self.handle.connect_unix(self.socket)
+                break
+            except nbd.Error as exc:
+                self.handle = None
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise ToolFailed(f"cannot connect to qemu-nbd for {path}: {exc}") from exc
+                time.sleep(0.02)
         self.nbd_error = nbd.Error
 
     def pread_into(self, buf: memoryview, offset: int) -> None:

@@ -24,7 +24,7 @@ from cairn.engine.catalog import read_manifests, read_segments
 from cairn.engine.config import (CONFIG_KEY, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, MAX_CHUNK_SIZE,
                                  MIN_CHUNK_SIZE, RepositoryConfig, decode_config, encode_config)
 from cairn.engine.crypto import KeySource, RepoKeys, Sealer, new_master, unwrap_master, wrap_master
-from cairn.engine.errors import (ManifestNotFound, RepositoryExists, RepositoryNotFound, WrongKey)
+from cairn.engine.errors import CorruptObject, ManifestNotFound, RepositoryExists, RepositoryNotFound, WrongKey
 from cairn.engine.gc import DEFAULT_REPACK_BELOW, GcReport, run_gc
 from cairn.engine.locks import PLAN_KEY, Lock, LockTiming, list_locks
 from cairn.engine.manifest import Manifest, decode_manifest, manifest_key_from_object, manifest_object_key
@@ -111,13 +111,19 @@ class Repository:
             if key is None:
                 raise WrongKey("this repository is encrypted: give a passphrase or key file")
             master = None
+            damaged: list[CorruptObject] = []
+            intact = 0
             for name in target.list("keys"):
                 try:
                     master = unwrap_master(target.get(name), key, name)
                     break
                 except WrongKey:
-                    continue
+                    intact += 1
+                except CorruptObject as exc:
+                    damaged.append(exc)
             if master is None:
+                if damaged and not intact:
+                    raise damaged[0]
                 raise WrongKey("wrong passphrase or key file: it does not unlock this repository")
             keys = RepoKeys.from_master(master)
         return cls(target, config, keys, timing, workers)

@@ -13,6 +13,8 @@ and the chunk fetched from its new place.
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import queue
 import stat
@@ -52,8 +54,22 @@ class _Output:
         raise NotImplementedError
 
 
+_DIRECT_ALIGN = 4096
+# O_DIRECT writes are synchronous: for small chunks their latency costs more than the
+# page cache does (64 KiB chunks restored 40 % slower with it, 1 MiB chunks faster).
+_DIRECT_MIN_CHUNK = 512 * 1024
+
+
 class _RawFile(_Output):
-    def __init__(self, dest: str, size: int) -> None:
+    """A raw image file or block device, written with O_DIRECT where the kernel allows.
+
+    Measured here: buffered writes of fresh file pages ran at 200-580 MB/s, O_DIRECT at
+    0.7-1.4 GB/s (docs/engine.md), and restore is write-bound. Each thread copies its
+    chunk into its own page-aligned buffer (O_DIRECT needs aligned memory); the unaligned
+    tail of a disk goes through the page cache.
+    """
+
+    def __init__(self, dest: str, size: int, chunk_size: int) -> None:
         self.dest = dest
         self.is_block = os.path.exists(dest) and stat.S_ISBLK(os.stat(dest).st_mode)
         self.writes_zeros = self.is_block
@@ -69,8 +85,36 @@ class _RawFile(_Output):
                 os.ftruncate(self.fd, size)
         except OSError as exc:
             raise map_os_error(exc, f"creating {dest}") from exc
+        self.dfd = -1
+        if chunk_size >= _DIRECT_MIN_CHUNK:
+            try:
+                self.dfd = os.open(self.path, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
+            except OSError:
+                pass  # tmpfs and some network filesystems refuse O_DIRECT: buffered it is
+        self._local = threading.local()
+
+    def _aligned(self, n: int) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < n:
+            buf = self._local.buf = mmap.mmap(-1, n)
+        return memoryview(buf)[:n]
 
     def write(self, data: bytes, offset: int) -> None:
+        n = len(data)
+        if self.dfd >= 0 and n and n % _DIRECT_ALIGN == 0 and offset % _DIRECT_ALIGN == 0:
+            view = self._aligned(n)
+            view[:] = data
+            try:
+                while view:
+                    written = os.pwrite(self.dfd, view, offset)
+                    view = view[written:]
+                    offset += written
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or len(view) != n:
+                    raise map_os_error(exc, f"writing {self.dest}") from exc
+                os.close(self.dfd)
+                self.dfd = -1
         view = memoryview(data)
         while view:
             try:
@@ -82,6 +126,9 @@ class _RawFile(_Output):
 
     def finish(self) -> None:
         try:
+            if self.dfd >= 0:
+                os.close(self.dfd)
+                self.dfd = -1
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -91,6 +138,9 @@ class _RawFile(_Output):
             raise map_os_error(exc, f"finishing {self.dest}") from exc
 
     def abort(self) -> None:
+        if self.dfd >= 0:
+            os.close(self.dfd)
+            self.dfd = -1
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -171,25 +221,20 @@ class ChunkFetcher:
             self._checked_packs.add(pack_id)
 
     def fetch(self, cid: bytes) -> bytes:
-        loc = self.locate(cid)
-        key = pack_key(loc.pack_id)
-        try:
-            self._check_header(loc.pack_id, key)
-            blob = self.target.get_range(key, loc.offset, loc.length)
-        except ObjectNotFound:
-            old = loc
-            if self._reload() or self.index.get(cid) != old:
-                loc = self.locate(cid)
-                key = pack_key(loc.pack_id)
-                try:
-                    self._check_header(loc.pack_id, key)
-                    blob = self.target.get_range(key, loc.offset, loc.length)
-                except ObjectNotFound:
-                    raise MissingChunk(f"chunk {cid.hex()}: pack {key} is missing", file=key,
-                                       chunk_id=cid.hex()) from None
-            else:
-                raise MissingChunk(f"chunk {cid.hex()}: pack {key} is missing", file=key,
-                                   chunk_id=cid.hex()) from None
+        failed: BlobLocation | None = None
+        while True:
+            loc = self.locate(cid)
+            key = pack_key(loc.pack_id)
+            if loc == failed:
+                raise MissingChunk(f"chunk {cid.hex()}: pack {key} is missing", file=key, chunk_id=cid.hex())
+            try:
+                self._check_header(loc.pack_id, key)
+                blob = self.target.get_range(key, loc.offset, loc.length)
+                break
+            except ObjectNotFound:
+                # GC may have moved the chunk since the index was read: look once more.
+                failed = loc
+                self._reload()
         if len(blob) != loc.length:
             raise MissingChunk(f"chunk {cid.hex()}: pack {key} is truncated", file=key, chunk_id=cid.hex())
         return decode_blob(blob, self.sealer, f"{key}@{loc.offset}", cid)
@@ -200,8 +245,8 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
     if fmt not in FORMATS:
         raise InvalidInput(f"restore format must be one of {', '.join(FORMATS)}", "format")
     fetcher = ChunkFetcher(target, sealer, load_index(target, sealer))
-    out: _Output = _RawFile(destination, manifest.disk_size) if fmt == "raw" else _Qcow2File(
-        destination, manifest.disk_size)
+    out: _Output = (_RawFile(destination, manifest.disk_size, manifest.chunk_size) if fmt == "raw"
+                    else _Qcow2File(destination, manifest.disk_size))
     cs = manifest.chunk_size
     size = manifest.disk_size
     ids = bytes(manifest.ids)

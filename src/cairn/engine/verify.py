@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cairn.engine.catalog import read_manifests, read_segments
 from cairn.engine.chunks import decode_blob
-from cairn.engine.crypto import Sealer
+from cairn.engine.crypto import Sealer, check_key_file
 from cairn.engine.errors import CairnError
 from cairn.engine.index import IndexEntry
 from cairn.engine.packs import pack_key, walk_pack
@@ -30,7 +30,7 @@ from cairn.targets.errors import ObjectNotFound
 class Problem:
     """One thing wrong with the repository."""
 
-    kind: str  # corrupt-manifest, corrupt-index, missing-chunk, missing-pack, corrupt-pack, corrupt-chunk
+    kind: str  # corrupt-manifest, corrupt-index, corrupt-key, missing-chunk, missing-pack, corrupt-pack, corrupt-chunk
     file: str | None
     chunk_id: str | None
     manifests: tuple[str, ...]
@@ -54,6 +54,11 @@ def run_verify(target: Target, sealer: Sealer, deep: bool, workers: int = 2) -> 
     mset = read_manifests(target, sealer)
     for d in mset.damaged:
         problems.append(Problem("corrupt-manifest", d.file, None, (d.file,), d.message))
+    for key in target.list("keys"):
+        try:
+            check_key_file(target.get(key), key)
+        except CairnError as exc:
+            problems.append(Problem("corrupt-key", key, None, (), exc.message))
     sset = read_segments(target, sealer)
     for d in sset.damaged:
         problems.append(Problem("corrupt-index", d.file, None, (), d.message))
