@@ -18,4 +18,4 @@ def isoformat(moment: datetime | None) -> str | None:
     """The API's timestamp form: `YYYY-MM-DDTHH:MM:SS.ffffff`, no zone suffix."""
     if moment is None:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return moment.isoformat(timespec="microseconds")  # naive: no zone suffix

@@ -7,14 +7,16 @@ them key by key.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 from cairn.clock import isoformat
-from cairn.workloads.jobschedule import JobSchedule
+from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
-from cairn.workloads.records import WorkloadRecord
+from cairn.workloads.records import WorkloadRecord, WorkloadSummary
 from cairn.workloads.restores import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
 
@@ -30,7 +32,7 @@ class Links:
                 {"rel": "bookmark", "href": f"{self.endpoint}/{project_id}/{kind}/{resource_id}"}]
 
 
-def workload_summary(w: WorkloadRecord, links: Links) -> dict[str, Any]:
+def workload_summary(w: WorkloadSummary | WorkloadRecord, links: Links) -> dict[str, Any]:
     return {
         "project_id": w.project_id,
         "user_id": w.user_id,
@@ -55,7 +57,6 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
     metadata = dict(w.metadata)
     if backup_target_label is not None and w.backup_target:
         metadata["backup_media_target"] = backup_target_label(w.backup_target)
-    schedule = JobSchedule.from_storage(w.jobschedule)
     return {
         "created_at": isoformat(w.created_at),
         "updated_at": isoformat(w.updated_at),
@@ -74,14 +75,42 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
         },
         "instances": [{"id": i.id, "name": i.name, "metadata": i.metadata} for i in w.instances],
         "metadata": metadata,
-        "jobschedule": schedule.wire(appliance_timezone=appliance_timezone,
-                                     global_jobscheduler=global_jobscheduler,
-                                     now=now.replace(tzinfo=timezone.utc)),
+        "jobschedule": jobschedule_view(w, appliance_timezone, global_jobscheduler, now),
         "status": w.status,
         "error_msg": w.error_msg,
         "links": links(w.project_id, "workloads", w.id),
         "scheduler_trust": None,
     }
+
+
+def jobschedule_view(w: WorkloadRecord, appliance_timezone: str, global_jobscheduler: bool,
+                     now: datetime) -> dict[str, Any]:
+    """The workload's jobschedule as shown. `nextrun` comes from the workload's stored next
+    fire time (kept by the scheduler) while that is ahead; computing it is the rare case."""
+    view = dict(_static_view(_frozen(w.jobschedule), appliance_timezone))
+    view["global_jobscheduler"] = global_jobscheduler
+    if global_jobscheduler and view["enabled"]:
+        if w.next_fire_at is not None and w.next_fire_at > now:
+            view["nextrun"] = math.ceil((w.next_fire_at - now).total_seconds())
+        else:
+            upcoming = next_fire_time(JobSchedule.from_storage(w.jobschedule), now.replace(tzinfo=timezone.utc))
+            if upcoming is not None:
+                view["nextrun"] = math.ceil((upcoming - now.replace(tzinfo=timezone.utc)).total_seconds())
+    return view
+
+
+def _frozen(stored: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(stored.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _static_view(stored: tuple[tuple[str, Any], ...], appliance_timezone: str) -> dict[str, Any]:
+    # Every field but nextrun depends on the stored schedule alone, and most workloads
+    # share a handful of schedules: parse and format each one once.
+    view = JobSchedule.from_storage(dict(stored)).wire(
+        appliance_timezone=appliance_timezone, global_jobscheduler=False, now=datetime.now(timezone.utc))
+    view.pop("nextrun", None)
+    return view
 
 
 def workload_type(row: Any, project_id: str, links: Links) -> dict[str, Any]:

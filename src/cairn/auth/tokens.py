@@ -10,7 +10,8 @@ import hashlib
 import re
 import secrets
 import uuid
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Callable, ContextManager
 
 from sqlalchemy import select
@@ -52,21 +53,42 @@ def has_tokens(session: Session) -> bool:
     return session.scalar(select(Token.id).limit(1)) is not None
 
 
+#: how long a validated token is trusted without asking the database again
+CACHE_SECONDS = 10.0
+CACHE_ENTRIES = 10_000
+
+
 class LocalTokenValidator:
-    """Validates tokens issued by this service against the database."""
+    """Validates tokens issued by this service against the database.
+
+    A valid token is remembered for `CACHE_SECONDS` (never past its expiry), so a burst
+    of requests costs one lookup; unknown tokens are never cached.
+    """
 
     def __init__(self, reader: Callable[[], ContextManager[Session]]) -> None:
         self._reader = reader
+        self._cache: dict[str, tuple[Identity, datetime | None, float]] = {}
 
     def validate(self, token: str) -> Identity:
-        with self._reader() as session:
-            row = session.execute(
-                select(Token.project_id, Token.user_id, Token.roles, Token.expires_at)
-                .where(Token.token_hash == hash_token(token))).first()
-        if row is None:
-            raise NotAuthenticated("The request you have made requires authentication.")
-        if row.expires_at is not None and row.expires_at <= utcnow():
+        digest = hash_token(token)
+        now = utcnow()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[2] > time.monotonic():
+            identity, expires_at, _ = cached
+        else:
+            with self._reader() as session:
+                row = session.execute(
+                    select(Token.project_id, Token.user_id, Token.roles, Token.expires_at)
+                    .where(Token.token_hash == digest)).first()
+            if row is None:
+                raise NotAuthenticated("The request you have made requires authentication.")
+            roles = frozenset(r for r in row.roles.split(",") if r)
+            identity = Identity(project_id=row.project_id, user_id=row.user_id, roles=roles)
+            expires_at = row.expires_at
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[digest] = (identity, expires_at, time.monotonic() + CACHE_SECONDS)
+        if expires_at is not None and expires_at <= now:
             raise NotAuthenticated("The token has expired.")
-        roles = frozenset(r for r in row.roles.split(",") if r)
-        return Identity(project_id=row.project_id, user_id=row.user_id, roles=roles)
+        return identity
 

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, InterfaceError, DBAPIError
@@ -31,7 +33,8 @@ def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=_json_dumps, json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,10 +52,16 @@ def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20,
+                               "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() in ("mysql", "mariadb"):
         options["pool_recycle"] = 3600
     return create_engine(url, **options)
+
+
+def _json_dumps(value: Any) -> str:
+    # orjson: JSON columns are decoded on every listed row, where the stdlib is slow.
+    return orjson.dumps(value).decode()
 
 
 class Database:

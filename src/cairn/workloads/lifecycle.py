@@ -33,7 +33,8 @@ from cairn.workloads import global_scheduler, states
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
-from cairn.workloads.records import WorkloadRecord, get_workload, instance_owners, lock_workload
+from cairn.workloads.records import (
+    WorkloadRecord, WorkloadSummary, get_workload, instance_owners, lock_workload)
 from cairn.workloads.storage import BackupTargets
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
@@ -84,7 +85,7 @@ class WorkloadService:
 
     # -- create ---------------------------------------------------------------------
 
-    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput) -> WorkloadRecord:
+    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput) -> WorkloadSummary:
         now = self.clock()
         name = _check_name(data.name)
         type_id = data.workload_type_id or SERIAL_TYPE_ID
@@ -102,9 +103,10 @@ class WorkloadService:
         if policy_id:
             metadata["policy_id"] = policy_id
         workload_id = str(uuid.uuid4())
+        description = data.description if data.description is not None else DEFAULT_DESCRIPTION
         session.add(Workload(
             id=workload_id, project_id=ctx.project_id, user_id=ctx.user_id, name=name,
-            description=data.description if data.description is not None else DEFAULT_DESCRIPTION,
+            description=description,
             workload_type_id=type_id, status=states.CREATING, error_msg=None,
             availability_zone=data.availability_zone or "nova",
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
@@ -113,7 +115,8 @@ class WorkloadService:
         session.flush()
         self._claim_instances(session, workload_id, instances)
         enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id)
-        return get_workload(session, workload_id, ctx.project_id)
+        return WorkloadSummary(workload_id, ctx.project_id, ctx.user_id, name, description, type_id,
+                               states.CREATING, now, now)
 
     # -- modify ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from cairn.errors import InvalidInput, NotFound
 from cairn.workloads import states
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MemberInstance:
     id: str
     name: str
@@ -33,7 +33,24 @@ class StorageUsage:
     incremental_bytes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
+class WorkloadSummary:
+    """What the list view shows of a workload (no JSON columns: lists stay cheap)."""
+
+    id: str
+    project_id: str
+    user_id: str
+    name: str
+    description: str
+    workload_type_id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which is a
+# measurable share of a 1,000-row list; records are never mutated after building.
+@dataclass(slots=True)
 class WorkloadRecord:
     id: str
     project_id: str
@@ -49,25 +66,27 @@ class WorkloadRecord:
     backup_target: str | None
     created_at: datetime
     updated_at: datetime
+    next_fire_at: datetime | None = None
     instances: tuple[MemberInstance, ...] = ()
     storage: StorageUsage = StorageUsage()
 
 
-_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload.name,
-            Workload.description, Workload.workload_type_id, Workload.status,
-            Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
-            Workload.meta, Workload.backup_target, Workload.created_at, Workload.updated_at)
+NO_USAGE = StorageUsage()
+
+_SUMMARY_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload.name,
+                    Workload.description, Workload.workload_type_id, Workload.status,
+                    Workload.created_at, Workload.updated_at)
+_COLUMNS = (*_SUMMARY_COLUMNS, Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
+            Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at)
 
 
 def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
-            storage: StorageUsage = StorageUsage()) -> WorkloadRecord:
+            storage: StorageUsage = NO_USAGE) -> WorkloadRecord:
     return WorkloadRecord(
-        id=row.id, project_id=row.project_id, user_id=row.user_id, name=row.name,
-        description=row.description, workload_type_id=row.workload_type_id,
-        status=row.status, error_msg=row.error_msg, availability_zone=row.availability_zone,
-        jobschedule=row.jobschedule or {}, metadata=dict(row.meta or {}),
-        backup_target=row.backup_target, created_at=row.created_at,
-        updated_at=row.updated_at, instances=instances, storage=storage)
+        row.id, row.project_id, row.user_id, row.name, row.description, row.workload_type_id,
+        row.status, row.error_msg, row.availability_zone, row.jobschedule or {},
+        row.meta or {}, row.backup_target, row.created_at, row.updated_at, row.next_fire_at,
+        instances, storage)
 
 
 def _select() -> Any:
@@ -78,13 +97,13 @@ def _instances_of(session: Session, workload_ids: list[str]) -> dict[str, list[M
     members: dict[str, list[MemberInstance]] = {wid: [] for wid in workload_ids}
     if not workload_ids:
         return members
-    rows = session.execute(
+    rows = session.connection().execute(
         select(WorkloadInstance.workload_id, WorkloadInstance.instance_id,
-               WorkloadInstance.name, WorkloadInstance.meta)
+               WorkloadInstance.name, WorkloadInstance.meta.label("meta"))
         .where(WorkloadInstance.workload_id.in_(workload_ids))
-        .order_by(WorkloadInstance.workload_id, WorkloadInstance.position))
+        .order_by(WorkloadInstance.workload_id, WorkloadInstance.position)).all()
     for row in rows:
-        members[row.workload_id].append(MemberInstance(row.instance_id, row.name, dict(row.meta or {})))
+        members[row.workload_id].append(MemberInstance(row.instance_id, row.name, row.meta or {}))
     return members
 
 
@@ -111,11 +130,10 @@ def lock_workload(session: Session, workload_id: str, project_scope: str | None)
     return row
 
 
-def list_workloads(session: Session, *, project_id: str | None, limit: int,
-                   marker: str | None = None, backup_targets: list[str] | None = None,
-                   with_instances: bool = False) -> list[WorkloadRecord]:
+def _listing(session: Session, columns: tuple[Any, ...], *, project_id: str | None, limit: int,
+             marker: str | None, backup_targets: list[str] | None) -> list[Any]:
     """Live workloads, newest first; `project_id` None lists every project."""
-    query = _select().where(Workload.deleted.is_(False))
+    query = select(*columns).where(Workload.deleted.is_(False))
     if project_id is not None:
         query = query.where(Workload.project_id == project_id)
     if backup_targets is not None:
@@ -129,9 +147,23 @@ def list_workloads(session: Session, *, project_id: str | None, limit: int,
                                 and_(Workload.created_at == anchor.created_at,
                                      Workload.id < anchor.id)))
     query = query.order_by(Workload.created_at.desc(), Workload.id.desc()).limit(limit)
-    rows = session.execute(query).all()
-    if not with_instances:
-        return [_record(row) for row in rows]
+    # Core, not the ORM: plain column rows need none of the ORM's per-row bookkeeping.
+    return session.connection().execute(query).all()
+
+
+def list_workload_summaries(session: Session, *, project_id: str | None, limit: int,
+                            marker: str | None = None,
+                            backup_targets: list[str] | None = None) -> list[WorkloadSummary]:
+    rows = _listing(session, _SUMMARY_COLUMNS, project_id=project_id, limit=limit, marker=marker,
+                    backup_targets=backup_targets)
+    return [WorkloadSummary(*row) for row in rows]
+
+
+def list_workloads(session: Session, *, project_id: str | None, limit: int,
+                   marker: str | None = None, backup_targets: list[str] | None = None) -> list[WorkloadRecord]:
+    """Live workloads with their instances and storage usage, newest first."""
+    rows = _listing(session, _COLUMNS, project_id=project_id, limit=limit, marker=marker,
+                    backup_targets=backup_targets)
     ids = [row.id for row in rows]
     members = _instances_of(session, ids)
     usage = storage_usage(session, ids)
@@ -164,5 +196,5 @@ def storage_usage(session: Session, workload_ids: list[str]) -> dict[str, Storag
             usage[workload_id][kind] = (int(count), int(total))
     return {wid: StorageUsage(full_count=kinds.get("full", (0, 0))[0], full_bytes=kinds.get("full", (0, 0))[1],
                               incremental_count=kinds.get("incremental", (0, 0))[0],
-                              incremental_bytes=kinds.get("incremental", (0, 0))[1])
+                              incremental_bytes=kinds.get("incremental", (0, 0))[1]) if kinds else NO_USAGE
             for wid, kinds in usage.items()}

@@ -9,7 +9,7 @@ from cairn.api import deps, models, views
 from cairn.clock import utcnow
 from cairn.workloads import global_scheduler
 from cairn.workloads.lifecycle import WorkloadInput
-from cairn.workloads.records import get_workload, list_workloads
+from cairn.workloads.records import get_workload, list_workload_summaries, list_workloads
 
 router = APIRouter(prefix="/v1/{project_id}/workloads", tags=["workloads"])
 
@@ -43,10 +43,12 @@ def _list(request: Request, project_id: str, token: str | None, detail: bool,
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
     targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
     with runtime.database.reader() as session:
-        rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
-                              backup_targets=targets, with_instances=detail)
         if not detail:
-            return deps.json_response({"workloads": [views.workload_summary(w, links) for w in rows]})
+            summaries = list_workload_summaries(session, project_id=scope, limit=limit_value,
+                                                marker=marker, backup_targets=targets)
+            return deps.json_response({"workloads": [views.workload_summary(w, links) for w in summaries]})
+        rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
+                              backup_targets=targets)
         enabled = global_scheduler.is_enabled(session)
     label = deps.target_label(runtime, ctx, project_id)
     now = utcnow()
