@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from cairn import __version__
 from cairn.api import faults, models
@@ -29,6 +32,22 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
         app.include_router(module.router)
     faults.install(app, auth_uri=runtime.settings.public_endpoint or "")
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, limit=runtime.settings.max_request_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents a 422 on every operation; Cairn answers bad input with 400
+    badRequest (the OpenStack convention), so the document says that instead."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
