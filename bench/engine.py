@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +37,6 @@ from disk_image import (  # noqa: E402  (bench/ is not a package: run as a scrip
 # One passphrase for every tool, so each pays for the same encryption work.
 PASSPHRASE = "cairn-bench: not a secret"
 FULL, INCR, RESTORE = "full", "incremental", "restore"
-STEPS = (FULL, INCR, RESTORE)
 CAIRN, CAIRN_MAP, RESTIC = "cairn", "cairn+map", "restic"
 RSS_LIMIT = 256 * MiB
 # "Independent of disk size": 4x the disk may cost at most this much more memory.
@@ -81,8 +81,13 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path,
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if capture else logf, stderr=logf)
-        out = proc.stdout.read().decode() if capture and proc.stdout else ""
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        try:
+            out = proc.stdout.read().decode() if capture and proc.stdout else ""
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted: leave no tool writing into the next run's dirs
+            proc.kill()
+            proc.wait()
+            raise
         tool_s = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
         if proc.stdout:
@@ -442,8 +447,10 @@ def table(results: list[Result]) -> str:
     """One aligned table; on a peer's row, Cairn's figure divided by the peer's.
 
     On an incremental row the time ratio is given for Cairn without and with the map.
+    "others %" is the share of the machine's CPUs that other processes used during
+    the step: above a few percent, that figure was slowed by someone else.
     """
-    head = ["disk", "step", "tool", "wall s", "cpu s", "others' cpu s", "peak RSS MiB", "stored MiB",
+    head = ["disk", "step", "tool", "wall s", "cpu s", "others %", "peak RSS MiB", "stored MiB",
             "added MiB", "cairn÷ time", "cairn÷ stored", "cairn÷ added", "cairn÷ RSS", "restore"]
     rows = [head]
     for r in results:
@@ -458,7 +465,7 @@ def table(results: list[Result]) -> str:
                       _x(c.added, r.added) if r.step == INCR else "", _x(c.rss, r.rss)]
         restore = "" if r.restore_ok is None else ("identical" if r.restore_ok else "MISMATCH")
         rows.append([format_size(r.size), r.step, r.tool, f"{r.wall_s:.1f}", f"{r.cpu_s:.1f}",
-                     f"{r.others_cpu_s:.1f}",
+                     f"{100 * r.others_cpu_s / (r.wall_s * (os.cpu_count() or 1)):.0f}",
                      _mib(r.rss), _mib(r.stored), _mib(r.added), *ratios, restore])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []
@@ -526,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cairn", default=str(Path(sys.executable).with_name("cairn")),
                     help="the cairn executable (default: beside this Python)")
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the running tool is killed with us (run_measured).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     size = parse_size(args.size)
     rss_size = None if args.rss_check.lower() in ("off", "no", "0") else parse_size(args.rss_check)

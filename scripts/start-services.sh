@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the database servers the test suite uses, when they are not running already.
+# Starts the servers the test suite uses (PostgreSQL, MariaDB, RabbitMQ) when they are
+# not running already.
 set -euo pipefail
 
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
@@ -19,4 +20,11 @@ if ! port_open 3306; then
   echo "start-services: starting MariaDB"
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_port 3306
+fi
+if ! port_open 5672; then
+  echo "start-services: starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_port 5672
+  # the port opens before the broker takes connections and rabbitmqctl answers
+  for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 fi

@@ -25,6 +25,9 @@ COMMANDS = {
     "repo": "cairn.commands.repo:repo",
     "config": "cairn.commands.config:config",
     "policy": "cairn.commands.policy:policy",
+    "api": "cairn.commands.api:api",
+    "scheduler": "cairn.commands.scheduler:scheduler",
+    "worker": "cairn.commands.worker:worker",
 }
 
 

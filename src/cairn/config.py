@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,6 +94,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "scheduler_interval_seconds", float, 30.0,
            "How often the scheduler looks for due jobschedules.", "number"),
     Option("DEFAULT", "log_level", str, "INFO", "Python logging level."),
+    Option("DEFAULT", "transport_url", str, "",
+           "oslo.messaging transport URL of the broker the roles share, for example "
+           "rabbit://USER:PASS@HOST:5672/VHOST. Empty: jobs run in the process that "
+           "created them (the embedded default of `cairn serve`) and no notifications "
+           "are sent. `cairn api`, `cairn scheduler` and `cairn worker` require it. Give "
+           "each Cairn installation sharing a broker its own virtual host."),
+    Option("DEFAULT", "worker_name", str, None,
+           "This worker's name: jobs whose payload names a worker are sent to that one "
+           "only. Default: the host name."),
 )
 
 
@@ -133,12 +143,19 @@ class Settings:
     gc_wait_seconds: float = 10.0
     scheduler_interval_seconds: float = 30.0
     log_level: str = "INFO"
+    transport_url: str = ""
+    worker_name: str | None = None
     targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def worker_host(self) -> str:
+        """The name this process goes by as a worker (`worker_name`, else the host name)."""
+        return self.worker_name or socket.gethostname()
 
     @property
     def backup_targets(self) -> tuple[TargetSettings, ...]:

@@ -3,15 +3,21 @@
 `Runtime` wires the layers together (database → platform → jobs → workload services)
 and owns their start and stop; the API and the CLI receive it and never build these
 parts themselves. Tests build one per database backend.
+
+How jobs travel depends on `settings.transport_url`: empty, every job runs on this
+process's thread pool (`cairn serve`, the embedded default); set, jobs are rung over
+the broker to `cairn worker` processes (`RabbitDispatcher`) when the caller asks for it
+(`broker=True`: the role commands), and the job handlers send notifications. `cairn
+serve` keeps its in-process pool even with a broker configured; it only notifies.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from cairn.auth.policy import PolicyEnforcer
 from cairn.auth.tokens import LocalTokenValidator
@@ -21,6 +27,7 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.errors import InvalidInput
 from cairn.jobs.dispatch import InProcessDispatcher
+from cairn.jobs.notify import notifying
 from cairn.jobs.reaper import Reaper
 from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
@@ -33,6 +40,9 @@ from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
 from cairn.workloads.restores import RestoreService
 from cairn.workloads.snapshots import SnapshotService
 from cairn.workloads.storage import BackupTargets
+
+if TYPE_CHECKING:  # oslo.messaging is imported only by processes that use a broker
+    from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +58,14 @@ class Runtime:
     snapshots: SnapshotService
     restores: RestoreService
     targets: BackupTargets
-    dispatcher: InProcessDispatcher
+    dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     hooks: WorkloadHooks
     scheduler: Scheduler
     handlers: dict[str, JobHandler] = field(default_factory=dict)
+    runner: JobRunner | None = None
+    #: the broker connection, when `transport_url` is set
+    messaging: Messaging | None = None
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -66,10 +79,23 @@ class Runtime:
         self.scheduler.stop()
         self.reaper.stop()
         self.dispatcher.shutdown(wait=True)
+        if self.messaging is not None:
+            self.messaging.close()
         self.database.dispose()
 
 
-def build_runtime(settings: Settings) -> Runtime:
+#: job kind → the event name its notifications use (`<event>.start|end|error`)
+NOTIFIED_EVENTS = {
+    lifecycle.JOB_CREATE: "workload.create",
+    lifecycle.JOB_DELETE: "workload.delete",
+    snapshots.JOB_SNAPSHOT: "snapshot.create",
+    restores.JOB_RESTORE: "restore",
+}
+
+
+def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
+    """Wire a runtime. With `broker` (the role commands) jobs go over the broker; without
+    (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`."""
     if settings.platform != "local":
         raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local'.", "platform")
     _check_timezone(settings.timezone)
@@ -92,10 +118,21 @@ def build_runtime(settings: Settings) -> Runtime:
         snapshots.JOB_SNAPSHOT_DELETE: snapshots.SnapshotDeleteJob(targets, clock, gc_wait),
         restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
     }
+    messaging: Messaging | None = None
+    if settings.transport_url:
+        from cairn.jobs.messaging import Messaging, RabbitDispatcher
+
+        messaging = Messaging(settings.transport_url, settings.worker_threads)
+        notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
+        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database)
     lease = timedelta(seconds=settings.job_lease_seconds)
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
-    dispatcher = InProcessDispatcher(runner, settings.worker_threads)
+    dispatcher: InProcessDispatcher | RabbitDispatcher
+    if messaging is not None and broker:
+        dispatcher = RabbitDispatcher(messaging, database)
+    else:
+        dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
     workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, hooks)
     snapshot_service = SnapshotService(dispatcher, clock)
@@ -105,7 +142,8 @@ def build_runtime(settings: Settings) -> Runtime:
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
-                   dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers)
+                   dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers,
+                   runner=runner, messaging=messaging)
 
 
 def _check_timezone(name: str) -> None:

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from cairn import __version__
 from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from cairn.api.routes import global_scheduler, policies, restores, snapshots, workload_types, workloads
+from cairn.api.routes import global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
 from cairn.runtime import Runtime
 
 _ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
@@ -32,6 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
         app.include_router(module.router)
     faults.install(app, auth_uri=runtime.settings.public_endpoint or "")
+    ops.install(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, limit=runtime.settings.max_request_body_bytes)
     app.add_middleware(RequestIdMiddleware)

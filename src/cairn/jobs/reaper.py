@@ -57,6 +57,11 @@ class Reaper:
         self._thread = threading.Thread(target=self._loop, args=(interval,), name="reaper", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the reaping loop is alive (for health checks)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread:

@@ -1,0 +1,93 @@
+"""Doorbells on a real RabbitMQ: any worker takes plain jobs; a named one takes its own.
+
+Two `WorkerServer`s run in this process (each with its own `JobRunner` over one SQLite
+database); the jobs' handler records which worker ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from cairn.clock import utcnow
+from cairn.db.database import Database
+from cairn.db.migrate import upgrade
+from cairn.jobs import records
+from cairn.jobs.records import JobRecord
+from cairn.jobs.runner import JobContext, JobRunner, Outcome
+from tests.conftest import wait_until
+from tests.scale.conftest import RABBIT_HOST, RABBIT_PORT, _port_open, rabbitmqctl
+
+
+class Recorder:
+    """A job handler that notes which worker ran which job."""
+
+    def __init__(self, name: str, ran: dict[str, str]) -> None:
+        self.name = name
+        self.ran = ran
+
+    def run(self, job: JobContext) -> None:
+        self.ran[job.record.id] = self.name
+
+    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
+        pass
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    if not _port_open(RABBIT_HOST, RABBIT_PORT):
+        if os.environ.get("CI"):
+            pytest.fail("RabbitMQ is not running (scripts/start-services.sh starts it)")
+        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    name = f"cairn_routing_{os.getpid()}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
+def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, tmp_path: Path) -> None:
+    from cairn.jobs.messaging import Messaging, RabbitDispatcher, WorkerServer
+
+    url = f"sqlite:///{tmp_path / 'cairn.sqlite'}"
+    upgrade(url)
+    database = Database(url)
+    transport = f"rabbit://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+    ran: dict[str, str] = {}
+    connections, servers = [], []
+    for name in ("host-a", "host-b"):
+        messaging = Messaging(transport, executor_threads=2)
+        runner = JobRunner(database, {"probe": Recorder(name, ran)}, f"{name}:1", timedelta(seconds=30), utcnow)
+        server = WorkerServer(messaging, runner, name, threads=2)
+        server.start()
+        connections.append(messaging)
+        servers.append(server)
+    sender = Messaging(transport, executor_threads=1)
+    try:
+        dispatcher = RabbitDispatcher(sender, database)
+        with database.unit_of_work() as session:
+            routed = [records.create_job(session, "probe", "p1", utcnow(), payload={"worker": "host-b"})
+                      for _ in range(6)]
+            anywhere = [records.create_job(session, "probe", "p1", utcnow()) for _ in range(6)]
+        for job_id in routed + anywhere:
+            dispatcher.dispatch(job_id)
+        wait_until(lambda: len(ran) == 12, timeout=30)
+        assert {ran[job_id] for job_id in routed} == {"host-b"}
+        with database.reader() as session:
+            assert {records.get_job(session, j).state for j in routed + anywhere} == {"succeeded"}  # type: ignore[union-attr]
+    finally:
+        stoppers = [threading.Thread(target=server.stop) for server in servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for messaging in [*connections, sender]:
+            messaging.close()
+        database.dispose()

@@ -1,0 +1,212 @@
+"""Scale-out end to end: separate api, scheduler and worker processes over RabbitMQ.
+
+Everything goes through HTTP and real processes; the database is read only to learn
+which worker runs a job (to kill that one) and what became of the job row.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import wait_until
+from tests.scale.conftest import LEASE_SECONDS, Cluster
+
+pytestmark = pytest.mark.slow
+
+
+class Caller:
+    """A member of project p1 talking to one api replica."""
+
+    def __init__(self, cluster: Cluster, api_index: int) -> None:
+        self.cluster = cluster
+        self.base = f"{cluster.api_urls[api_index]}/v1/p1"
+        self.headers = {"X-Auth-Token": _token(cluster)}
+
+    def workload(self, disk: Path, name: str) -> str:
+        instance = self.cluster.cairn("instance", "add", "--project", "p1", "--name", name, "--disk", str(disk))
+        response = httpx.post(f"{self.base}/workloads", headers=self.headers, json={"workload": {
+            "name": name, "instances": [{"instance-id": instance}]}})
+        assert response.status_code == 202, response.text
+        workload = response.json()["workload"]["id"]
+        self.wait_workload(workload, "available")
+        return workload
+
+    def wait_workload(self, workload: str, status: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_until(lambda: (w := httpx.get(f"{self.base}/workloads/{workload}", headers=self.headers)
+                                   .json()["workload"])["status"] == status and w, timeout=timeout, interval=0.1)
+
+    def snapshot(self, workload: str) -> str:
+        response = httpx.post(f"{self.base}/workloads/{workload}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return str(response.json()["snapshot"]["id"])
+
+    def snapshot_status(self, snapshot: str) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.base}/snapshots/{snapshot}", headers=self.headers).json()["snapshot"])
+
+    def wait_snapshot_ended(self, snapshot: str, timeout: float = 120) -> dict[str, Any]:
+        return wait_until(lambda: (s := self.snapshot_status(snapshot))["status"]
+                          in ("available", "error", "cancelled") and s, timeout=timeout, interval=0.1)
+
+
+_TOKENS: dict[str, str] = {}
+
+
+def _token(cluster: Cluster) -> str:
+    if cluster.database_url not in _TOKENS:
+        _TOKENS[cluster.database_url] = cluster.cairn("token", "create", "--project", "p1", "--user", "u1")
+    return _TOKENS[cluster.database_url]
+
+
+def small_disk(cluster: Cluster, name: str) -> Path:
+    path = cluster.data_dir / "disks" / f"{name}.raw"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(b"cairn" * 200_000)
+        handle.truncate(8 << 20)
+    return path
+
+
+def test_snapshots_through_either_api_end_available_run_by_a_worker(cluster: Cluster) -> None:
+    for index in (0, 1):
+        caller = Caller(cluster, index)
+        workload = caller.workload(small_disk(cluster, f"small{index}"), f"small{index}")
+        snapshot = caller.snapshot(workload)
+        ended = caller.wait_snapshot_ended(snapshot)
+        assert ended["status"] == "available", ended
+        # the snapshot is available a moment before its job's closing transaction ends
+        job = wait_until(lambda: (j := cluster.job_of(snapshot)) and j["state"] != "running" and j)
+        assert job["state"] == "succeeded", job
+        assert job["owner"].split(":")[0] in cluster.workers(), job
+        caller.wait_workload(workload, "available")
+
+
+def test_every_role_answers_its_healthcheck_and_the_api_serves_metrics(cluster: Cluster) -> None:
+    health = httpx.get(f"{cluster.api_urls[0]}/healthcheck").json()
+    assert health["role"] == "api" and health["status"] == "ok" and health["version"]
+    scheduler = httpx.get(cluster.health_urls["scheduler1"]).json()
+    assert scheduler["role"] == "scheduler" and scheduler["status"] == "ok", scheduler
+    assert scheduler["reaper"] is True and scheduler["scheduler"] is True
+    worker = httpx.get(cluster.health_urls["worker1"]).json()
+    assert worker["role"] == "worker" and worker["name"] == "worker1" and worker["status"] == "ok", worker
+    caller = Caller(cluster, 0)
+    assert httpx.get(f"{caller.base}/workloads", headers=caller.headers).status_code == 200
+    metrics = httpx.get(f"{cluster.api_urls[0]}/metrics").text
+    # by route template, so that ids never make a series each
+    assert 'cairn_http_requests_total{method="GET",route="/v1/{project_id}/workloads",status="200"}' in metrics
+    assert "# TYPE cairn_jobs gauge" in metrics and "cairn_snapshot_duration_seconds_bucket" in metrics
+
+
+def test_role_refuses_to_start_on_a_database_behind_the_newest_schema(cluster: Cluster, tmp_path: Path) -> None:
+    environment = {**cluster.environment, "CAIRN_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
+    done = subprocess.run([sys.executable, "-m", "cairn", "worker"], env=environment,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "cairn db upgrade" in done.stderr
+
+
+def test_worker_killed_mid_snapshot_is_reaped_within_the_lease_and_the_next_snapshot_succeeds(
+        cluster: Cluster, noise: Path) -> None:
+    caller = Caller(cluster, 0)
+    disk = cluster.data_dir / "disks" / "big.raw"
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(noise, disk)
+    workload = caller.workload(disk, "big")
+    snapshot = caller.snapshot(workload)
+    job = wait_until(lambda: (j := cluster.job_of(snapshot)) and j["state"] == "running" and j,
+                     timeout=30, interval=0.01)
+    victim = job["owner"].split(":")[0]
+    cluster.stop(victim, sig=signal.SIGKILL)
+    killed_at = time.monotonic()
+    ended = caller.wait_snapshot_ended(snapshot, timeout=30)
+    reaped_after = time.monotonic() - killed_at
+    if ended["status"] == "available":
+        pytest.skip("the snapshot finished before its worker was killed")  # a very fast machine
+    assert ended["status"] == "error" and "lease expired" in ended["error_msg"], ended
+    # lease, plus one reaper pass (a quarter of the lease, at least 1 s), plus slack
+    assert reaped_after < LEASE_SECONDS + max(1, LEASE_SECONDS / 4) + 3, reaped_after
+    assert cluster.job_of(snapshot)["state"] == "failed"  # type: ignore[index]
+    caller.wait_workload(workload, "available")
+    # the reaper (in a scheduler) settled the job, and announced it
+    errors = wait_until(lambda: [e for e in _drain(cluster, "notifications.error")
+                                 if e["payload"].get("subject_id") == snapshot], timeout=20, interval=0.2)
+    assert errors[0]["event_type"] == "snapshot.create.error"
+    assert "lease expired" in errors[0]["payload"]["error"]
+
+    again = caller.snapshot(workload)
+    ended = caller.wait_snapshot_ended(again, timeout=120)
+    assert ended["status"] == "available", ended
+    survivor = cluster.job_of(again)["owner"].split(":")[0]  # type: ignore[index]
+    assert survivor != victim
+    cluster.start_workers(victim)
+
+
+def test_doorbell_lost_on_the_broker_is_rung_again_by_the_reaper(cluster: Cluster) -> None:
+    caller = Caller(cluster, 1)
+    workload = caller.workload(small_disk(cluster, "lost"), "lost")
+    names = cluster.workers()
+    cluster.stop(*names)
+    snapshot = caller.snapshot(workload)
+    # the doorbell waits in the topic queue: losing it is the broker's doing
+    wait_until(lambda: "cairn-worker\t1" in _queues(cluster), timeout=10, interval=0.1)
+    subprocess.run(["rabbitmqctl", "-q", "purge_queue", "-p", cluster.vhost, "cairn-worker"], check=True,
+                   capture_output=True)
+    assert cluster.job_of(snapshot)["state"] == "queued"  # type: ignore[index]
+    cluster.start_workers(*names)
+    ended = caller.wait_snapshot_ended(snapshot, timeout=LEASE_SECONDS * 4 + 30)
+    assert ended["status"] == "available", ended
+    wait_until(lambda: cluster.job_of(snapshot)["state"] == "succeeded")  # type: ignore[index]
+
+
+def _queues(cluster: Cluster) -> str:
+    return subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", cluster.vhost, "name", "messages"],
+                          capture_output=True, text=True).stdout
+
+
+def test_snapshot_notifications_announce_start_and_end_with_ids_and_sizes(cluster: Cluster) -> None:
+    caller = Caller(cluster, 0)
+    workload = caller.workload(small_disk(cluster, "told"), "told")
+    snapshot = caller.snapshot(workload)
+    assert caller.wait_snapshot_ended(snapshot)["status"] == "available"
+    seen: dict[str, dict[str, Any]] = {}
+
+    def drained() -> bool:
+        for event in _drain(cluster, "notifications.info"):
+            if event["payload"].get("subject_id") == snapshot:
+                seen[event["event_type"]] = event
+        return "snapshot.create.end" in seen
+
+    wait_until(drained, timeout=20, interval=0.2)
+    assert "snapshot.create.start" in seen
+    end = seen["snapshot.create.end"]
+    assert end["publisher_id"].startswith("cairn.")
+    assert end["payload"]["project_id"] == "p1" and end["payload"]["workload_id"] == workload
+    assert end["payload"]["state"] == "succeeded" and end["payload"]["size"] > 0
+    assert end["payload"]["duration_seconds"] >= 0
+
+
+def _drain(cluster: Cluster, queue: str) -> list[dict[str, Any]]:
+    """Every notification waiting in `queue` (the oslo envelope opened)."""
+    import json
+
+    import amqp.exceptions
+    import kombu
+
+    events = []
+    with kombu.Connection(f"amqp://guest:guest@127.0.0.1:5672/{cluster.vhost}") as connection:
+        channel = connection.channel()
+        try:
+            while (message := channel.basic_get(queue, no_ack=True)) is not None:
+                body = json.loads(message.body)
+                events.append(json.loads(body["oslo.message"]) if "oslo.message" in body else body)
+        except amqp.exceptions.NotFound:  # the first notification of its level declares it
+            pass
+    return events
