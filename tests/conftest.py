@@ -135,19 +135,37 @@ def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
     return Settings(data_dir=data_dir, database_url=url, **values)
 
 
+@contextlib.contextmanager
+def running_service(backend: str, url: str, data_dir: Path) -> Iterator[Service]:
+    """A runtime on `url` behind a real server on a free loopback port."""
+    runtime = build_runtime(make_settings(data_dir, url))
+    runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
+    port = free_port()
+    server, thread = start_server(create_app(runtime), port)
+    try:
+        yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def service(request: pytest.FixtureRequest, database_urls: dict[str, str],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     backend = request.param
-    data_dir = tmp_path_factory.mktemp(f"data-{backend}")
-    runtime = build_runtime(make_settings(data_dir, database_urls[backend]))
-    runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
-    port = free_port()
-    server, thread = start_server(create_app(runtime), port)
-    yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.close()
+    with running_service(backend, database_urls[backend], tmp_path_factory.mktemp(f"data-{backend}")) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service on SQLite whatever CAIRN_TEST_BACKENDS says (for backend-blind tests)."""
+    data_dir = tmp_path_factory.mktemp("data-sqlite-only")
+    url = f"sqlite:///{data_dir / 'cairn.sqlite'}"
+    upgrade(url)
+    with running_service("sqlite", url, data_dir) as svc:
+        yield svc
 
 
 @contextlib.contextmanager

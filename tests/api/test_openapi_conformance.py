@@ -37,7 +37,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
 from tests.api.test_workloads import PARALLEL, SERIAL, create_workload, wait_status
-from tests.conftest import Service, wait_until
+from tests.conftest import Service, wait_for_idle, wait_until
 
 PROJECT = "p1"
 PLACEHOLDER = re.compile(r"\{(\w+)\}$")
@@ -136,9 +136,9 @@ class World:
 
 
 @pytest.fixture
-def world(api: Service) -> Iterator[World]:
-    if api.backend != "sqlite":
-        pytest.skip("the conformance fuzz runs on SQLite only (see the module docstring)")
+def world(sqlite_service: Service) -> Iterator[World]:
+    api = sqlite_service
+    api.reset_tables()
     load_all_checks()
     admin = api.token("admin", "admin", ("admin",))
     member = api.token(PROJECT, "u1")
@@ -148,6 +148,7 @@ def world(api: Service) -> Iterator[World]:
     operations = sorted((result.ok() for result in schema.get_all_operations()),
                         key=lambda op: op.method.upper() == "DELETE")
     yield World(api, seeded, admin, member, operations)
+    wait_for_idle(api)
 
 
 @st.composite
