@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from cairn.clock import isoformat
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
@@ -47,6 +49,18 @@ def workload_summary(w: WorkloadSummary | WorkloadRecord, links: Links) -> dict[
         "scheduler_trust": None,
         "links": links(w.project_id, "workloads", w.id),
     }
+
+
+@functools.lru_cache(maxsize=20_000)  # ~600 bytes each: ~12 MB at most
+def workload_summary_json(w: WorkloadSummary, endpoint: str) -> bytes:
+    """A summary encoded, remembered by its exact values: a list re-sends mostly
+    unchanged workloads, and encoding them again was most of a 1,000-item list's cost."""
+    return orjson.dumps(workload_summary(w, Links(endpoint)))
+
+
+def workload_summaries_json(summaries: list[WorkloadSummary], links: Links) -> bytes:
+    """`{"workloads": [...]}`, joined from the remembered encodings."""
+    return b'{"workloads":[' + b",".join(workload_summary_json(w, links.endpoint) for w in summaries) + b"]}"
 
 
 def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,

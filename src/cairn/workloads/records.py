@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -33,9 +33,9 @@ class StorageUsage:
     incremental_bytes: int = 0
 
 
-@dataclass(slots=True)
-class WorkloadSummary:
-    """What the list view shows of a workload (no JSON columns: lists stay cheap)."""
+class WorkloadSummary(NamedTuple):
+    """What the list view shows of a workload (no JSON columns: lists stay cheap). A
+    tuple, so that a rendering of it can be remembered by its exact values."""
 
     id: str
     project_id: str
@@ -156,7 +156,7 @@ def list_workload_summaries(session: Session, *, project_id: str | None, limit: 
                             backup_targets: list[str] | None = None) -> list[WorkloadSummary]:
     rows = _listing(session, _SUMMARY_COLUMNS, project_id=project_id, limit=limit, marker=marker,
                     backup_targets=backup_targets)
-    return [WorkloadSummary(*row) for row in rows]
+    return [WorkloadSummary._make(row) for row in rows]
 
 
 def list_workloads(session: Session, *, project_id: str | None, limit: int,

@@ -46,7 +46,7 @@ def _list(request: Request, project_id: str, token: str | None, detail: bool,
         if not detail:
             summaries = list_workload_summaries(session, project_id=scope, limit=limit_value,
                                                 marker=marker, backup_targets=targets)
-            return deps.json_response({"workloads": [views.workload_summary(w, links) for w in summaries]})
+            return Response(views.workload_summaries_json(summaries, links), media_type="application/json")
         rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
                               backup_targets=targets)
         enabled = global_scheduler.is_enabled(session)
