@@ -99,10 +99,14 @@ def cancel_queued(session: Session, job_id: str, now: datetime, reason: str) -> 
     return result.rowcount == 1
 
 
-def request_cancel(session: Session, workload_id: str, now: datetime) -> list[JobRecord]:
-    """Flag every unfinished job of a workload for cancellation; returns them."""
-    rows = list(session.scalars(select(Job).where(
-        Job.workload_id == workload_id, Job.state.in_((QUEUED, RUNNING)))))
+def request_cancel(session: Session, workload_id: str, now: datetime, *, kind: str | None = None,
+                   subject_id: str | None = None) -> list[JobRecord]:
+    """Flag the unfinished jobs of a workload (or only those of `kind` on `subject_id`)
+    for cancellation; returns them."""
+    query = select(Job).where(Job.workload_id == workload_id, Job.state.in_((QUEUED, RUNNING)))
+    if kind is not None:
+        query = query.where(Job.kind == kind, Job.subject_id == subject_id)
+    rows = list(session.scalars(query))
     for row in rows:
         row.cancel_requested = True
         row.updated_at = now

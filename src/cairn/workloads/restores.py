@@ -34,7 +34,7 @@ from cairn.platforms.base import Platform
 from cairn.workloads import states
 from cairn.workloads.records import get_workload
 from cairn.workloads.snapshot_records import SnapshotDisk, SnapshotInstance, snapshot_record
-from cairn.workloads.snapshots import ProgressReporter, settle_unfinished
+from cairn.workloads.snapshots import ProgressReporter, cancel_work, settle_unfinished
 from cairn.workloads.storage import BackupTargets
 
 log = logging.getLogger(__name__)
@@ -245,12 +245,7 @@ class RestoreService:
     def cancel(self, session: Session, restore_id: str, project_scope: str | None) -> RestoreRecord:
         record = get_restore(session, restore_id, project_scope)
         if record.status in states.RESTORE_RUNNING:
-            now = self.clock()
-            for job in jobs.request_cancel(session, record.workload_id, now):
-                if job.kind == JOB_RESTORE and job.subject_id == restore_id and job.state == jobs.QUEUED:
-                    jobs.cancel_queued(session, job.id, now, "Cancelled by a user.")
-                    settle_unfinished(session, session.get(Restore, restore_id), states.RESTORE_CANCELLED,
-                                      "Cancelled by a user.", now)
+            cancel_work(session, JOB_RESTORE, session.get_one(Restore, restore_id), self.clock())
         return record
 
 

@@ -132,13 +132,18 @@ class SnapshotService:
         """Ask a running snapshot to stop; it ends `cancelled`. Finished ones are left alone."""
         record = get_snapshot(session, snapshot_id, project_scope)
         if record.status in states.SNAP_RUNNING:
-            now = self.clock()
-            for job in jobs.request_cancel(session, record.workload_id, now):
-                if job.kind == JOB_SNAPSHOT and job.subject_id == snapshot_id and job.state == jobs.QUEUED:
-                    jobs.cancel_queued(session, job.id, now, "Cancelled by a user.")
-                    settle_unfinished(session, session.get(Snapshot, snapshot_id), states.SNAP_CANCELLED,
-                                      "Cancelled by a user.", now)
+            cancel_work(session, JOB_SNAPSHOT, session.get_one(Snapshot, snapshot_id), self.clock())
         return record
+
+
+def cancel_work(session: Session, kind: str, row: Snapshot | Restore, now: datetime) -> None:
+    """Ask the job working on a snapshot or restore to stop. A running job notices
+    within a fraction of a second and settles the row itself; one still queued never
+    starts, so the row is settled here."""
+    for job in jobs.request_cancel(session, row.workload_id, now, kind=kind, subject_id=row.id):
+        if job.state == jobs.QUEUED:
+            jobs.cancel_queued(session, job.id, now, "Cancelled by a user.")
+            settle_unfinished(session, row, states.SNAP_CANCELLED, "Cancelled by a user.", now)
 
 
 def settle_unfinished(session: Session, row: Snapshot | Restore | None, status: str,
