@@ -1,13 +1,16 @@
 """The one place that talks to QEMU's tools: `qemu-img` and `qemu-nbd` + libnbd.
 
 libnbd's Python binding ships as a Debian package (python3-libnbd), outside the venv;
-`import_nbd` adds the system dist-packages directory to `sys.path` lazily, only when a
-qcow2 image must be read or written through NBD. Every tool failure leaves as
+`import_nbd` loads just its two modules (`libnbdmod`, `nbd`) from the system
+dist-packages directory, lazily, only when a qcow2 image must be read or written through
+NBD. Putting that whole directory on `sys.path` would let Debian's older copies of other
+packages (pyOpenSSL, ...) shadow nothing but fill every later import gap in the process. Every tool failure leaves as
 `ToolFailed`, every unusable image as `SourceError`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,14 +29,30 @@ _SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 def import_nbd() -> ModuleType:
     try:
         import nbd  # type: ignore[import-not-found]
+        return nbd
     except ImportError:
-        if _SYSTEM_DIST_PACKAGES not in sys.path:
-            sys.path.append(_SYSTEM_DIST_PACKAGES)
-        try:
-            import nbd  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ToolFailed(f"libnbd's Python binding is not installed (python3-libnbd): {exc}") from exc
-    return nbd
+        pass
+    try:
+        for name in ("libnbdmod", "nbd"):  # nbd.py imports libnbdmod
+            if name in sys.modules:
+                continue
+            candidates = [f for f in os.listdir(_SYSTEM_DIST_PACKAGES)
+                          if f == f"{name}.py" or (f.startswith(f"{name}.") and f.endswith(".so"))]
+            if not candidates:
+                raise ImportError(f"no {name} module in {_SYSTEM_DIST_PACKAGES}")
+            spec = importlib.util.spec_from_file_location(name, os.path.join(_SYSTEM_DIST_PACKAGES, candidates[0]))
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {candidates[0]}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        return sys.modules["nbd"]
+    except (ImportError, OSError) as exc:
+        raise ToolFailed(f"libnbd's Python binding is not installed (python3-libnbd): {exc}") from exc
 
 
 def run_tool(args: list[str], what: str) -> str:
