@@ -93,7 +93,9 @@ def test_workload_becomes_available_with_the_seed_show_shape(api: Service, membe
 
 
 def test_enabled_schedule_shows_nextrun_in_seconds(api: Service, member: str) -> None:
-    created = create_workload(api, member, [api.add_instance()], jobschedule={"interval": "1hr"})
+    # started in the past, so the next hourly fire time is less than an hour away
+    created = create_workload(api, member, [api.add_instance()], jobschedule={
+        "interval": "1hr", "start_date": "01/01/2026", "start_time": "00:30"})
     schedule = show(api, member, created["id"])["jobschedule"]
     assert schedule["enabled"] is True
     assert isinstance(schedule["nextrun"], int) and 0 < schedule["nextrun"] <= 3600
