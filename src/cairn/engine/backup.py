@@ -196,11 +196,7 @@ def _pipeline(target: Target, config: RepositoryConfig, sealer: Sealer, source: 
                     counters.bytes_read += length
                 pipeline.put(work_q, (idx, buf, n), stop)
         finally:
-            for _ in range(workers):
-                try:
-                    pipeline.put(work_q, None, stop)
-                except pipeline.Stopped:
-                    break
+            pipeline.end(work_q, stop, workers)
 
     def worker() -> None:
         while True:

@@ -38,6 +38,16 @@ def get(q: "queue.Queue[Any]", stop: threading.Event) -> Any:
             continue
 
 
+def end(q: "queue.Queue[Any]", stop: threading.Event, consumers: int) -> None:
+    """Tell each of `consumers` threads reading `q` that no more work comes (a None
+    each); gives up quietly once the crew is stopping, as no one is reading then."""
+    for _ in range(consumers):
+        try:
+            put(q, None, stop)
+        except Stopped:
+            return
+
+
 class Crew:
     """Threads that record their first exception and stop the others."""
 

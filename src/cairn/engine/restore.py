@@ -267,11 +267,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
                     raise Cancelled("restore cancelled by the caller")
                 pipeline.put(work_q, (i, cid), stop)
         finally:
-            for _ in range(workers):
-                try:
-                    pipeline.put(work_q, None, stop)
-                except pipeline.Stopped:
-                    break
+            pipeline.end(work_q, stop, workers)
 
     def worker() -> None:
         while True:
