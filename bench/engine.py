@@ -273,9 +273,11 @@ class Suite:
     """One disk size: full, incremental, restore for each tool, in that order."""
 
     def __init__(self, image: DiskImage, workdir: Path, tools: list[Tool], cache: Cache,
-                 env: dict[str, str], cairn_exe: str, writes: int, seed: int) -> None:
+                 env: dict[str, str], cairn_exe: str, writes: int, seed: int,
+                 restore_only: bool = False) -> None:
         self.image, self.tools, self.cache, self.env = image, tools, cache, env
         self.cairn_exe, self.writes, self.seed = cairn_exe, writes, seed
+        self.restore_only = restore_only
         self.dir = workdir / f"run-{format_size(image.size)}"
         self.disk = self.dir / "disk.raw"
         self.logs = self.dir / "logs"
@@ -295,6 +297,8 @@ class Suite:
             print(f"  !! {tool.name} {step} FAILED: {exc}", file=sys.stderr)
 
     def run(self) -> list[Result]:
+        if self.restore_only:
+            return self.run_restores()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.logs.mkdir(parents=True)
         copy_sparse(self.image.path, self.disk)
@@ -329,6 +333,23 @@ class Suite:
         for tool in tools:
             self._attempt(tool, INCR, lambda tool=tool: self._backup(tool, INCR, FULL, ranges_file, stored))
 
+        print(f"[{format_size(self.image.size)}] restore", flush=True)
+        for tool in tools:
+            self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
+        return self.results
+
+    def run_restores(self) -> list[Result]:
+        """Only the restore step, from the repositories a previous full run left here."""
+        tools = list(self.tools)
+        cairn = next((t for t in tools if t.name == CAIRN), None)
+        if cairn is not None:
+            tools.insert(tools.index(cairn) + 1,
+                         Cairn(self.dir / "repo-cairn-map", self.cairn_exe, CAIRN_MAP, use_map=True))
+        missing = [str(p) for p in [self.disk, *(t.repo for t in tools)] if not p.exists()]
+        if missing:
+            raise SystemExit(f"--steps restore needs a previous full run in {self.dir}; missing: "
+                             f"{', '.join(missing)}")
+        expected = sha256_file(self.disk)
         print(f"[{format_size(self.image.size)}] restore", flush=True)
         for tool in tools:
             self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
@@ -532,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                          "step (for a shared, noisy machine)")
     ap.add_argument("--cairn", default=str(Path(sys.executable).with_name("cairn")),
                     help="the cairn executable (default: beside this Python)")
+    ap.add_argument("--steps", choices=("all", "restore"), default="all",
+                    help="'restore' repeats only the restore step, on the repositories and the "
+                         "modified image a previous run left in the work directory")
     args = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the running tool is killed with us (run_measured).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -580,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeat > 1:
                 print(f"repetition {rep + 1} of {args.repeat}", flush=True)
             suite = Suite(image, workdir, tools_in(workdir / f"run-{format_size(disk_size)}", only_cairn),
-                          cache, env, args.cairn, args.writes, args.seed)
+                          cache, env, args.cairn, args.writes, args.seed,
+                          restore_only=args.steps == "restore")
             runs += suite.run()
             failed += [f"{t.name} @{format_size(disk_size)}: {t.failed}" for t in suite.tools if t.failed]
     results = best_of(runs)

@@ -198,6 +198,43 @@ def test_a_restore_holding_old_locations_finds_chunks_gc_moved(tmp_path: Path, m
     _assert_verifies(repo)
 
 
+def test_a_restore_whose_pack_gc_deletes_midway_reads_the_moved_chunks(tmp_path: Path, make_repo) -> None:
+    from cairn.engine.locks import Lock
+    from cairn.targets import FilesystemTarget
+    from tests.engine.conftest import FAST_LOCKS
+
+    repo = make_repo(pack_size=8 * MIB)
+    a = make_disk(tmp_path / "a.raw", size=4 * MIB, seed=5, extents=[(0, 4 * MIB, "random")])
+    b = make_disk(tmp_path / "b.raw", size=1 * MIB, seed=6, extents=[(0, 1 * MIB, "random")])
+    both = tmp_path / "both.raw"
+    both.write_bytes(open(a, "rb").read() + open(b, "rb").read())
+    repo.backup(str(both), "both/1")
+    repo.backup(b, "b/1")
+    repo.delete_manifest("both/1")
+    # A running backup makes GC publish its plan and wait; a restore that starts after the
+    # plan is not waited for, so GC repacks under it once the backup ends.
+    backup = Lock(repo.target, "backup", FAST_LOCKS)
+    backup.__enter__()
+    reports = []
+    gc = threading.Thread(target=lambda: reports.append(repo.gc()))
+    gc.start()
+    while not repo.target.exists(PLAN_KEY):
+        time.sleep(0.01)
+
+    class GcRunsBeforeTheFirstRead(FilesystemTarget):
+        def read_range(self, key: str, offset: int, length: int, buf: memoryview) -> memoryview:
+            if gc.is_alive():
+                backup.__exit__(None, None, None)
+                gc.join()
+            return super().read_range(key, offset, length, buf)
+
+    restoring = Repository.open(GcRunsBeforeTheFirstRead(repo_path(repo), fsync=False), timing=FAST_LOCKS)
+    restoring.restore("b/1", tmp_path / "out.raw")
+    assert reports and reports[0].packs_repacked == 1 and not reports[0].pending
+    assert sha256(tmp_path / "out.raw") == sha256(b)
+    _assert_verifies(repo)
+
+
 def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path, make_repo) -> None:
     from cairn.engine.errors import RepositoryBusy
 

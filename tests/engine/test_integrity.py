@@ -154,3 +154,22 @@ def test_a_damaged_key_file_is_reported_by_verify_and_is_not_a_wrong_passphrase(
     assert [p.kind for p in report.problems] == ["corrupt-key"]
     with pytest.raises(CorruptObject, match="key file checksum"):
         reopen(repo)  # the only key is damaged: say so, do not blame the passphrase
+
+
+@pytest.mark.parametrize("damage", ["bytes after the frame", "frame cut short"])
+def test_a_blob_whose_zstd_frame_does_not_fill_its_payload_exactly_is_corrupt(damage: str) -> None:
+    import struct
+
+    from cairn.engine.chunks import BLOB_HEADER, BLOB_MAGIC, ENC_ZSTD, decode_blob, encode_chunk
+    from cairn.engine.crypto import Sealer
+    from cairn.engine.errors import CorruptChunk
+
+    sealer = Sealer(None)  # unencrypted: no GCM tag would catch it, the decoder must
+    data = b"restore me " * 20000
+    cid = sealer.chunk_id(data)
+    header, payload = encode_chunk(data, cid, sealer)
+    assert decode_blob(header + payload, sealer, "p@32", cid) == data
+    payload = payload + b"junk" if damage == "bytes after the frame" else payload[:-4]
+    forged = struct.pack(BLOB_HEADER, BLOB_MAGIC, ENC_ZSTD, len(payload), len(data), cid)
+    with pytest.raises(CorruptChunk, match="decompress"):
+        decode_blob(forged + payload, sealer, "p@32", cid)

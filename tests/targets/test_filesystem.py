@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from cairn.errors import InvalidInput, NotFound, Unavailable
 from cairn.targets import FilesystemTarget, ObjectNotFound, Target, TargetFull, TargetIOError, map_os_error
+from cairn.targets.base import READ_SLACK
 
 
 @pytest.fixture
@@ -30,6 +32,22 @@ def test_put_get_range_size_exists_delete(target: FilesystemTarget) -> None:
     target.delete("a/b/c.bin")
     assert not target.exists("a/b/c.bin")
     target.delete("a/b/c.bin")  # deleting twice is not an error: GC may race a crash
+
+
+@pytest.mark.parametrize("storage", ["mmap", "bytearray"])
+def test_read_range_returns_the_bytes_asked_for_and_stops_at_the_end(target: FilesystemTarget,
+                                                                     storage: str) -> None:
+    # An mmap is page-aligned (the O_DIRECT path), a bytearray usually not (buffered).
+    data = os.urandom(3 * 4096 + 100)
+    target.put("p.bin", data)
+    size = 4096 + READ_SLACK
+    buf = memoryview(mmap.mmap(-1, size) if storage == "mmap" else bytearray(size))
+    assert target.read_range("p.bin", 5000, 4096, buf) == data[5000:9096]
+    assert target.read_range("p.bin", 4096, 10, buf) == data[4096:4106]
+    assert target.read_range("p.bin", 12000, 4096, buf) == data[12000:]
+    assert target.read_range("p.bin", len(data), 10, buf) == b""
+    with pytest.raises(ValueError):
+        target.read_range("p.bin", 0, 4096, buf[:4096])
 
 
 def test_list_is_recursive_sorted_and_hides_unfinished_uploads(target: FilesystemTarget) -> None:
@@ -72,6 +90,8 @@ def test_missing_objects_are_not_found(target: FilesystemTarget) -> None:
     assert isinstance(info.value, NotFound) and info.value.key == "nope"
     with pytest.raises(ObjectNotFound):
         target.get_range("nope", 0, 1)
+    with pytest.raises(ObjectNotFound):
+        target.read_range("nope", 0, 1, memoryview(bytearray(1 + READ_SLACK)))
     with pytest.raises(ObjectNotFound):
         target.size("nope")
 

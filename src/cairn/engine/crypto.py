@@ -45,6 +45,9 @@ DEFAULT_SCRYPT_LOG2_N = 15
 DEFAULT_SCRYPT_R = 8
 DEFAULT_SCRYPT_P = 1
 
+# cryptography added the *_into methods in a recent release; older ones copy once more.
+_DECRYPT_INTO = hasattr(AESGCM, "decrypt_into")
+
 
 @dataclass(frozen=True)
 class Passphrase:
@@ -126,6 +129,15 @@ class Sealer:
         assert self._aead is not None
         view = memoryview(sealed)
         return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], aad)
+
+    def open_into(self, sealed: memoryview, aad: bytes | memoryview, out: memoryview) -> None:
+        """Decrypt `sealed` into `out` (exactly `len(sealed) - 28` bytes); `InvalidTag` when
+        forged, and then `out` holds no trustworthy byte."""
+        assert self._aead is not None
+        if _DECRYPT_INTO:
+            self._aead.decrypt_into(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad, out)
+        else:
+            out[:] = self._aead.decrypt(bytes(sealed[:NONCE_SIZE]), sealed[NONCE_SIZE:], aad)
 
 
 def _derive(material: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:

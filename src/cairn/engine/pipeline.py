@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 _POLL = 0.05
@@ -48,6 +49,23 @@ def end(q: "queue.Queue[Any]", stop: threading.Event, consumers: int) -> None:
             return
 
 
+class LastOut:
+    """Counts down the `producers` threads feeding `q`; the last one to finish tells its
+    `consumers` that no more work comes (see `end`)."""
+
+    def __init__(self, producers: int, q: "queue.Queue[Any]", stop: threading.Event, consumers: int) -> None:
+        self._left = producers
+        self._lock = threading.Lock()
+        self._q, self._stop, self._consumers = q, stop, consumers
+
+    def done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            end(self._q, self._stop, self._consumers)
+
+
 class Crew:
     """Threads that record their first exception and stop the others."""
 
@@ -77,6 +95,13 @@ class Crew:
 
     def alive(self) -> bool:
         return any(t.is_alive() for t in self._threads)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds for every thread to end; True if all have."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.alive()
 
     def join(self) -> None:
         for thread in self._threads:

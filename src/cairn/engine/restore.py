@@ -1,11 +1,22 @@
 """Restore: a manifest back into a disk image (raw file, qcow2 file or block device).
 
-Worker threads fetch blobs (`get_range` on their pack), decode them (authenticate,
-decompress, re-hash: see chunks.decode_blob) and write them at their offset with
-`os.pwrite` (or NBD for qcow2). Zero chunks are not written to files, so they stay holes;
-on a block device they are written as zeros. A regular-file destination is built under a
+The manifest's non-zero chunks are read pack by pack in large sequential runs
+(restore_plan.py) rather than blob by blob, and four kinds of threads overlap the work:
+
+- a **planner** walks the manifest, counts zero chunks as done (files keep them as
+  holes; block devices get zeros written) and queues the runs;
+- **readers** read runs ahead into pooled page-aligned buffers (`read_range`, which
+  bypasses the page cache where it can);
+- **decoders** decode each blob of a run (authenticate, decompress, re-hash:
+  chunks.decode_blob_into) straight into a pooled output buffer;
+- **writers** write each output buffer at every offset that holds its chunk (O_DIRECT
+  where the kernel allows, NBD for qcow2) and hand it back to its pool.
+
+The buffers are allocated once and bound every queue, so memory is
+`O(threads × (run + chunk size))` whatever the disk size, and no chunk costs a fresh
+allocation, a page fault or a copy. A regular-file destination is built under a
 temporary name and renamed into place only when every chunk has been verified and
-written: a failed restore raises and leaves no file that looks complete.
+written, after one fsync: a failed restore raises and leaves no file that looks complete.
 
 If a blob's pack has vanished (a concurrent GC repacked it) the index is re-read once
 and the chunk fetched from its new place.
@@ -19,19 +30,19 @@ import os
 import queue
 import stat
 import threading
-import time
 from typing import Callable
 
 from cairn.engine import pipeline
-from cairn.engine.chunks import ID_SIZE, ZERO_ID, decode_blob
+from cairn.engine.chunks import BLOB_HEADER_SIZE, ID_SIZE, SEAL_OVERHEAD, ZERO_ID, decode_blob, decode_blob_into
 from cairn.engine.crypto import Sealer
 from cairn.engine.errors import Cancelled, MissingChunk
 from cairn.engine.index import Index, load_index
 from cairn.engine.manifest import Manifest
 from cairn.engine.packs import PACK_HEADER_SIZE, BlobLocation, check_pack_header, pack_key
 from cairn.engine.qemu import NbdExport, create_qcow2
+from cairn.engine.restore_plan import DEFAULT_MAX_RUN, PackRun, PlannedBlob, plan_runs
 from cairn.errors import InvalidInput
-from cairn.targets.base import Target
+from cairn.targets.base import READ_SLACK, Target
 from cairn.targets.errors import ObjectNotFound, map_os_error
 
 ProgressFn = Callable[[int, int], None]
@@ -44,7 +55,11 @@ class _Output:
 
     writes_zeros = False
 
-    def write(self, data: bytes, offset: int) -> None:
+    def buffer(self, size: int) -> memoryview:
+        """A buffer of `size` bytes that `write` takes without copying it."""
+        return memoryview(bytearray(size))
+
+    def write(self, data: memoryview, offset: int) -> None:
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -64,9 +79,10 @@ class _RawFile(_Output):
     """A raw image file or block device, written with O_DIRECT where the kernel allows.
 
     Measured here: buffered writes of fresh file pages ran at 200-580 MB/s, O_DIRECT at
-    0.7-1.4 GB/s (docs/engine.md), and restore is write-bound. Each thread copies its
-    chunk into its own page-aligned buffer (O_DIRECT needs aligned memory); the unaligned
-    tail of a disk goes through the page cache.
+    0.7-1.4 GB/s (docs/engine.md), and restore is write-bound. Chunks are decoded
+    straight into page-aligned buffers from `buffer` (O_DIRECT needs aligned memory), so
+    nothing is copied on the way out; the unaligned tail of a disk goes through the page
+    cache.
     """
 
     def __init__(self, dest: str, size: int, chunk_size: int) -> None:
@@ -91,19 +107,17 @@ class _RawFile(_Output):
                 self.dfd = os.open(self.path, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
             except OSError:
                 pass  # tmpfs and some network filesystems refuse O_DIRECT: buffered it is
-        self._local = threading.local()
+        # Cleared (never the descriptor closed) when a write shows O_DIRECT is refused:
+        # writers run concurrently, and a closed number could be reused by another file.
+        self.direct = self.dfd >= 0
 
-    def _aligned(self, n: int) -> memoryview:
-        buf = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.buf = mmap.mmap(-1, n)
-        return memoryview(buf)[:n]
+    def buffer(self, size: int) -> memoryview:
+        return memoryview(mmap.mmap(-1, size))  # page-aligned, as O_DIRECT requires
 
-    def write(self, data: bytes, offset: int) -> None:
+    def write(self, data: memoryview, offset: int) -> None:
         n = len(data)
-        if self.dfd >= 0 and n and n % _DIRECT_ALIGN == 0 and offset % _DIRECT_ALIGN == 0:
-            view = self._aligned(n)
-            view[:] = data
+        if self.direct and n and n % _DIRECT_ALIGN == 0 and offset % _DIRECT_ALIGN == 0:
+            view = data
             try:
                 while view:
                     written = os.pwrite(self.dfd, view, offset)
@@ -113,9 +127,8 @@ class _RawFile(_Output):
             except OSError as exc:
                 if exc.errno != errno.EINVAL or len(view) != n:
                     raise map_os_error(exc, f"writing {self.dest}") from exc
-                os.close(self.dfd)
-                self.dfd = -1
-        view = memoryview(data)
+                self.direct = False
+        view = data
         while view:
             try:
                 n = os.pwrite(self.fd, view, offset)
@@ -124,11 +137,15 @@ class _RawFile(_Output):
             view = view[n:]
             offset += n
 
+    def _close_direct(self) -> None:
+        self.direct = False
+        if self.dfd >= 0:
+            os.close(self.dfd)
+            self.dfd = -1
+
     def finish(self) -> None:
         try:
-            if self.dfd >= 0:
-                os.close(self.dfd)
-                self.dfd = -1
+            self._close_direct()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -138,9 +155,7 @@ class _RawFile(_Output):
             raise map_os_error(exc, f"finishing {self.dest}") from exc
 
     def abort(self) -> None:
-        if self.dfd >= 0:
-            os.close(self.dfd)
-            self.dfd = -1
+        self._close_direct()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -162,8 +177,8 @@ class _Qcow2File(_Output):
             os.unlink(self.path)
             raise
 
-    def write(self, data: bytes, offset: int) -> None:
-        self.export.pwrite(data, offset)
+    def write(self, data: memoryview, offset: int) -> None:
+        self.export.pwrite(bytes(data), offset)
 
     def finish(self) -> None:
         self.export.flush()
@@ -197,7 +212,8 @@ class ChunkFetcher:
         self._lock = threading.Lock()
         self._checked_packs: set[bytes] = set()
 
-    def _reload(self) -> bool:
+    def reload(self) -> bool:
+        """Re-read the index, once per fetcher; False if that was already done."""
         with self._lock:
             if self._reloaded:
                 return False
@@ -207,13 +223,13 @@ class ChunkFetcher:
 
     def locate(self, cid: bytes) -> BlobLocation:
         loc = self.index.get(cid)
-        if loc is None and self._reload():
+        if loc is None and self.reload():
             loc = self.index.get(cid)
         if loc is None:
             raise MissingChunk(f"chunk {cid.hex()} is in no index segment", chunk_id=cid.hex())
         return loc
 
-    def _check_header(self, pack_id: bytes, key: str) -> None:
+    def check_header(self, pack_id: bytes, key: str) -> None:
         # Blobs carry their own checks, but a damaged pack header means the pack is not
         # what the index thinks it is: refuse it rather than trust the rest.
         if pack_id not in self._checked_packs:
@@ -228,20 +244,35 @@ class ChunkFetcher:
             if loc == failed:
                 raise MissingChunk(f"chunk {cid.hex()}: pack {key} is missing", file=key, chunk_id=cid.hex())
             try:
-                self._check_header(loc.pack_id, key)
+                self.check_header(loc.pack_id, key)
                 blob = self.target.get_range(key, loc.offset, loc.length)
                 break
             except ObjectNotFound:
                 # GC may have moved the chunk since the index was read: look once more.
                 failed = loc
-                self._reload()
+                self.reload()
         if len(blob) != loc.length:
             raise MissingChunk(f"chunk {cid.hex()}: pack {key} is truncated", file=key, chunk_id=cid.hex())
         return decode_blob(blob, self.sealer, f"{key}@{loc.offset}", cid)
 
 
+# Decoders are CPU-bound (their codecs release the GIL): one per core. Two readers keep
+# a few runs read ahead, so the disk always has reads queued while decoders work;
+# writers mostly wait in synchronous O_DIRECT writes, and four of them keep the disk's
+# write queue full (docs/engine.md has the figures).
+READERS = 2
+READ_AHEAD = 4
+WRITERS = 4
+OUTPUT_AHEAD = 2
+
+# One read run, ready to decode: its blobs as views of `buffer`, and `buffer` itself
+# (a page-aligned run buffer, returned to its pool once every blob is decoded).
+_ReadRun = tuple[list[tuple[PlannedBlob, memoryview, str]], memoryview]
+
+
 def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination: str, fmt: str,
                 progress: ProgressFn | None, cancel: CancelFn | None, workers: int) -> None:
+    """Write `manifest`'s disk to `destination`; `workers` is the number of cores to use."""
     if fmt not in FORMATS:
         raise InvalidInput(f"restore format must be one of {', '.join(FORMATS)}", "format")
     fetcher = ChunkFetcher(target, sealer, load_index(target, sealer))
@@ -249,56 +280,122 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
                     else _Qcow2File(destination, manifest.disk_size))
     cs = manifest.chunk_size
     size = manifest.disk_size
-    ids = bytes(manifest.ids)
+    decoders, readers, writers = workers, READERS, WRITERS
+    max_blob = BLOB_HEADER_SIZE + cs + SEAL_OVERHEAD
+    max_run = max(DEFAULT_MAX_RUN, max_blob)
     crew = pipeline.Crew()
     stop = crew.stop
-    work_q: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4 * workers)
-    done_q: queue.Queue[int] = queue.Queue()
-    zero_block = bytes(cs)
+    run_q: queue.Queue[PackRun | None] = queue.Queue(maxsize=2 * readers)
+    decode_q: queue.Queue[_ReadRun | None] = queue.Queue()  # bounded by the run buffers
+    # (buffer, plaintext length, chunk indices, back to the pool afterwards)
+    write_q: queue.Queue[tuple[memoryview, int, tuple[int, ...], bool] | None] = queue.Queue(maxsize=2 * writers)
+    # Bytes restored so far; a counter, not a queue, so writers never wake the caller.
+    done = [0]
+    done_lock = threading.Lock()
+    # Page-aligned run buffers (see read_range) and output buffers (see _Output.buffer),
+    # allocated once: every queue is bounded by them, and no chunk costs a fresh page.
+    run_pool: queue.Queue[memoryview] = queue.Queue()
+    for _ in range(readers + decoders + READ_AHEAD):
+        run_pool.put(memoryview(mmap.mmap(-1, max_run + READ_SLACK)))
+    out_pool: queue.Queue[memoryview] = queue.Queue()
+    for _ in range(decoders + writers + OUTPUT_AHEAD):
+        out_pool.put(out.buffer(cs))
+    reading = pipeline.LastOut(readers, decode_q, stop, decoders)
+    decoding = pipeline.LastOut(decoders, write_q, stop, writers)
 
-    def feeder() -> None:
+    def planner() -> None:
         try:
+            ids = manifest.ids
+            zero = out.buffer(cs) if out.writes_zeros else None
+            zeros = 0
             for i in range(manifest.chunk_count):
-                cid = ids[i * ID_SIZE:(i + 1) * ID_SIZE]
-                if cid == ZERO_ID and not out.writes_zeros:
-                    done_q.put(min(cs, size - i * cs))
-                    continue
+                if ids[i * ID_SIZE:(i + 1) * ID_SIZE] == ZERO_ID:
+                    if zero is None:
+                        zeros += min(cs, size - i * cs)
+                    else:
+                        pipeline.put(write_q, (zero, min(cs, size - i * cs), (i,), False), stop)
+            with done_lock:
+                done[0] += zeros
+            for run in plan_runs(manifest, fetcher.locate, max_run):
                 if cancel is not None and cancel():
                     raise Cancelled("restore cancelled by the caller")
-                pipeline.put(work_q, (i, cid), stop)
+                pipeline.put(run_q, run, stop)
         finally:
-            pipeline.end(work_q, stop, workers)
+            pipeline.end(run_q, stop, readers)
 
-    def worker() -> None:
-        while True:
-            item = pipeline.get(work_q, stop)
-            if item is None:
-                return
-            i, cid = item
-            n = min(cs, size - i * cs)
-            data = zero_block[:n] if cid == ZERO_ID else fetcher.fetch(cid)
-            if len(data) != n:
-                raise MissingChunk(f"chunk {cid.hex()} has {len(data)} bytes, the manifest needs {n}",
-                                   chunk_id=cid.hex())
-            out.write(data, i * cs)
-            done_q.put(n)
+    def read_run(run: PackRun) -> None:
+        """Read `run` into a pooled buffer and queue it for decoding; a vanished pack's
+        blobs are looked up again (the index is re-read once) and read where they are now."""
+        key = pack_key(run.pack_id)
+        buf = pipeline.get(run_pool, stop)
+        try:
+            fetcher.check_header(run.pack_id, key)
+            data = target.read_range(key, run.offset, run.length, buf)
+        except ObjectNotFound:
+            run_pool.put(buf)
+            fetcher.reload()
+            for blob in run.blobs:
+                loc = fetcher.locate(blob.chunk_id)
+                if loc == BlobLocation(run.pack_id, blob.offset, blob.length):
+                    raise MissingChunk(f"chunk {blob.chunk_id.hex()}: pack {key} is missing", file=key,
+                                       chunk_id=blob.chunk_id.hex()) from None
+                moved = PlannedBlob(blob.chunk_id, loc.offset, loc.length, blob.chunks)
+                read_run(PackRun(loc.pack_id, loc.offset, loc.length, (moved,)))
+            return
+        blobs = []
+        for blob in run.blobs:
+            start = blob.offset - run.offset
+            if start + blob.length > len(data):
+                raise MissingChunk(f"chunk {blob.chunk_id.hex()}: pack {key} is truncated", file=key,
+                                   chunk_id=blob.chunk_id.hex())
+            blobs.append((blob, data[start:start + blob.length], f"{key}@{blob.offset}"))
+        decode_q.put((blobs, buf))
+
+    def reader() -> None:
+        while (run := pipeline.get(run_q, stop)) is not None:
+            read_run(run)
+        reading.done()
+
+    def decoder() -> None:
+        scratch = memoryview(bytearray(max_blob))
+        while (item := pipeline.get(decode_q, stop)) is not None:
+            blobs, buf = item
+            for blob, data, where in blobs:
+                plain = pipeline.get(out_pool, stop)
+                n = decode_blob_into(data, sealer, where, blob.chunk_id, plain, scratch)
+                for i in blob.chunks:
+                    if n != min(cs, size - i * cs):
+                        raise MissingChunk(f"chunk {blob.chunk_id.hex()} has {n} bytes, the manifest needs "
+                                           f"{min(cs, size - i * cs)}", chunk_id=blob.chunk_id.hex())
+                pipeline.put(write_q, (plain, n, blob.chunks, True), stop)
+            run_pool.put(buf)
+        decoding.done()
+
+    def writer() -> None:
+        while (item := pipeline.get(write_q, stop)) is not None:
+            buf, n, chunks, recycle = item
+            view = buf[:n]
+            for i in chunks:
+                out.write(view, i * cs)
+            with done_lock:
+                done[0] += n * len(chunks)
+            if recycle:
+                out_pool.put(buf)
 
     try:
-        crew.start("cairn-restore-feed", feeder)
-        for w in range(workers):
-            crew.start(f"cairn-restore-{w}", worker)
-        done = 0
-        last = 0.0
-        while crew.alive() or not done_q.empty():
-            try:
-                done += done_q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if progress is not None and time.monotonic() - last >= 0.2:
-                last = time.monotonic()
-                progress(done, size)
-        crew.join()
+        crew.start("cairn-restore-plan", planner)
+        for w in range(readers):
+            crew.start(f"cairn-restore-read-{w}", reader)
+        for w in range(decoders):
+            crew.start(f"cairn-restore-decode-{w}", decoder)
+        for w in range(writers):
+            crew.start(f"cairn-restore-write-{w}", writer)
+        while not crew.wait(0.2):
+            if progress is not None:
+                progress(done[0], size)
         crew.raise_first()
+        if done[0] != size:
+            raise MissingChunk(f"restore wrote {done[0]} of {size} bytes")
         out.finish()
         if progress is not None:
             progress(size, size)

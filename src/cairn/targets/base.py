@@ -10,7 +10,9 @@ bucket can all sit behind the same protocol:
   (a temporary file + rename here, a multipart upload on S3);
 - `create_exclusive` publishes only if the key is absent (O_EXCL here, a conditional
   put with `If-None-Match: *` on S3);
-- `get`, `get_range`, `list`, `delete`, `exists`, `size`, `free_space`.
+- `get`, `get_range`, `read_range` (a range read into a caller's buffer, so a reader
+  of many ranges allocates nothing per read), `list`, `delete`, `exists`, `size`,
+  `free_space`.
 
 Every failure of the underlying store leaves as a `cairn.targets.errors` error (a missing
 object as `ObjectNotFound`, ENOSPC as `TargetFull`, other I/O as `TargetIOError`).
@@ -22,6 +24,10 @@ import posixpath
 from typing import Iterator, Protocol, runtime_checkable
 
 from cairn.errors import InvalidInput
+
+#: `read_range` needs this many bytes of `buf` beyond the length asked for: room to
+#: widen the read to whole pages, which lets a store bypass its cache (O_DIRECT).
+READ_SLACK = 2 * 4096
 
 
 @runtime_checkable
@@ -50,6 +56,8 @@ class Target(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def get_range(self, key: str, offset: int, length: int) -> bytes: ...
+
+    def read_range(self, key: str, offset: int, length: int, buf: memoryview) -> memoryview: ...
 
     def list(self, prefix: str) -> Iterator[str]: ...
 
