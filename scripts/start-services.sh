@@ -28,3 +28,20 @@ if ! port_open 5672; then
   # the port opens before the broker takes connections and rabbitmqctl answers
   for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 fi
+if ! pgrep -x libvirtd >/dev/null; then
+  echo "start-services: starting libvirtd"
+  # Without libvirt-daemon-system (which needs systemd and polkit) nothing made the
+  # account the QEMU driver looks up, the log directory, or a qemu.conf; guests run as
+  # root with no security driver, as the tests do.
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home --home-dir /var/lib/libvirt \
+    --shell /usr/sbin/nologin -g libvirt-qemu libvirt-qemu
+  mkdir -p /var/log/libvirt /var/run/libvirt
+  if [[ ! -s /etc/libvirt/qemu.conf ]]; then
+    printf '%s\n' 'user = "root"' 'group = "root"' 'security_driver = "none"' > /etc/libvirt/qemu.conf
+  fi
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  libvirtd -d
+  for _ in $(seq 1 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 1; done
+  virsh -c qemu:///system version >/dev/null || { echo "start-services: libvirtd does not answer" >&2; exit 1; }
+fi

@@ -1,58 +1,73 @@
 """The one place that talks to QEMU's tools: `qemu-img` and `qemu-nbd` + libnbd.
 
 libnbd's Python binding ships as a Debian package (python3-libnbd), outside the venv;
-`import_nbd` loads just its two modules (`libnbdmod`, `nbd`) from the system
-dist-packages directory, lazily, only when a qcow2 image must be read or written through
-NBD. Putting that whole directory on `sys.path` would let Debian's older copies of other
-packages (pyOpenSSL, ...) shadow nothing but fill every later import gap in the process. Every tool failure leaves as
-`ToolFailed`, every unusable image as `SourceError`.
+`import_nbd` loads just its two modules (`libnbdmod`, `nbd`) with
+`cairn.system_python`, lazily, only when an image must be read or written through NBD.
+Every tool failure leaves as `ToolFailed`, every unusable image as `SourceError`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from cairn.engine.errors import SourceError, ToolFailed
-
-_SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+from cairn.system_python import import_system_modules
 
 
 def import_nbd() -> ModuleType:
     try:
-        import nbd  # type: ignore[import-not-found]
-        return nbd
-    except ImportError:
-        pass
-    try:
-        for name in ("libnbdmod", "nbd"):  # nbd.py imports libnbdmod
-            if name in sys.modules:
-                continue
-            candidates = [f for f in os.listdir(_SYSTEM_DIST_PACKAGES)
-                          if f == f"{name}.py" or (f.startswith(f"{name}.") and f.endswith(".so"))]
-            if not candidates:
-                raise ImportError(f"no {name} module in {_SYSTEM_DIST_PACKAGES}")
-            spec = importlib.util.spec_from_file_location(name, os.path.join(_SYSTEM_DIST_PACKAGES, candidates[0]))
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {candidates[0]}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        return sys.modules["nbd"]
+        return import_system_modules(("libnbdmod", "nbd"))  # nbd.py imports libnbdmod
     except (ImportError, OSError) as exc:
         raise ToolFailed(f"libnbd's Python binding is not installed (python3-libnbd): {exc}") from exc
+
+
+#: block_status flags: base:allocation's "hole" (and "reads as zeros"), a bitmap's "dirty"
+NBD_STATE_HOLE, NBD_STATE_ZERO, NBD_STATE_DIRTY = 1, 2, 1
+_STATUS_STEP = 1 << 30  # ask about 1 GiB at a time; servers answer with less at will
+
+
+def nbd_extents(handle: Any, size: int, context: str, wanted: Callable[[int], bool]) -> list[tuple[int, int]]:
+    """The (offset, length) ranges of an NBD export whose `context` flags satisfy
+    `wanted`, merged, in order. `handle` is a connected libnbd handle that negotiated
+    `context`."""
+    nbd = import_nbd()
+    if not handle.can_meta_context(context):
+        raise SourceError(f"the NBD server does not offer {context}")
+    ranges: list[tuple[int, int]] = []
+    pos = 0
+    while pos < size:
+        seen: list[tuple[int, int, int]] = []
+
+        def collect(name: str, offset: int, entries: list[int], err: Any) -> int:
+            if name == context:
+                at = offset
+                for i in range(0, len(entries) - 1, 2):
+                    seen.append((at, entries[i], entries[i + 1]))
+                    at += entries[i]
+            return 0
+
+        try:
+            handle.block_status(min(size - pos, _STATUS_STEP), pos, collect)
+        except nbd.Error as exc:
+            raise SourceError(f"NBD block status of {context} at {pos} failed: {exc}") from exc
+        if not seen:
+            raise SourceError(f"the NBD server said nothing about {context} at {pos}")
+        for offset, length, flags in seen:
+            end = min(offset + length, size)
+            if end > offset and wanted(flags):
+                if ranges and ranges[-1][0] + ranges[-1][1] == offset:
+                    ranges[-1] = (ranges[-1][0], end - ranges[-1][0])
+                else:
+                    ranges.append((offset, end - offset))
+            pos = max(pos, end)
+    return ranges
 
 
 def run_tool(args: list[str], what: str) -> str:
@@ -90,7 +105,11 @@ def create_qcow2(path: str, size: int) -> None:
 class NbdExport:
     """A private `qemu-nbd` serving one image on a Unix socket, and a libnbd handle to it."""
 
-    def __init__(self, path: str, fmt: str, *, readonly: bool) -> None:
+    def __init__(self, path: str, fmt: str, *, readonly: bool, bitmap: str | None = None,
+                 meta_contexts: tuple[str, ...] = ()) -> None:
+        """`bitmap` exports that persistent dirty bitmap of the image as
+        `qemu:dirty-bitmap:NAME`; `meta_contexts` are asked for before connecting
+        (block_status needs them: `base:allocation`, `qemu:dirty-bitmap:NAME`)."""
         self.path = path
         nbd = import_nbd()
         if shutil.which("qemu-nbd") is None:
@@ -101,6 +120,8 @@ class NbdExport:
                 "--cache", "writeback" if not readonly else "none", "--aio", "threads"]
         if readonly:
             args.append("--read-only")
+        if bitmap is not None:
+            args += ["--bitmap", bitmap]
         args.append(os.path.abspath(path))
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.handle: Any = None
@@ -118,6 +139,8 @@ class NbdExport:
         while True:
             try:
                 self.handle = nbd.NBD()
+                for context in meta_contexts:
+                    self.handle.add_meta_context(context)
                 self.handle.connect_unix(self.socket)
                 break
             except nbd.Error as exc:

@@ -1,1 +1,2 @@
-"""Where instances and their disks come from: the `local` inventory (later libvirt, OpenStack)."""
+"""Where instances and their disks come from: the `local` inventory and the `libvirt`
+domains of a KVM host (later OpenStack)."""

@@ -1,9 +1,22 @@
-"""The platform interface and the data it hands to the rest of Cairn."""
+"""The platform interface and the data it hands to the rest of Cairn.
+
+A platform answers which instances a project has, hands the snapshot job a
+point-in-time view of each disk (with the ranges changed since the parent snapshot when
+it knows them), and makes instances from restored disks. `FileDisksPlatform` holds the
+behaviour of a platform whose disks are plain files read as they are (the `local`
+platform); a platform that does more (libvirt: live views, checkpoints, domains)
+overrides the hooks it needs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+from cairn.engine.sources import Source, open_source
+from cairn.errors import CairnError
 
 
 @dataclass(frozen=True)
@@ -13,6 +26,8 @@ class DiskInfo:
     path: str
     format: str
     size: int
+    #: the platform's name for the disk inside its instance (libvirt: the target, `vda`)
+    device: str = ""
 
 
 @dataclass(frozen=True)
@@ -22,10 +37,61 @@ class InstanceInfo:
     name: str
     disks: tuple[DiskInfo, ...]
     metadata: dict[str, str] = field(default_factory=dict)
+    #: the worker (`cairn worker --name`) that reaches the disks; None: every worker does
+    host: str | None = None
 
     @property
     def size(self) -> int:
         return sum(disk.size for disk in self.disks)
+
+
+@dataclass
+class DiskView:
+    """One disk as the snapshot job reads it: a source and, when the platform knows it,
+    the ranges changed since the parent snapshot (None: read every data extent)."""
+
+    disk: DiskInfo
+    source: Source
+    changed_ranges: list[tuple[int, int]] | None = None
+
+
+@dataclass
+class InstanceView:
+    """An instance captured at one point in time.
+
+    `state` is what the platform wants back with the next snapshot (kept in the
+    snapshot's instance record: libvirt keeps the checkpoint name and the domain
+    description there); `full` says the platform had a change history but could not
+    trust it and read everything instead (the snapshot is then reported as full)."""
+
+    instance: InstanceInfo
+    disks: list[DiskView]
+    state: dict[str, Any] = field(default_factory=dict)
+    full: bool = False
+
+
+class Capture:
+    """The point-in-time views of a group of instances, open while their disks are read.
+
+    `close()` is called once the disks are read (always); then either `commit()`, once
+    the snapshot is recorded (a platform drops what only the previous snapshot needed),
+    or `discard()`, when the snapshot failed (a platform undoes what it created).
+    `warnings` end up in the snapshot's `warning_msg`."""
+
+    def __init__(self, views: list[InstanceView], warnings: list[str] | None = None) -> None:
+        self.views = views
+        self.warnings = warnings if warnings is not None else []
+
+    def close(self) -> None:
+        for view in self.views:
+            for disk in view.disks:
+                disk.source.close()
+
+    def commit(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
 
 
 class Platform(Protocol):
@@ -43,3 +109,69 @@ class Platform(Protocol):
     def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
         """Make a new instance from restored disks (a restore's `oneclick`/`selective`)."""
         ...
+
+    def capture(self, instances: list[InstanceInfo], parents: dict[str, dict[str, Any]],
+                label: str) -> Capture:
+        """Point-in-time views of `instances`, taken together (one consistency group).
+        `parents` maps an instance id to the `state` its parent snapshot kept (absent:
+        no parent, a full snapshot); `label` names the snapshot being taken."""
+        ...
+
+    def forget_history(self, instance_ids: list[str]) -> None:
+        """Drop what the platform keeps for incrementals (a workload reset)."""
+        ...
+
+    def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
+        """Refuse (Conflict) an in-place restore the instance's state forbids now."""
+        ...
+
+    def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Any:
+        """A context manager around the writes of an in-place restore of `instance`."""
+        ...
+
+    def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
+                         state: dict[str, Any], label: str) -> InstanceInfo:
+        """A new instance from restored disks, (device, path, format) each, and the
+        `state` its snapshot kept; `label` (the restore id) tells its files apart."""
+        ...
+
+
+class FileDisksPlatform:
+    """The hooks of a platform whose disks are files read as they are: no change map (the
+    engine hashes every data extent and stores only new chunks), nothing kept between
+    snapshots, in-place restores allowed at any time."""
+
+    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
+        raise NotImplementedError
+
+    def capture(self, instances: list[InstanceInfo], parents: dict[str, dict[str, Any]],
+                label: str) -> Capture:
+        views: list[InstanceView] = []
+        capture = Capture(views)
+        try:
+            for instance in instances:
+                view = InstanceView(instance, [])
+                views.append(view)
+                for disk in instance.disks:
+                    try:
+                        view.disks.append(DiskView(disk, open_source(disk.path)))
+                    except CairnError as exc:
+                        raise type(exc)(f"Disk {disk.path} of instance {instance.name}: {exc.message}") from exc
+        except CairnError:
+            capture.close()
+            raise
+        return capture
+
+    def forget_history(self, instance_ids: list[str]) -> None:
+        pass
+
+    def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
+        pass
+
+    @contextmanager
+    def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Iterator[None]:
+        yield
+
+    def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
+                         state: dict[str, Any], label: str) -> InstanceInfo:
+        return self.create_instance(project_id, name, [path for _device, path, _format in disks])

@@ -17,20 +17,33 @@ from sqlalchemy.orm import Session
 from cairn.clock import utcnow
 from cairn.db.models import Instance
 from cairn.errors import Conflict, InvalidInput
-from cairn.platforms.base import DiskInfo, InstanceInfo
+from cairn.platforms.base import DiskInfo, FileDisksPlatform, InstanceInfo
 from cairn.platforms.disk_probe import probe_disk
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
+#: the key of an instance row's metadata that names the worker reaching its disks
+HOST_KEY = "host"
+
+
 def _info(row: Instance) -> InstanceInfo:
     disks = tuple(DiskInfo(path=d["path"], format=d["format"], size=d["size"]) for d in row.disks)
+    metadata = dict(row.meta or {})
+    host = metadata.pop(HOST_KEY, None)
     return InstanceInfo(id=row.id, project_id=row.project_id, name=row.name, disks=disks,
-                        metadata=dict(row.meta or {}))
+                        metadata=metadata, host=host or None)
 
 
-def register_instance(session: Session, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
-    """Add an instance to the inventory after checking each disk can be read."""
+def register_instance(session: Session, project_id: str, name: str, disk_paths: list[str],
+                      host: str | None = None) -> InstanceInfo:
+    """Add an instance to the inventory after checking each disk can be read.
+
+    `host` names the worker (`cairn worker --name`) that reaches its disks; jobs on
+    them run there. None: the disks are on storage every worker reaches."""
+    if host is not None and (not host.strip() or len(host) > 255 or host != host.strip()):
+        raise InvalidInput("host: must be a worker name of 1 to 255 characters, without surrounding "
+                           "blanks.", "host")
     if not project_id.strip():
         raise InvalidInput("project: must not be empty.", "project")
     if not name.strip() or len(name) > 255:
@@ -45,7 +58,7 @@ def register_instance(session: Session, project_id: str, name: str, disk_paths: 
     if len({d["path"] for d in disks}) != len(disks):
         raise InvalidInput("disk: the same disk is given twice.", "disk")
     row = Instance(id=str(uuid.uuid4()), project_id=project_id, name=name, disks=disks,
-                   meta={}, created_at=utcnow())
+                   meta={HOST_KEY: host} if host else {}, created_at=utcnow())
     session.add(row)
     return _info(row)
 
@@ -57,7 +70,7 @@ def list_instances(session: Session, project_id: str | None = None) -> list[Inst
     return [_info(row) for row in session.scalars(query)]
 
 
-class LocalPlatform:
+class LocalPlatform(FileDisksPlatform):
     """Platform driver over the operator-registered inventory."""
 
     def __init__(self, reader: SessionFactory, writer: SessionFactory) -> None:
