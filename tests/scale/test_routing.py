@@ -1,7 +1,9 @@
 """Doorbells on a real RabbitMQ: any worker takes plain jobs; a named one takes its own.
 
 Two `WorkerServer`s run in this process (each with its own `JobRunner` over one SQLite
-database); the jobs' handler records which worker ran it.
+database); the jobs' handler records which worker ran it. Then, end to end on the
+scaled-out cluster: the jobs on the disks of an instance registered on a named worker
+host run on that worker.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session
 
@@ -23,7 +26,8 @@ from cairn.jobs import records
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobRunner, Outcome
 from tests.conftest import wait_until
-from tests.scale.conftest import RABBIT_HOST, RABBIT_PORT, _port_open, rabbitmqctl
+from tests.scale.client import Caller, small_disk
+from tests.scale.conftest import RABBIT_HOST, RABBIT_PORT, Cluster, _port_open, rabbitmqctl
 
 
 class Recorder:
@@ -91,3 +95,44 @@ def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, tmp_
         for messaging in [*connections, sender]:
             messaging.close()
         database.dispose()
+
+
+@pytest.mark.slow
+def test_jobs_on_the_disks_of_an_instance_on_a_named_host_run_on_that_worker(cluster: Cluster) -> None:
+    caller = Caller(cluster, 1)
+    workload = caller.workload(small_disk(cluster, "pinned"), "pinned", host="worker2")
+    created = cluster.query("SELECT payload, owner FROM jobs WHERE workload_id = :w", w=workload)
+    assert len(created) == 1 and created[0]["owner"].startswith("worker2:"), created
+    snapshots = [caller.snapshot(workload) for _ in range(1)]
+    for _ in range(2):
+        assert caller.wait_snapshot_ended(snapshots[-1])["status"] == "available"
+        caller.wait_workload(workload, "available")
+        snapshots.append(caller.snapshot(workload))
+    assert caller.wait_snapshot_ended(snapshots[-1])["status"] == "available"
+    caller.wait_workload(workload, "available")
+    response = httpx.post(f"{caller.base}/workloads/{workload}/snapshots/{snapshots[0]}/restores",
+                          headers=caller.headers, json={"restore": {
+                              "name": "back", "options": {"type": "openstack", "oneclickrestore": True}}})
+    assert response.status_code in (200, 202), response.text
+    restore = response.json()["restore"]["id"]
+    wait_until(lambda: (j := cluster.job_of(restore)) and j["state"] == "succeeded", timeout=60, interval=0.1)
+    for subject in [*snapshots, restore]:
+        job = cluster.job_of(subject)
+        assert job is not None and job["payload"].get("worker") == "worker2", job
+        assert job["owner"].startswith("worker2:"), job
+
+
+@pytest.mark.slow
+def test_a_workload_of_instances_on_two_hosts_is_refused_naming_them(cluster: Cluster) -> None:
+    caller = Caller(cluster, 0)
+    first = cluster.cairn("instance", "add", "--project", "p1", "--name", "split-a",
+                          "--disk", str(small_disk(cluster, "split-a")), "--host", "worker1")
+    second = cluster.cairn("instance", "add", "--project", "p1", "--name", "split-b",
+                           "--disk", str(small_disk(cluster, "split-b")), "--host", "worker2")
+    response = httpx.post(f"{caller.base}/workloads", headers=caller.headers, json={"workload": {
+        "name": "split", "instances": [{"instance-id": first}, {"instance-id": second}]}})
+    assert response.status_code == 409, response.text
+    assert "worker1: split-a; worker2: split-b" in response.text
+    listed = httpx.get(f"{caller.base}/workloads", headers=caller.headers).json()["workloads"]
+    assert "split" not in {w["name"] for w in listed}
+

@@ -18,61 +18,10 @@ import httpx
 import pytest
 
 from tests.conftest import wait_until
+from tests.scale.client import Caller, small_disk
 from tests.scale.conftest import LEASE_SECONDS, Cluster
 
 pytestmark = pytest.mark.slow
-
-
-class Caller:
-    """A member of project p1 talking to one api replica."""
-
-    def __init__(self, cluster: Cluster, api_index: int) -> None:
-        self.cluster = cluster
-        self.base = f"{cluster.api_urls[api_index]}/v1/p1"
-        self.headers = {"X-Auth-Token": _token(cluster)}
-
-    def workload(self, disk: Path, name: str) -> str:
-        instance = self.cluster.cairn("instance", "add", "--project", "p1", "--name", name, "--disk", str(disk))
-        response = httpx.post(f"{self.base}/workloads", headers=self.headers, json={"workload": {
-            "name": name, "instances": [{"instance-id": instance}]}})
-        assert response.status_code == 202, response.text
-        workload = response.json()["workload"]["id"]
-        self.wait_workload(workload, "available")
-        return workload
-
-    def wait_workload(self, workload: str, status: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_until(lambda: (w := httpx.get(f"{self.base}/workloads/{workload}", headers=self.headers)
-                                   .json()["workload"])["status"] == status and w, timeout=timeout, interval=0.1)
-
-    def snapshot(self, workload: str) -> str:
-        response = httpx.post(f"{self.base}/workloads/{workload}", headers=self.headers)
-        assert response.status_code == 200, response.text
-        return str(response.json()["snapshot"]["id"])
-
-    def snapshot_status(self, snapshot: str) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.base}/snapshots/{snapshot}", headers=self.headers).json()["snapshot"])
-
-    def wait_snapshot_ended(self, snapshot: str, timeout: float = 120) -> dict[str, Any]:
-        return wait_until(lambda: (s := self.snapshot_status(snapshot))["status"]
-                          in ("available", "error", "cancelled") and s, timeout=timeout, interval=0.1)
-
-
-_TOKENS: dict[str, str] = {}
-
-
-def _token(cluster: Cluster) -> str:
-    if cluster.database_url not in _TOKENS:
-        _TOKENS[cluster.database_url] = cluster.cairn("token", "create", "--project", "p1", "--user", "u1")
-    return _TOKENS[cluster.database_url]
-
-
-def small_disk(cluster: Cluster, name: str) -> Path:
-    path = cluster.data_dir / "disks" / f"{name}.raw"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(b"cairn" * 200_000)
-        handle.truncate(8 << 20)
-    return path
 
 
 def test_snapshots_through_either_api_end_available_run_by_a_worker(cluster: Cluster) -> None:

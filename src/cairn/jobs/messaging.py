@@ -10,6 +10,11 @@ The message is only a doorbell: it carries the job id and nothing else, it is no
 acknowledged to the sender, and losing it is harmless. The job row stays `queued` and
 the reaper (in `cairn scheduler`) rings again after `requeue_after`; claiming is an
 atomic UPDATE, so two doorbells for one job still run it once.
+
+A broker restart needs nothing from Cairn: the rabbit driver reconnects every
+connection by itself (its defaults: 1 s, then 2 s longer each try, at most 30 s apart),
+a worker's server resumes consuming, and the doorbells that died with the broker's
+(non-durable) queues are rung again by the reaper.
 """
 
 from __future__ import annotations
@@ -72,8 +77,12 @@ class Messaging:
             return self._notifications
 
     def notifier(self, publisher_id: str) -> oslo_messaging.Notifier:
+        # Not the oslo default (retry forever): a notification is sent after a job's
+        # commit, on the worker's job thread or the reaper's loop, and blocking those
+        # until the broker returns would stall jobs for the sake of an announcement.
         return oslo_messaging.Notifier(self.notification_transport(), publisher_id=publisher_id,
-                                       driver="messagingv2", topics=[NOTIFICATION_TOPIC])
+                                       driver="messagingv2", topics=[NOTIFICATION_TOPIC],
+                                       retry=CAST_RETRIES)
 
     def close(self) -> None:
         self.rpc.cleanup()
