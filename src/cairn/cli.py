@@ -28,7 +28,30 @@ COMMANDS = {
     "api": "cairn.commands.api:api",
     "scheduler": "cairn.commands.scheduler:scheduler",
     "worker": "cairn.commands.worker:worker",
+    "keystone": "cairn.commands.keystone:keystone",
 }
+
+
+CONFIG_FILE_HELP = "Configuration file (INI); see `cairn config sample`."
+
+
+def _remember_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "config_file": value}
+
+
+def accept_config_file(command: click.Command) -> click.Command:
+    """Let `--config-file` also follow the sub-command (`cairn serve --config-file F`), as
+    on every OpenStack service's commands; given there, it wins over the group's."""
+    if not any(param.name == "config_file" for param in command.params):
+        command.params.append(click.Option(
+            ["--config-file"], type=click.Path(dir_okay=False), expose_value=False,
+            callback=_remember_config_file, help=CONFIG_FILE_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_config_file(sub)
+    return command
 
 
 class LazyGroup(click.Group):
@@ -41,12 +64,12 @@ class LazyGroup(click.Group):
             return None
         module, attribute = target.split(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
-        return command
+        return accept_config_file(command)
 
 
 @click.group(cls=LazyGroup)
 @click.option("--config-file", type=click.Path(dir_okay=False), envvar="CAIRN_CONFIG_FILE",
-              help="Configuration file (INI); see `cairn config sample`.")
+              help=CONFIG_FILE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None) -> None:
     """Cairn: backup and recovery for virtual-machine clouds."""

@@ -1,4 +1,4 @@
-"""The one interface every token validator implements (local tokens now, Keystone later)."""
+"""The one interface every token validator implements (local tokens, Keystone tokens)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,10 @@ def configure_logging(level: str) -> None:
 
 
 def ensure_admin_token(runtime: Runtime) -> str | None:
-    """On first start (no token at all), create an admin token and write it to a 0600 file."""
+    """On first start (no token at all), create an admin token and write it to a 0600 file.
+    Not with Keystone: there, Keystone's users are the only callers."""
+    if runtime.settings.auth_strategy != "local":
+        return None
     with runtime.database.unit_of_work() as session:
         if has_tokens(session):
             return None

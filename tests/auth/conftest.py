@@ -1,0 +1,73 @@
+"""Fixtures for Keystone authentication: one real Keystone per test session, and Cairn
+services that validate its tokens (SQLite: the database plays no part in this)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cairn.api.app import create_app
+from cairn.config import KeystoneAuthSettings
+from cairn.db.migrate import upgrade
+from cairn.runtime import build_runtime
+from tests.auth.keystone_server import REGION, KeystoneServer, start_keystone
+from tests.conftest import Service, free_port, make_settings, running_service, start_server
+
+
+def cairn_keystone_settings(keystone: KeystoneServer, **overrides: Any) -> KeystoneAuthSettings:
+    """`[keystone_authtoken]` for the service user `cairn` of `keystone`."""
+    values: dict[str, Any] = {
+        "www_authenticate_uri": keystone.url, "auth_url": keystone.auth_url, "username": "cairn",
+        "password": "cairn-secret", "project_name": "service", "region_name": REGION,
+        "token_cache_time": 300, "http_connect_timeout": 5.0}
+    values.update(overrides)
+    return KeystoneAuthSettings(**values)
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneServer]:
+    server = start_keystone(tmp_path_factory.mktemp("keystone"), free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def keystone_service(data_dir: Path, keystone: KeystoneServer, admin_role: str = "admin",
+                     **keystone_overrides: Any) -> Iterator[Service]:
+    """Cairn with `auth_strategy = keystone` behind a real server on a loopback port."""
+    url = f"sqlite:///{data_dir / 'cairn.sqlite'}"
+    upgrade(url)
+    settings = make_settings(data_dir, url, auth_strategy="keystone", admin_role=admin_role,
+                             keystone=cairn_keystone_settings(keystone, **keystone_overrides))
+    runtime = build_runtime(settings)
+    runtime.start_background(scheduler=False)
+    port = free_port()
+    server, thread = start_server(create_app(runtime), port)
+    try:
+        yield Service(backend="sqlite", url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def keystone_cairn(keystone: KeystoneServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with keystone_service(tmp_path_factory.mktemp("cairn-keystone"), keystone) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def local_cairn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The same Cairn with local tokens, to compare answers with."""
+    data_dir = tmp_path_factory.mktemp("cairn-local")
+    url = f"sqlite:///{data_dir / 'cairn.sqlite'}"
+    upgrade(url)
+    with running_service("sqlite", url, data_dir) as service:
+        yield service
