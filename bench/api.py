@@ -1,7 +1,7 @@
 """Benchmark Cairn's HTTP API against the ceiling of its own server stack.
 
     .venv/bin/python bench/api.py [--workloads 1000] [--clients 16] [--seconds 8]
-                                  [--limit N] [--profile FILE] [--keep]
+                                  [--limit N] [--profile FILE] [--keep] [--auth keystone]
 
 One run, side by side:
 
@@ -11,10 +11,10 @@ One run, side by side:
   the setup, not the reads).
 * **ceiling**: a minimal ASGI app on the same stack (`uvicorn.run`, same host, worker
   count, loop and HTTP implementation) that answers the same three requests with the
-  same JSON, captured from Cairn at the start of the run and kept as Python objects:
-  each request encodes its object with `orjson.dumps`, the encoder Cairn uses. Serving
-  pre-encoded bytes would measure the socket alone; encoding per request is the work
-  no implementation of this API can skip, so it is the honest ceiling.
+  same JSON bytes, captured from Cairn at the start of the run and encoded once: each
+  request reads its body, is routed by method and path, and gets the bytes from memory.
+  Cairn, too, keeps the encodings of unchanged workloads, so encoding per request is
+  no longer work every implementation must do; the ceiling does none.
 
 Measured: GET /v1/P/workloads, GET /v1/P/workloads/detail (each returning every
 workload: the default page limit is 1,000; `--limit N` measures pages of N instead)
@@ -25,6 +25,12 @@ holds the server's GIL. Each endpoint gets a warm-up, then runs until `--request
 done or `--seconds` have passed, whichever is first. Printed per endpoint: requests/s,
 p50 and p99 latency for both servers, and the ratio cairn/ceiling in requests/s, with
 PASS when it reaches the target (0.3).
+
+With `--auth keystone` the run is another one: `cairn serve` twice on the same data, with
+local tokens and with Keystone tokens (`auth_strategy = keystone`, a real Keystone started
+as the tests start it), the GET endpoints in alternating rounds, and the per-request
+overhead of Keystone mode with a warm token cache, in server CPU time per request
+(target: at most 10%), with requests/s beside it.
 
 Caveat printed with the results: client and server share the machine (`nproc`); on a
 small machine the client's CPU use caps the ceiling too, which flatters the ratio.
@@ -108,8 +114,9 @@ def endpoints(limit: int | None) -> list[Endpoint]:
 # -- setup: a data dir with N workloads, made through the service layer -------------------
 
 
-def populate(data_dir: Path, workloads: int, spare_instances: int) -> tuple[str, list[str]]:
-    """Create the database, `workloads` available workloads in PROJECT (one instance
+def populate(data_dir: Path, workloads: int, spare_instances: int, project: str = PROJECT,
+             user: str = "bench-user") -> tuple[str, list[str]]:
+    """Create the database, `workloads` available workloads in `project` (one instance
     each) and `spare_instances` free instances; return a member token and the spares."""
     # Cairn is imported here, not at the top: the client and ceiling processes run
     # this file too, and must not carry Cairn's imports.
@@ -123,7 +130,7 @@ def populate(data_dir: Path, workloads: int, spare_instances: int) -> tuple[str,
     settings = load_settings(environ={}, data_dir=str(data_dir))
     runtime = prepare(settings)
     try:
-        identity = Identity(PROJECT, "bench-user", frozenset({"member"}))
+        identity = Identity(project, user, frozenset({"member"}))
         disks = data_dir / "disks"
         disks.mkdir(parents=True, exist_ok=True)
         with runtime.database.unit_of_work() as session:
@@ -133,8 +140,8 @@ def populate(data_dir: Path, workloads: int, spare_instances: int) -> tuple[str,
                 path = disks / f"vm{n}.raw"
                 with open(path, "wb") as handle:
                     handle.truncate(1 << 20)  # sparse: the size is what the API reports
-                instance_ids.append(register_instance(session, PROJECT, f"vm{n}", [str(path)]).id)
-        ctx = RequestContext(identity, PROJECT, "req-bench-setup")
+                instance_ids.append(register_instance(session, project, f"vm{n}", [str(path)]).id)
+        ctx = RequestContext(identity, project, "req-bench-setup")
         # One transaction per 100 creates: few commits, and the create jobs (which run
         # on this runtime's worker pool) start while later batches are written.
         for start in range(0, workloads, 100):
@@ -193,18 +200,20 @@ class Server:
         self._log_handle.close()
 
 
-def start_cairn(data_dir: Path, port: int, profile: Path | None) -> Server:
+def start_cairn(data_dir: Path, port: int, profile: Path | None,
+                settings: dict[str, str] | None = None, log_name: str = "cairn-serve.log") -> Server:
     """`cairn serve` exactly as an operator runs it: the environment names only the
-    data dir, so every other setting is the default."""
+    data dir (and `settings`, CAIRN_* variables), so every other setting is the default."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env["CAIRN_DATA_DIR"] = str(data_dir)
+    env.update(settings or {})
     cairn = Path(sys.executable).with_name("cairn")
     argv = [str(cairn), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile is not None:
         py_spy = Path(sys.executable).with_name("py-spy")
         argv = [str(py_spy), "record", "--idle", "--threads", "--rate", "200",
                 "--format", "speedscope", "-o", str(profile), "--", *argv]
-    return Server(argv, env, port, data_dir / "cairn-serve.log")
+    return Server(argv, env, port, data_dir / log_name)
 
 
 def start_ceiling(bodies: Path, port: int, log: Path) -> Server:
@@ -213,14 +222,14 @@ def start_ceiling(bodies: Path, port: int, log: Path) -> Server:
 
 
 class CeilingApp:
-    """The minimal ASGI app: route by method and path suffix, encode the stored body.
+    """The minimal ASGI app: route by method and path suffix, send the stored bytes.
 
-    Written as bare ASGI (no framework): the ceiling is the server stack plus the one
-    piece of work the response requires, JSON encoding.
+    Written as bare ASGI (no framework): the ceiling is the server stack alone.
     """
 
     def __init__(self, bodies: dict[str, Any]) -> None:
-        self.bodies = bodies
+        # orjson of what Cairn's orjson produced: the same bytes Cairn sent.
+        self.payloads = {key: orjson.dumps(body) for key, body in bodies.items()}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -241,7 +250,7 @@ class CeilingApp:
             key, status = "GET workloads/detail", 200
         else:
             key, status = "GET workloads", 200
-        payload = orjson.dumps(self.bodies[key])
+        payload = self.payloads[key]
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode())]})
@@ -260,14 +269,15 @@ def run_ceiling(bodies_path: str, port: int) -> None:
 
 
 async def drive(url: str, token: str, endpoint: Endpoint, clients: int, max_requests: int,
-                seconds: float, instances: list[str], warmup: int) -> dict[str, Any]:
+                seconds: float, instances: list[str], warmup: int,
+                project: str = PROJECT) -> dict[str, Any]:
     """`clients` concurrent request loops; the latencies of the measured requests."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
     spare = iter(instances)
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    async with httpx.AsyncClient(base_url=f"{url}/v1/{PROJECT}", headers=headers,
+    async with httpx.AsyncClient(base_url=f"{url}/v1/{project}", headers=headers,
                                  limits=limits, timeout=120) as client:
 
         async def one() -> float:
@@ -303,17 +313,18 @@ def run_client(spec_path: str) -> None:
     endpoint = Endpoint(**spec["endpoint"])
     out = asyncio.run(drive(spec["url"], spec["token"], endpoint, spec["clients"],
                             spec["max_requests"], spec["seconds"], spec["instances"],
-                            spec["warmup"]))
+                            spec["warmup"], spec.get("project", PROJECT)))
     sys.stdout.write(json.dumps(out))
 
 
 def measure(url: str, token: str, endpoint: Endpoint, clients: int, max_requests: int,
-            seconds: float, instances: list[str], workdir: Path, warmup: int) -> dict[str, Any]:
+            seconds: float, instances: list[str], workdir: Path, warmup: int,
+            project: str = PROJECT) -> dict[str, Any]:
     """One round of one endpoint's load, from a separate client process, after
     `warmup` unmeasured requests (connections opened, caches of the server filled)."""
     spec = {"url": url, "token": token, "endpoint": asdict(endpoint), "clients": clients,
             "max_requests": max_requests, "seconds": seconds, "warmup": warmup,
-            "instances": instances}
+            "instances": instances, "project": project}
     spec_path = workdir / "client-spec.json"
     spec_path.write_text(json.dumps(spec))
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_client", str(spec_path)],
@@ -346,7 +357,8 @@ def wait_for_jobs(database: Any, timeout: float = 600) -> float:
 
 
 def capture_bodies(url: str, token: str, eps: list[Endpoint], instance: str) -> dict[str, Any]:
-    """What Cairn answers to each endpoint, parsed: the ceiling's in-memory objects."""
+    """What Cairn answers to each endpoint, parsed (encoded again, they are the very bytes
+    Cairn sent, which is checked: the ceiling serves those)."""
     bodies: dict[str, Any] = {}
     with httpx.Client(base_url=f"{url}/v1/{PROJECT}", headers={"X-Auth-Token": token},
                       timeout=120) as client:
@@ -358,6 +370,8 @@ def capture_bodies(url: str, token: str, eps: list[Endpoint], instance: str) -> 
             if response.status_code != ep.status:
                 raise RuntimeError(f"{ep.name}: {response.status_code} {response.text[:500]}")
             bodies[ep.name] = response.json()
+            if orjson.dumps(bodies[ep.name]) != response.content:
+                raise RuntimeError(f"{ep.name}: the ceiling would not send the bytes Cairn sent")
     return bodies
 
 
@@ -436,6 +450,133 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     return ok
 
 
+# -- Keystone mode: the cost of auth_strategy = keystone, beside local tokens -------------
+
+#: most per-request overhead of Keystone mode, warm cache, over local mode
+KEYSTONE_TARGET_OVERHEAD = 0.10
+
+
+def run_keystone_overhead(args: argparse.Namespace, workdir: Path) -> bool:
+    """`cairn serve` twice on one data dir, local tokens and Keystone tokens (a real
+    Keystone, started as the tests start it), the same GETs against both in alternating
+    rounds, after an unmeasured warm-up that fills the token cache.
+
+    The overhead judged is the server's CPU time per request (from /proc, user + system,
+    of the server process alone), Keystone mode over local mode: on a shared machine
+    requests/s mostly measure the neighbours (they swing ±20% between identical runs),
+    while the CPU a request costs does not depend on who else runs. Requests/s and the
+    p50 are printed beside it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.auth.keystone_server import REGION, start_keystone
+
+    started = time.monotonic()
+    keystone = start_keystone(workdir / "keystone", free_port())
+    servers: list[Server] = []
+    try:
+        alice = keystone.users["alice"]
+        print(f"setup: Keystone {keystone.url} ready in {time.monotonic() - started:.1f}s")
+        data_dir = workdir / "data"
+        local_token, _ = populate(data_dir, args.workloads, 0, alice.project_id, alice.user_id)
+        keystone_token = alice.token()
+        keystone_settings = {
+            "CAIRN_AUTH_STRATEGY": "keystone",
+            "CAIRN_KEYSTONE_AUTHTOKEN__AUTH_URL": keystone.auth_url,
+            "CAIRN_KEYSTONE_AUTHTOKEN__USERNAME": "cairn",
+            "CAIRN_KEYSTONE_AUTHTOKEN__PASSWORD": keystone.users["cairn"].password,
+            "CAIRN_KEYSTONE_AUTHTOKEN__PROJECT_NAME": "service",
+            "CAIRN_KEYSTONE_AUTHTOKEN__REGION_NAME": REGION}
+        modes = {"local": (start_cairn(data_dir, free_port(), None, log_name="local.log"), local_token)}
+        servers.append(modes["local"][0])
+        modes["keystone"] = (start_cairn(data_dir, free_port(), None, keystone_settings, "keystone.log"),
+                             keystone_token)
+        servers.append(modes["keystone"][0])
+        eps = [ep for ep in endpoints(args.limit) if ep.method == "GET"]
+        rounds = max(1, args.rounds)
+        per_round = max(1, args.requests // rounds)
+        results = {mode: {ep.name: Result() for ep in eps} for mode in modes}
+        cpu = {mode: {ep.name: 0.0 for ep in eps} for mode in modes}
+        for ep in eps:
+            for mode, (server, token) in modes.items():  # warm-up: connections, token cache
+                measure(server.url, token, ep, args.clients, 0, args.seconds, [], workdir,
+                        args.clients, alice.project_id)
+            for n in range(rounds):
+                # Which mode goes first alternates too: a slower second half of a round
+                # must not always fall on the same one.
+                order = list(modes) if n % 2 == 0 else list(reversed(modes))
+                for mode in order:
+                    server, token = modes[mode]
+                    before = cpu_seconds(server.proc.pid)
+                    results[mode][ep.name].add(measure(
+                        server.url, token, ep, args.clients, per_round, args.seconds / rounds, [],
+                        workdir, 0, alice.project_id))
+                    cpu[mode][ep.name] += cpu_seconds(server.proc.pid) - before
+        in_process = validator_costs(data_dir, local_token, keystone_token, keystone_settings)
+    finally:
+        for server in servers:
+            server.stop()
+        keystone.stop()
+    print(f"\n{'endpoint':<21} | {'local req/s':>11} {'p50 ms':>7} {'cpu ms':>6} {'n':>5} | "
+          f"{'keystone req/s':>14} {'p50 ms':>7} {'cpu ms':>6} {'n':>5} | "
+          f"{'req/s':>6} | overhead (cpu per request)")
+    ok = True
+    for ep in eps:
+        local, remote = results["local"][ep.name], results["keystone"][ep.name]
+        local_cpu = 1000 * cpu["local"][ep.name] / max(1, local.requests)
+        remote_cpu = 1000 * cpu["keystone"][ep.name] / max(1, remote.requests)
+        by_rps = local.rps / remote.rps - 1 if remote.rps else float("inf")
+        overhead = remote_cpu / local_cpu - 1 if local_cpu else float("inf")
+        verdict = "PASS" if overhead <= KEYSTONE_TARGET_OVERHEAD and not (local.errors or remote.errors) else "FAIL"
+        ok = ok and verdict == "PASS"
+        print(f"{ep.name:<21} | {local.rps:>11.1f} {local.ms(0.5):>7.1f} {local_cpu:>6.2f} {local.requests:>5} | "
+              f"{remote.rps:>14.1f} {remote.ms(0.5):>7.1f} {remote_cpu:>6.2f} {remote.requests:>5} | "
+              f"{100 * by_rps:+5.1f}% | {100 * overhead:+.1f}% {verdict}")
+        for mode in modes:
+            for error, count in results[mode][ep.name].errors.items():
+                print(f"  {mode} {ep.name}: {count} x unexpected {error}")
+    print("\nthe token check alone, in process, warm cache (µs per request): " +
+          ", ".join(f"{mode} {micros:.2f}" for mode, micros in in_process.items()))
+    print(f"\ntarget: Keystone mode (warm cache) at most {100 * KEYSTONE_TARGET_OVERHEAD:.0f}% slower "
+          f"per request than local mode: {'PASS' if ok else 'FAIL'}")
+    print(f"total {time.monotonic() - started:.0f}s")
+    return ok
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def validator_costs(data_dir: Path, local_token: str, keystone_token: str,
+                    keystone_env: dict[str, str], calls: int = 50_000) -> dict[str, float]:
+    """Microseconds per `validate()` of each validator once its cache holds the token:
+    the part of a request that differs between the modes, without the HTTP noise."""
+    from cairn.auth.keystone import KeystoneTokenValidator
+    from cairn.auth.tokens import LocalTokenValidator
+    from cairn.config import load_settings
+    from cairn.db.database import Database
+
+    settings = load_settings(environ={**keystone_env, "CAIRN_DATA_DIR": str(data_dir)})
+    database = Database(settings.database_url)
+    validators = {"local": (LocalTokenValidator(database.reader), local_token),
+                  "keystone": (KeystoneTokenValidator(settings.keystone, settings.admin_role),
+                               keystone_token)}
+    costs: dict[str, float] = {}
+    try:
+        for mode, (validator, token) in validators.items():
+            validator.validate(token)  # fills the cache
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    validator.validate(token)
+                best = min(best, time.perf_counter() - started)
+            costs[mode] = 1e6 * best / calls
+    finally:
+        database.dispose()
+    return costs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", type=int, default=1000, help="workloads in the project (1000)")
@@ -452,6 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the cairn server with py-spy into this speedscope file")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and the logs")
+    parser.add_argument("--auth", choices=("local", "keystone"), default="local",
+                        help="local: cairn (local tokens) against the ceiling app (default); "
+                             "keystone: the GETs with Keystone tokens against local tokens "
+                             "(a real Keystone, installed by scripts/setup.sh)")
     args = parser.parse_args(argv)
 
     print(f"Cairn API benchmark  {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
@@ -463,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
           f"limit {args.limit or 'default (1000)'}")
     workdir = Path(tempfile.mkdtemp(prefix="cairn-bench-api-", dir=args.data_dir))
     try:
+        if args.auth == "keystone":
+            return 0 if run_keystone_overhead(args, workdir) else 1
         return 0 if run(args, workdir) else 1
     finally:
         if args.keep:

@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on a Debian machine (idempotent): system packages with
-# apt-get, then the project and its test dependencies into .venv.
+# apt-get, then the project and its test dependencies into .venv, then the Keystone the
+# tests run against into a virtual environment of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# apt_install [apt-get option ...] -- package ...: installs those not installed yet.
+apt_install() {
+  local options=() missing=() package
+  while [[ $1 != -- ]]; do options+=("$1"); shift; done
+  shift
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  echo "setup: installing ${missing[*]}"
+  local sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${options[@]}" "${missing[@]}" >/dev/null
+}
 
 packages=(qemu-utils python3-libnbd e2fsprogs)
 if [[ "${CAIRN_SETUP_BENCH:-0}" == 1 ]]; then
   packages+=(restic borgbackup)
 fi
-missing=()
-for package in "${packages[@]}"; do
-  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  sudo_cmd=""
-  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install -- "${packages[@]}"
+
+# The libvirt platform and its tests: libvirtd with the QEMU driver, the Python binding,
+# and what the test guest is built from (a Debian kernel package, busybox, cpio).
+# Without recommends: they would pull every other hypervisor driver, LVM and a GUI.
+apt_install --no-install-recommends -- libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+  qemu-system-x86 python3-libvirt busybox-static cpio
 
 python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
@@ -31,4 +44,17 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'
   echo "$want" > "$stamp"
+fi
+
+# A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
+# virtual environment, shared by every clone on this machine and made anew when its
+# requirements change (about a minute).
+keystone_requirements=scripts/keystone-requirements.txt
+keystone_venv=${CAIRN_KEYSTONE_VENV:-/var/tmp/cairn-keystone-$(sha256sum "$keystone_requirements" | cut -c1-12)}
+if [[ ! -f $keystone_venv/.cairn-complete ]]; then
+  echo "setup: installing Keystone into $keystone_venv"
+  rm -rf "$keystone_venv"
+  "$python" -m venv "$keystone_venv"
+  "$keystone_venv/bin/pip" install -q -r "$keystone_requirements"
+  touch "$keystone_venv/.cairn-complete"
 fi

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
+from bench.cluster import free_port, wait_until
 from cairn.api.app import create_app
 from cairn.auth.context import Identity
 from cairn.auth.tokens import issue_token
@@ -40,12 +40,6 @@ ADMIN_URLS = {
 }
 BACKENDS = [b.strip() for b in os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",") if b.strip()]
 KEEP_TABLES = {"workload_types", "alembic_version"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -206,15 +200,3 @@ def wait_for_idle(service: Service, timeout: float = 20) -> None:
         if not busy:
             return
         time.sleep(0.05)
-
-
-def wait_until(probe: Callable[[], Any], timeout: float = 20, interval: float = 0.05) -> Any:
-    """Poll `probe` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        time.sleep(interval)
-        value = probe()
-    return value

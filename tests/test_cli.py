@@ -74,6 +74,17 @@ def test_instance_add_prints_the_id_and_list_shows_it(tmp_path: Path) -> None:
     assert instance_id in listed.stdout and "web1" in listed.stdout and "raw, 4096 B" in listed.stdout
 
 
+def test_instance_add_with_a_host_lists_the_worker_and_refuses_a_blank_one(tmp_path: Path) -> None:
+    disk = tmp_path / "pinned.raw"
+    disk.write_bytes(b"\0" * 4096)
+    blank = run(["instance", "add", "--project", "p1", "--name", "a", "--disk", str(disk), "--host", " "], tmp_path)
+    assert blank.returncode != 0 and "host:" in blank.stderr
+    assert run(["instance", "list"], tmp_path).stdout == ""
+    added = run(["instance", "add", "--project", "p1", "--name", "a", "--disk", str(disk), "--host", "w2"], tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "(on worker w2)" in run(["instance", "list"], tmp_path).stdout
+
+
 def test_instance_add_refuses_a_missing_disk(tmp_path: Path) -> None:
     result = run(["instance", "add", "--project", "p1", "--name", "x", "--disk", str(tmp_path / "nope")], tmp_path)
     assert result.returncode == 2 and "cannot be opened" in result.stderr

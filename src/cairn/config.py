@@ -7,7 +7,8 @@ cannot drift from the code.
 
 Precedence, lowest first: the built-in default, the configuration file
 (`--config-file`, else `$CAIRN_CONFIG_FILE`, else none), then the environment variable
-named in the option (`CAIRN_<NAME>` for options of `[DEFAULT]`).
+named in the option (`CAIRN_<NAME>` for options of `[DEFAULT]`, `CAIRN_<SECTION>__<NAME>`
+for the others, e.g. `CAIRN_KEYSTONE_AUTHTOKEN__PASSWORD`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def _parse_bool(text: str) -> bool:
 
 def _parse_path(text: str) -> Path:
     return Path(text).expanduser()
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return value
+    return parse
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "timezone", str, "UTC",
            "The service's timezone (IANA name): jobschedule defaults and "
            "`appliance_timezone`."),
-    Option("DEFAULT", "platform", str, "local",
-           "Where instances come from: `local` (an operator-registered inventory)."),
+    Option("DEFAULT", "platform", _choice("local", "libvirt"), "local",
+           "Where instances come from: `local` (an operator-registered inventory) or "
+           "`libvirt` (the domains of this KVM host, see docs/libvirt.md)."),
+    Option("DEFAULT", "libvirt_uri", str, "qemu:///system",
+           "libvirt connection URI of the `libvirt` platform."),
+    Option("DEFAULT", "libvirt_shutdown_seconds", float, 120.0,
+           "How long an in-place restore with power_off waits for a domain to shut down "
+           "gracefully before it destroys (powers off) it.", "number"),
     Option("DEFAULT", "max_request_body_bytes", int, 1024 * 1024,
            "Largest request body accepted; a larger one is refused with 413.", "integer"),
     Option("DEFAULT", "max_list_limit", int, 1000,
@@ -103,7 +119,91 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "worker_name", str, None,
            "This worker's name: jobs whose payload names a worker are sent to that one "
            "only. Default: the host name."),
+    Option("DEFAULT", "auth_strategy", _choice("local", "keystone"), "local",
+           "Who issues the tokens Cairn accepts: `local` (`cairn token create`, the "
+           "embedded default) or `keystone` (an OpenStack Identity service, configured "
+           "in [keystone_authtoken])."),
+    Option("DEFAULT", "admin_role", str, "admin",
+           "With auth_strategy = keystone: the Keystone role that makes its holder a Cairn "
+           "administrator (Cairn's `admin` role in policy rules). A token's `admin` role "
+           "counts only when this is `admin`."),
+    Option("keystone_authtoken", "www_authenticate_uri", str, None,
+           "Public Identity API endpoint clients are sent to in the WWW-Authenticate "
+           "header of a 401 (for example https://keystone.example.com:5000). "
+           "Default: auth_url."),
+    Option("keystone_authtoken", "auth_url", str, None,
+           "Identity API endpoint Cairn authenticates its own service user against "
+           "(for example http://keystone.internal:5000/v3). Required with "
+           "auth_strategy = keystone."),
+    Option("keystone_authtoken", "auth_type", _choice("password"), "password",
+           "Authentication plugin of the service user; `password` (Identity v3)."),
+    Option("keystone_authtoken", "username", str, None, "The service user's name (required)."),
+    Option("keystone_authtoken", "password", str, None, "The service user's password (required)."),
+    Option("keystone_authtoken", "project_name", str, None,
+           "Project the service user's token is scoped to, usually `service` (required)."),
+    Option("keystone_authtoken", "user_domain_name", str, "Default", "Domain of the service user."),
+    Option("keystone_authtoken", "project_domain_name", str, "Default",
+           "Domain of project_name."),
+    Option("keystone_authtoken", "region_name", str, None,
+           "Region of the Identity endpoint used, and of the endpoints `cairn keystone "
+           "register` creates."),
+    Option("keystone_authtoken", "interface", _choice("public", "internal", "admin"), "internal",
+           "Which catalog endpoint of the Identity service Cairn validates tokens through."),
+    Option("keystone_authtoken", "token_cache_time", int, 300,
+           "Seconds a validated token is trusted without asking Keystone again (never past "
+           "the token's expiry). A token revoked in Keystone is refused at most this long "
+           "after its revocation. 0 asks Keystone on every request.", "integer"),
+    Option("keystone_authtoken", "http_connect_timeout", float, 5.0,
+           "Seconds to wait for Keystone to answer before a request fails with 503.",
+           "number"),
+    Option("keystone_authtoken", "cafile", _parse_path, None,
+           "PEM bundle of the certificate authorities to trust for Keystone's HTTPS. "
+           "Default: the system's.", "path"),
+    Option("keystone_authtoken", "insecure", _parse_bool, False,
+           "Skip the verification of Keystone's HTTPS certificate (tests only).", "boolean"),
 )
+
+
+KEYSTONE_SECTION = "keystone_authtoken"
+
+
+@dataclass(frozen=True)
+class KeystoneAuthSettings:
+    """The `[keystone_authtoken]` section: where Keystone is and who Cairn is there.
+
+    Option names are keystonemiddleware's, so operators configure Cairn like every other
+    OpenStack service.
+    """
+
+    www_authenticate_uri: str | None = None
+    auth_url: str | None = None
+    auth_type: str = "password"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    region_name: str | None = None
+    interface: str = "internal"
+    token_cache_time: int = 300
+    http_connect_timeout: float = 5.0
+    cafile: Path | None = None
+    insecure: bool = False
+
+    @property
+    def public_auth_uri(self) -> str:
+        """What a 401's WWW-Authenticate header names."""
+        return self.www_authenticate_uri or self.auth_url or ""
+
+    def check(self) -> None:
+        """Refuse a section that cannot authenticate, naming the first missing option."""
+        for name in ("auth_url", "username", "password", "project_name"):
+            if not getattr(self, name):
+                raise InvalidInput(f"[{KEYSTONE_SECTION}] {name}: required with "
+                                   "auth_strategy = keystone.", f"{KEYSTONE_SECTION}.{name}")
+        if self.token_cache_time < 0:
+            raise InvalidInput(f"[{KEYSTONE_SECTION}] token_cache_time: must be 0 or more "
+                               "seconds.", f"{KEYSTONE_SECTION}.token_cache_time")
 
 
 @dataclass(frozen=True)
@@ -136,6 +236,8 @@ class Settings:
     policy_file: Path | None = None
     timezone: str = "UTC"
     platform: str = "local"
+    libvirt_uri: str = "qemu:///system"
+    libvirt_shutdown_seconds: float = 120.0
     max_request_body_bytes: int = 1024 * 1024
     max_list_limit: int = 1000
     worker_threads: int = 4
@@ -145,6 +247,9 @@ class Settings:
     log_level: str = "INFO"
     transport_url: str = ""
     worker_name: str | None = None
+    auth_strategy: str = "local"
+    admin_role: str = "admin"
+    keystone: KeystoneAuthSettings = field(default_factory=KeystoneAuthSettings)
     targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -156,6 +261,13 @@ class Settings:
     def worker_host(self) -> str:
         """The name this process goes by as a worker (`worker_name`, else the host name)."""
         return self.worker_name or socket.gethostname()
+
+    @property
+    def www_authenticate_uri(self) -> str:
+        """Where a 401 sends clients for a token: Keystone, or this service itself."""
+        if self.auth_strategy == "keystone":
+            return self.keystone.public_auth_uri
+        return self.public_endpoint or ""
 
     @property
     def backup_targets(self) -> tuple[TargetSettings, ...]:
@@ -176,19 +288,22 @@ def load_settings(config_file: str | Path | None = None,
         parser.read(path)
 
     values: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for option in OPTIONS:
+        into = values if option.section == "DEFAULT" else sections.setdefault(option.section, {})
         raw: str | None = env.get(option.env)
         source = option.env
         if raw is None and parser.has_option(option.section, option.name):
             raw = parser.get(option.section, option.name)
             source = f"[{option.section}] {option.name}"
         if raw is None or raw == "":
-            values[option.name] = option.default
+            into[option.name] = option.default
             continue
         try:
-            values[option.name] = option.parse(raw)
+            into[option.name] = option.parse(raw)
         except ValueError as exc:
-            raise InvalidInput(f"Invalid value for {source}: {exc}", option.name) from exc
+            field_name = option.name if option.section == "DEFAULT" else f"{option.section}.{option.name}"
+            raise InvalidInput(f"Invalid value for {source}: {exc}", field_name) from exc
 
     values.update({k: v for k, v in overrides.items() if v is not None})
     data_dir = Path(values.pop("data_dir") or _default_data_dir()).expanduser()
@@ -196,8 +311,11 @@ def load_settings(config_file: str | Path | None = None,
     extra = {s: dict(parser.items(s)) for s in parser.sections()}
     targets = tuple(_target(section, extra[section]) for section in parser.sections()
                     if section.startswith(TARGET_SECTION))
+    keystone = KeystoneAuthSettings(**sections.get(KEYSTONE_SECTION, {}))
+    if values.get("auth_strategy") == "keystone":
+        keystone.check()
     return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
-                    **values)
+                    keystone=keystone, **values)
 
 
 def _target(section: str, options: dict[str, str]) -> TargetSettings:

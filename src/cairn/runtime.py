@@ -96,17 +96,16 @@ NOTIFIED_EVENTS = {
 def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
     """Wire a runtime. With `broker` (the role commands) jobs go over the broker; without
     (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`."""
-    if settings.platform != "local":
-        raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local'.", "platform")
     _check_timezone(settings.timezone)
     database = Database(settings.database_url)
     clock = utcnow
-    platform = LocalPlatform(database.reader, database.unit_of_work)
+    platform = build_platform(settings, database)
     targets = BackupTargets(settings.backup_targets)
     gc_wait = settings.gc_wait_seconds
     hooks = WorkloadHooks()
     hooks.on_available.append(lambda record: snapshots.publish_workload(targets, record))
     hooks.on_reset.append(snapshots.ResetCleanup(targets, gc_wait))
+    hooks.on_reset.append(snapshots.ForgetPlatformHistory(platform))
     hooks.before_delete.append(snapshots.refuse_delete_with_snapshots)
     hooks.on_delete_data.append(snapshots.DeleteWorkloadData(targets, gc_wait))
     handlers: dict[str, JobHandler] = {
@@ -135,15 +134,37 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
     workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, hooks)
-    snapshot_service = SnapshotService(dispatcher, clock)
+    snapshot_service = SnapshotService(dispatcher, clock, platform)
     return Runtime(settings=settings, database=database, platform=platform,
-                   validator=LocalTokenValidator(database.reader),
+                   validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers,
                    runner=runner, messaging=messaging)
+
+
+def _validator(settings: Settings, database: Database) -> TokenValidator:
+    """The token validator `auth_strategy` names; keystoneauth1 is imported only when used."""
+    if settings.auth_strategy == "keystone":
+        from cairn.auth.keystone import KeystoneTokenValidator
+
+        return KeystoneTokenValidator(settings.keystone, settings.admin_role)
+    return LocalTokenValidator(database.reader)
+
+
+def build_platform(settings: Settings, database: Database) -> Platform:
+    """The platform `settings.platform` names; libvirt's binding is loaded only when used."""
+    if settings.platform == "local":
+        return LocalPlatform(database.reader, database.unit_of_work)
+    if settings.platform == "libvirt":
+        from cairn.platforms.libvirt import LibvirtPlatform
+
+        return LibvirtPlatform(settings.libvirt_uri, settings.data_dir / "scratch",
+                               settings.libvirt_shutdown_seconds)
+    raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local' or 'libvirt'.",
+                       "platform")
 
 
 def _check_timezone(name: str) -> None:

@@ -74,3 +74,17 @@ def test_sample_policy_lists_every_rule() -> None:
     sample = sample_policy()
     for rule in ("workload:get_all", "workload:policy_create", "workload:unlock", "snapshot:create"):
         assert f'#"{rule}":' in sample
+
+
+def test_an_edited_policy_file_applies_to_the_next_decision(tmp_path: Path) -> None:
+    from cairn.auth.context import Identity, RequestContext
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text('"workload:create": "rule:admin_or_owner"\n')
+    enforcer = PolicyEnforcer(policy_file)
+    member = RequestContext(Identity("p1", "u1", frozenset({"member"})), "p1", "req-test")
+    assert enforcer.allows("workload:create", member, "p1")
+    assert enforcer.allows("workload:create", member, "p1")  # remembered
+    assert not enforcer.allows("workload:create", member, "p2")
+    policy_file.write_text('"workload:create": "rule:admin_api"\n')
+    assert not enforcer.allows("workload:create", member, "p1")

@@ -31,10 +31,14 @@ def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A disk image of incompressible data, large enough that a snapshot of it is
     still running when the test acts on it; copied, never modified."""
     path = tmp_path_factory.mktemp("noise") / "noise.raw"
-    with open(path, "wb") as handle:
-        for _ in range(BIG // (16 * MiB)):
-            handle.write(os.urandom(16 * MiB))
+    fill_with_noise(path, BIG)
     return path
+
+
+def fill_with_noise(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        for _ in range(size // (16 * MiB)):
+            handle.write(os.urandom(16 * MiB))
 
 
 def big_workload(api: Service, noise: Path, directory: Path, token: str) -> tuple[str, Path]:
@@ -114,8 +118,10 @@ def test_disk_failing_mid_snapshot_errors_naming_it_and_keeps_earlier_snapshots(
     first = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], timeout=120)
     wait_status(api, token, workload, "available")
     original = sha256(disk)
+    # Fresh data each attempt: chunks the target already holds would make the snapshot
+    # too quick to be caught running.
     failed = interrupted(api, token, workload, lambda _id: os.truncate(disk, 16 * MiB),  # cut short
-                         params={"full": "1"}, before=lambda: shutil.copyfile(noise, disk))
+                         params={"full": "1"}, before=lambda: fill_with_noise(disk, BIG))
     assert failed["status"] == "error"
     assert str(disk) in failed["error_msg"]
     assert show(api, token, workload)["status"] == "available"
@@ -230,9 +236,10 @@ def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp
 
 def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
-    workload, _ = big_workload(api, noise, tmp_path, token)
+    workload, disk = big_workload(api, noise, tmp_path, token)
     seen: list[int] = []
     for _attempt in range(3):
+        fill_with_noise(disk, BIG)  # new chunks: a copy of known ones is over too soon
         running = take_snapshot(api, token, workload, params={"full": "1"})
         while (body := snapshot(api, token, running["id"]))["status"] not in ("available", "error"):
             seen.append(body["progress_percent"])

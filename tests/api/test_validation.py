@@ -138,3 +138,15 @@ def test_unknown_route_and_method_are_faults(api: Service) -> None:
         wrong = client.patch("/v1/p1/workloads")
     assert missing.status_code == 404 and "itemNotFound" in missing.json()
     assert wrong.status_code == 405 and wrong.json()["badMethod"]["code"] == 405
+
+
+def test_restore_option_with_an_integer_no_column_can_hold_names_it(api: Service) -> None:
+    token = api.token()
+    before = row_counts(api)
+    body = {"restore": {"options": {"type": "openstack", "openstack": {
+        "instances": [], "networks": [{"mtu": 2**64}]}}}}
+    with api.client(token) as client:
+        response = client.post("/v1/p1/workloads/w1/snapshots/s1/restores", json=body)
+    assert response.status_code == 400, response.text
+    assert "networks.0.mtu" in response.json()["badRequest"]["message"]
+    assert row_counts(api) == before

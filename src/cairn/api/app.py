@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from cairn import __version__
 from cairn.api import faults, models
+from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.routes import global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
 from cairn.runtime import Runtime
@@ -29,9 +30,10 @@ def create_app(runtime: Runtime) -> FastAPI:
                               "(Trilio workloadmgr v1 compatible).",
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
+    app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
     for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
         app.include_router(module.router)
-    faults.install(app, auth_uri=runtime.settings.public_endpoint or "")
+    faults.install(app, auth_uri=runtime.settings.www_authenticate_uri)
     ops.install(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, limit=runtime.settings.max_request_body_bytes)

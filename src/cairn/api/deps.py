@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.security import APIKeyHeader
 from starlette.responses import Response
 
+from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.views import Links
 from cairn.auth.context import RequestContext
 from cairn.errors import CairnError, InvalidInput, NotAuthenticated
@@ -24,6 +25,10 @@ _FALSE = ("false", "0", "no")
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def view_cache_of(request: Request) -> WorkloadViewCache:
+    return request.app.state.view_cache  # type: ignore[no-any-return]
 
 
 def authenticate(request: Request, token: str | None, project_id: str) -> RequestContext:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scalar = str | int | bool
 
@@ -109,11 +109,40 @@ class SnapshotCreateRequest(Strict):
     snapshot: SnapshotBody
 
 
+#: the integers a JSON column can hold (it is written with orjson: 64 bits, signed or not)
+JSON_INTEGERS = range(-(2**63), 2**64)
+
+
 class Lenient(BaseModel):
     """Restore options: the original's clients send platform keys Cairn does not use
     (flavors, networks, ...); they are kept with the restore and otherwise ignored."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _storable(self) -> Lenient:
+        for key, value in (self.__pydantic_extra__ or {}).items():
+            where = _integer_out_of_range(value, key)
+            if where is not None:
+                raise ValueError(f"{where}: integers must fit in 64 bits")
+        return self
+
+
+def _integer_out_of_range(value: Any, path: str) -> str | None:
+    """The path of the first integer in `value` no JSON column can store, if any."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in JSON_INTEGERS else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _integer_out_of_range(item, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 class RestoreDiskIn(Lenient):
@@ -135,6 +164,8 @@ class RestoreOptions(Lenient):
     type: Literal["openstack"] = "openstack"
     restore_type: Literal["oneclick", "selective", "inplace"] | None = None
     oneclickrestore: bool | None = None
+    #: in-place restore of a running instance: stop it, restore, start it again
+    power_off: bool | None = None
     openstack: OpenstackRestoreOptions | None = None
 
 
@@ -335,6 +366,8 @@ class VdiskOut(BaseModel):
     size: int
     format: str
     restore_size: int
+    #: bytes this snapshot read from the disk (a live incremental reads only what changed)
+    bytes_read: int = 0
 
 
 class SnapshotInstanceOut(BaseModel):

@@ -12,13 +12,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from cairn.clock import isoformat
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
-from cairn.workloads.records import WorkloadRecord, WorkloadSummary
+from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
 from cairn.workloads.restores import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
 
@@ -51,23 +49,10 @@ def workload_summary(w: WorkloadSummary | WorkloadRecord, links: Links) -> dict[
     }
 
 
-@functools.lru_cache(maxsize=20_000)  # ~600 bytes each: ~12 MB at most
-def workload_summary_json(w: WorkloadSummary, endpoint: str) -> bytes:
-    """A summary encoded, remembered by its exact values: a list re-sends mostly
-    unchanged workloads, and encoding them again was most of a 1,000-item list's cost."""
-    return orjson.dumps(workload_summary(w, Links(endpoint)))
-
-
-def workload_summaries_json(summaries: list[WorkloadSummary], links: Links) -> bytes:
-    """`{"workloads": [...]}`, joined from the remembered encodings."""
-    return b'{"workloads":[' + b",".join(workload_summary_json(w, links.endpoint) for w in summaries) + b"]}"
-
-
 def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
                     global_jobscheduler: bool, backup_target_label: Callable[[str], str] | None,
                     now: datetime) -> dict[str, Any]:
     """`backup_target_label` (admins only) names the target in `metadata.backup_media_target`."""
-    usage = w.storage
     metadata = dict(w.metadata)
     if backup_target_label is not None and w.backup_target:
         metadata["backup_media_target"] = backup_target_label(w.backup_target)
@@ -82,11 +67,7 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
         "name": w.name,
         "description": w.description,
         "interval": None,
-        "storage_usage": {
-            "usage": usage.full_bytes + usage.incremental_bytes,
-            "full": {"snap_count": usage.full_count, "usage": usage.full_bytes},
-            "incremental": {"snap_count": usage.incremental_count, "usage": usage.incremental_bytes},
-        },
+        "storage_usage": storage_usage_view(w.storage),
         "instances": [{"id": i.id, "name": i.name, "metadata": i.metadata} for i in w.instances],
         "metadata": metadata,
         "jobschedule": jobschedule_view(w, appliance_timezone, global_jobscheduler, now),
@@ -97,20 +78,37 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
     }
 
 
+def storage_usage_view(usage: StorageUsage) -> dict[str, Any]:
+    return {
+        "usage": usage.full_bytes + usage.incremental_bytes,
+        "full": {"snap_count": usage.full_count, "usage": usage.full_bytes},
+        "incremental": {"snap_count": usage.incremental_count, "usage": usage.incremental_bytes},
+    }
+
+
 def jobschedule_view(w: WorkloadRecord, appliance_timezone: str, global_jobscheduler: bool,
                      now: datetime) -> dict[str, Any]:
-    """The workload's jobschedule as shown. `nextrun` comes from the workload's stored next
-    fire time (kept by the scheduler) while that is ahead; computing it is the rare case."""
+    """The workload's jobschedule as shown (`global_jobscheduler` then `nextrun` last)."""
     view = dict(_static_view(_frozen(w.jobschedule), appliance_timezone))
     view["global_jobscheduler"] = global_jobscheduler
     if global_jobscheduler and view["enabled"]:
-        if w.next_fire_at is not None and w.next_fire_at > now:
-            view["nextrun"] = math.ceil((w.next_fire_at - now).total_seconds())
-        else:
-            upcoming = next_fire_time(JobSchedule.from_storage(w.jobschedule), now.replace(tzinfo=timezone.utc))
-            if upcoming is not None:
-                view["nextrun"] = math.ceil((upcoming - now.replace(tzinfo=timezone.utc)).total_seconds())
+        seconds = nextrun(w.next_fire_at, w.jobschedule, now)
+        if seconds is not None:
+            view["nextrun"] = seconds
     return view
+
+
+def nextrun(next_fire_at: datetime | None, stored_schedule: dict[str, Any], now: datetime) -> int | None:
+    """Whole seconds (rounded up) until an enabled schedule next fires. They come from the
+    workload's stored next fire time (kept by the scheduler) while that is ahead;
+    computing it from the schedule is the rare case."""
+    if next_fire_at is not None and next_fire_at > now:
+        return math.ceil((next_fire_at - now).total_seconds())
+    aware_now = now.replace(tzinfo=timezone.utc)
+    upcoming = next_fire_time(JobSchedule.from_storage(stored_schedule), aware_now)
+    if upcoming is None:
+        return None
+    return math.ceil((upcoming - aware_now).total_seconds())
 
 
 def _frozen(stored: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -178,7 +176,8 @@ def snapshot_detail(s: SnapshotRecord, links: Links) -> dict[str, Any]:
     body = snapshot_summary(s, links)
     body["instances"] = [{"id": i.id, "name": i.name, "metadata": i.metadata,
                           "vdisks": [{"id": d.id, "name": d.name, "size": d.size, "format": d.format,
-                                      "restore_size": d.restore_size} for d in i.vdisks]}
+                                      "restore_size": d.restore_size, "bytes_read": d.bytes_read}
+                                     for d in i.vdisks]}
                          for i in s.instances]
     body["metadata"] = s.metadata
     return body

@@ -4,10 +4,17 @@ Rules follow the OpenStack convention (oslo.policy): defaults are registered in 
 an operator overrides any of them in a YAML policy file (`policy_file` option;
 `cairn policy sample` prints one with every default). Project actions default to
 `admin_or_owner`, cross-project and operator actions to `admin`.
+
+Decisions are remembered by everything they depend on (rule, caller, target project):
+evaluating a rule through oslo.policy costs a few hundred microseconds, every request
+asks at least once, and the same few callers ask the same questions. A change of the
+policy file (its size or modification time, looked at on every decision) forgets them.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from oslo_config import cfg
@@ -68,12 +75,20 @@ def rule_defaults() -> list[policy.RuleDefault]:
                             for name, check, description in ACTIONS)]
 
 
+#: most decisions remembered; past it they are all forgotten (a handful of callers is usual)
+DECISION_ENTRIES = 10_000
+
+
 class PolicyEnforcer:
     """Answers "may this caller do that to a resource of that project?"."""
 
     def __init__(self, policy_file: Path | None = None) -> None:
         if policy_file is not None and not policy_file.is_file():
             raise InvalidInput(f"Policy file {policy_file} does not exist.", "policy_file")
+        self._policy_file = policy_file
+        self._file_state = self._state_of_file()
+        self._decisions: dict[tuple[object, ...], bool] = {}
+        self._lock = threading.Lock()
         conf = cfg.ConfigOpts()
         conf([], project="cairn", default_config_files=[], default_config_dirs=[])
         self._enforcer = policy.Enforcer(
@@ -82,11 +97,42 @@ class PolicyEnforcer:
         self._enforcer.load_rules()
 
     def allows(self, rule: str, context: RequestContext, target_project: str) -> bool:
+        identity = context.identity
+        key = (rule, target_project, identity.project_id, identity.user_id, identity.roles,
+               context.is_admin)
+        state = self._file_state
+        if self._policy_file is not None:
+            state = self._state_of_file()
+            if state != self._file_state:
+                with self._lock:
+                    self._decisions.clear()
+                    self._file_state = state
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._evaluate(rule, context, target_project)
+            with self._lock:
+                # Not kept if the file changed meanwhile: it may come from the old rules.
+                if state == self._file_state:
+                    if len(self._decisions) >= DECISION_ENTRIES:
+                        self._decisions.clear()
+                    self._decisions[key] = decision
+        return decision
+
+    def _evaluate(self, rule: str, context: RequestContext, target_project: str) -> bool:
         credentials = {"project_id": context.identity.project_id,
                        "user_id": context.identity.user_id,
                        "roles": sorted(context.identity.roles),
                        "is_admin": context.is_admin}
         return bool(self._enforcer.enforce(rule, {"project_id": target_project}, credentials))
+
+    def _state_of_file(self) -> tuple[int, int] | None:
+        if self._policy_file is None:
+            return None
+        try:
+            stat = os.stat(self._policy_file)
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
 
     def authorize(self, rule: str, context: RequestContext, target_project: str | None = None) -> None:
         """Raise NotAuthorized unless `rule` allows the caller on `target_project`."""

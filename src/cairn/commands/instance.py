@@ -1,4 +1,6 @@
-"""`cairn instance`: the inventory of the `local` platform."""
+"""`cairn instance`: the inventory of the `local` platform, and the domains of the
+`libvirt` platform (`list` shows what the configured platform sees; `adopt` gives a
+domain to a project)."""
 
 from __future__ import annotations
 
@@ -19,19 +21,22 @@ def _database(ctx: click.Context) -> Database:
 
 @click.group()
 def instance() -> None:
-    """Instances of the local platform."""
+    """Instances: the local inventory, or the libvirt host's domains."""
 
 
 @instance.command("add")
 @click.option("--project", required=True, help="Project that owns the instance.")
 @click.option("--name", required=True, help="Instance name.")
 @click.option("--disk", "disks", multiple=True, required=True, help="Disk image path (repeatable).")
+@click.option("--host", default=None,
+              help="The worker (`cairn worker --name`) that reaches the disks; its jobs run there "
+                   "(default: any worker).")
 @click.pass_context
-def add(ctx: click.Context, project: str, name: str, disks: tuple[str, ...]) -> None:
+def add(ctx: click.Context, project: str, name: str, disks: tuple[str, ...], host: str | None) -> None:
     """Register an instance; prints its id alone."""
     database = _database(ctx)
     with database.unit_of_work() as session:
-        info = register_instance(session, project, name, list(disks))
+        info = register_instance(session, project, name, list(disks), host=host)
     database.dispose()
     click.echo(info.id)
 
@@ -40,10 +45,32 @@ def add(ctx: click.Context, project: str, name: str, disks: tuple[str, ...]) -> 
 @click.option("--project", default=None, help="Only this project's instances.")
 @click.pass_context
 def list_cmd(ctx: click.Context, project: str | None) -> None:
-    """List registered instances: id, project, name, disks."""
+    """List instances: id, project, name, disks (libvirt: every domain of the host)."""
+    settings = settings_from(ctx)
+    if settings.platform == "libvirt":
+        from cairn.platforms.libvirt import LibvirtPlatform
+
+        for info in LibvirtPlatform(settings.libvirt_uri).list_domains(project):
+            disks = ", ".join(f"{d.device}={d.path} ({d.format}, {d.size} B)" for d in info.disks)
+            click.echo(f"{info.id}  {info.project_id or '-'}  {info.name}  {info.metadata['state']}  {disks}")
+        return
     database = _database(ctx)
     with database.reader() as session:
         for info in list_instances(session, project):
             disks = ", ".join(f"{d.path} ({d.format}, {d.size} B)" for d in info.disks)
-            click.echo(f"{info.id}  {info.project_id}  {info.name}  {disks}")
+            where = f"  (on worker {info.host})" if info.host else ""
+            click.echo(f"{info.id}  {info.project_id}  {info.name}  {disks}{where}")
     database.dispose()
+
+
+@instance.command("adopt")
+@click.option("--project", required=True, help="Project the domain is given to.")
+@click.option("--domain", "domain", required=True, help="Domain name or UUID.")
+@click.pass_context
+def adopt(ctx: click.Context, project: str, domain: str) -> None:
+    """Give a libvirt domain to a project (stored in the domain's metadata); prints its
+    instance id (the domain UUID) alone."""
+    from cairn.platforms.libvirt import LibvirtPlatform
+
+    settings = settings_from(ctx)
+    click.echo(LibvirtPlatform(settings.libvirt_uri).adopt(project, domain).id)

@@ -4,11 +4,18 @@ A `Database` is made once per process from the configured URL. `unit_of_work()` 
 one way code writes: it yields a session, commits when the block succeeds, rolls back
 when it raises, and only then runs the callbacks registered with `after_commit` (so a
 job is dispatched only once its row is durable, and never for a rolled-back request).
+
+SQLite has one writer at a time, and a writer that finds the lock taken polls for it,
+sleeping up to 100 ms between tries: under concurrent writes most of the time went to
+those sleeps, and the unlucky waited seconds. So on SQLite the units of work of one
+process first take a lock of their own, which a waiter gets as soon as it is free, and
+only writers of other processes (the `cairn` commands) meet SQLite's busy timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cairn.errors import Unavailable
 
 _AFTER_COMMIT = "cairn_after_commit"
+#: seconds a unit of work waits for its turn to write on SQLite (SQLite's busy timeout)
+WRITE_WAIT_SECONDS = 30.0
 
 
 def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
@@ -33,7 +42,11 @@ def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        # As many pooled connections as threads that may use them at once (the API's 40
+        # worker threads and the jobs'): a connection opened past the pool's size is closed
+        # on return, and opening one (file, pragmas) cost more than the query it served.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=48, max_overflow=16,
                                json_serializer=_json_dumps, json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
@@ -75,10 +88,15 @@ class Database:
         self.read_engine = (create_db_engine(url, immediate=False)
                             if self.backend == "sqlite" else self.engine)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        # Re-entrant: a unit of work may open another in the same thread before it writes.
+        self._write_turn = threading.RLock() if self.backend == "sqlite" else None
 
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
+        turn = self._write_turn
+        if turn is not None and not turn.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise Unavailable("The database is busy with other writes; retry the request.")
         session = self._sessions()
         try:
             yield session
@@ -95,6 +113,8 @@ class Database:
             callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
             committed = session.info.pop("committed", False)
             session.close()
+            if turn is not None:
+                turn.release()
         if committed:
             for callback in callbacks:
                 callback()

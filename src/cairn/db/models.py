@@ -72,7 +72,10 @@ class WorkloadType(Base):
 
 class Workload(Base):
     __tablename__ = "workloads"
-    __table_args__ = (Index("ix_workloads_project_created", "project_id", "deleted", "created_at"),)
+    # Lists walk it in order (newest first, id breaking ties) and read the versions from
+    # it alone: no sort, no table lookups.
+    __table_args__ = (Index("ix_workloads_listing", "project_id", "deleted", "created_at", "id",
+                            "updated_at", "next_fire_at"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))

@@ -9,6 +9,7 @@ backup targets) extend without this module knowing them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from cairn.jobs.runner import JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
+from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
 from cairn.workloads.records import (
@@ -93,6 +95,8 @@ class WorkloadService:
             raise InvalidInput(f"workload_type_id: workload type {type_id} could not be found.",
                                "workload.workload_type_id")
         instances = self._check_instances(session, ctx, data.instance_ids, workload_id=None)
+        # the create job reads the disks (to confirm them): it runs where they are
+        route = routing(worker_for(instances))
         metadata = _check_metadata(data.metadata or {})
         wanted_target = metadata.pop(TARGET_KEY, None)
         target = self.targets.resolve(wanted_target) if wanted_target else self.targets.choose()
@@ -114,7 +118,8 @@ class WorkloadService:
             created_at=now, updated_at=now, deleted=False, full_required=False))
         session.flush()
         self._claim_instances(session, workload_id, instances)
-        enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id)
+        enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id,
+                payload=route)
         return WorkloadSummary(workload_id, ctx.project_id, ctx.user_id, name, description, type_id,
                                states.CREATING, now, now)
 
@@ -298,9 +303,11 @@ def _approx_size_gb(instances: list[InstanceInfo]) -> str:
 
 
 def _set_status(session: Session, workload_id: str, expected: tuple[str, ...], status: str,
-                now: datetime, error: str | None = None, **values: Any) -> None:
-    session.execute(update(Workload).where(Workload.id == workload_id, Workload.status.in_(expected))
-                    .values(status=status, error_msg=error, updated_at=now, **values))
+                now: datetime, error: str | None = None, **values: Any) -> bool:
+    """Move the workload to `status` if it is in one of `expected`; whether it was."""
+    result = session.execute(update(Workload).where(Workload.id == workload_id, Workload.status.in_(expected))
+                             .values(status=status, error_msg=error, updated_at=now, **values))
+    return bool(result.rowcount == 1)
 
 
 class CreateWorkloadJob:
@@ -323,13 +330,15 @@ class CreateWorkloadJob:
                 raise NotFound(f"Instance {member.id} could not be found.")
             self.platform.confirm(found[member.id])
             instances.append(found[member.id])
+        # The write is one statement: writers take turns, and everything else was read
+        # before (a creating workload's metadata cannot change: modify waits for available).
+        metadata = {**record.metadata, "workload_approx_backup_size": _approx_size_gb(instances)}
+        now = self.clock()
         with job.database.unit_of_work() as session:
-            row = session.get_one(Workload, workload_id)
-            metadata = dict(row.meta or {})
-            metadata["workload_approx_backup_size"] = _approx_size_gb(instances)
-            _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE,
-                        self.clock(), meta=metadata)
-            record = get_workload(session, workload_id, None)
+            available = _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE, now,
+                                    meta=metadata)
+        if available:
+            record = dataclasses.replace(record, status=states.AVAILABLE, metadata=metadata, updated_at=now)
         for step in self.hooks.on_available:
             step(record)
 

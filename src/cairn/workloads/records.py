@@ -2,15 +2,21 @@
 
 Lists are loaded in a fixed number of statements whatever their length: one for the
 workloads, one for all their instances (no per-row lazy loads).
+
+`updated_at` is a workload's version: every write that changes what a view of the
+workload shows (its columns or its instances) sets it, so a view rendered for one
+`updated_at` stays right until it changes. Two things a view shows are not covered and
+are read on every request: the storage usage (snapshots change it) and the next fire
+time (the scheduler moves it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, func, null, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from cairn.db.models import Snapshot, Workload, WorkloadInstance
@@ -48,6 +54,22 @@ class WorkloadSummary(NamedTuple):
     updated_at: datetime
 
 
+#: What a list reads of each workload on every request: (id, version, next fire time),
+#: both of the last two as the driver returns them (SQLite: the stored text; the others:
+#: datetimes), which spares a thousand conversions per list. The version is `updated_at`,
+#: for comparing with a version read before and nothing else; the next fire time is read
+#: because the scheduler moves it without a new version (`as_datetime` converts it).
+#: Plain tuples (rows unpack as them): a list makes one per workload on every request.
+WorkloadVersion = tuple[str, object, object]
+
+
+def as_datetime(value: object) -> datetime | None:
+    """A timestamp column's value as a list read it raw (`WorkloadVersion`)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which is a
 # measurable share of a 1,000-row list; records are never mutated after building.
 @dataclass(slots=True)
@@ -76,6 +98,7 @@ NO_USAGE = StorageUsage()
 _SUMMARY_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload.name,
                     Workload.description, Workload.workload_type_id, Workload.status,
                     Workload.created_at, Workload.updated_at)
+_VERSION_COLUMNS = (Workload.id, type_coerce(Workload.updated_at, String).label("version"))
 _COLUMNS = (*_SUMMARY_COLUMNS, Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
             Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at)
 
@@ -151,23 +174,34 @@ def _listing(session: Session, columns: tuple[Any, ...], *, project_id: str | No
     return session.connection().execute(query).all()
 
 
-def list_workload_summaries(session: Session, *, project_id: str | None, limit: int,
-                            marker: str | None = None,
-                            backup_targets: list[str] | None = None) -> list[WorkloadSummary]:
-    rows = _listing(session, _SUMMARY_COLUMNS, project_id=project_id, limit=limit, marker=marker,
+def list_workload_versions(session: Session, *, project_id: str | None, limit: int,
+                           marker: str | None = None, backup_targets: list[str] | None = None,
+                           next_fire: bool = True) -> list[WorkloadVersion]:
+    """The versions of the live workloads a list shows, newest first; without
+    `next_fire`, every `next_fire_at` is None (a summary does not show it)."""
+    fire = type_coerce(Workload.next_fire_at, String) if next_fire else null()
+    columns = (*_VERSION_COLUMNS, fire.label("next_fire_at"))
+    rows = _listing(session, columns, project_id=project_id, limit=limit, marker=marker,
                     backup_targets=backup_targets)
-    return [WorkloadSummary._make(row) for row in rows]
+    return cast(list[WorkloadVersion], rows)
 
 
-def list_workloads(session: Session, *, project_id: str | None, limit: int,
-                   marker: str | None = None, backup_targets: list[str] | None = None) -> list[WorkloadRecord]:
-    """Live workloads with their instances and storage usage, newest first."""
-    rows = _listing(session, _COLUMNS, project_id=project_id, limit=limit, marker=marker,
-                    backup_targets=backup_targets)
-    ids = [row.id for row in rows]
-    members = _instances_of(session, ids)
-    usage = storage_usage(session, ids)
-    return [_record(row, tuple(members[row.id]), usage[row.id]) for row in rows]
+def workload_summaries_by_id(session: Session, workload_ids: list[str]) -> dict[str, WorkloadSummary]:
+    """Summaries of the given workloads (deleted ones too: the caller listed them live)."""
+    if not workload_ids:
+        return {}
+    rows = session.connection().execute(
+        select(*_SUMMARY_COLUMNS).where(Workload.id.in_(workload_ids))).all()
+    return {row.id: WorkloadSummary._make(row) for row in rows}
+
+
+def workloads_by_id(session: Session, workload_ids: list[str]) -> dict[str, WorkloadRecord]:
+    """The given workloads with their instances, without storage usage (`storage_usage`)."""
+    if not workload_ids:
+        return {}
+    rows = session.connection().execute(_select().where(Workload.id.in_(workload_ids))).all()
+    members = _instances_of(session, workload_ids)
+    return {row.id: _record(row, tuple(members[row.id])) for row in rows}
 
 
 def instance_owners(session: Session, instance_ids: list[str], exclude_workload: str | None = None
@@ -183,18 +217,32 @@ def instance_owners(session: Session, instance_ids: list[str], exclude_workload:
     return {row.claim: row.name for row in session.execute(query)}
 
 
-def storage_usage(session: Session, workload_ids: list[str]) -> dict[str, StorageUsage]:
-    """Bytes each workload's live snapshots added to the target, by snapshot type."""
-    usage: dict[str, dict[str, tuple[int, int]]] = {wid: {} for wid in workload_ids}
+#: longer lists of one project have their usage summed over the project's snapshots
+#: instead of naming every workload (binding a thousand parameters cost more than that)
+_USAGE_BY_PROJECT_FROM = 50
+
+
+def storage_usage(session: Session, workload_ids: list[str],
+                  project_id: str | None = None) -> dict[str, StorageUsage]:
+    """Bytes each workload's live snapshots added to the target, by snapshot type.
+    `project_id`, when given, is the project every one of the workloads is in."""
+    found: dict[str, dict[str, tuple[int, int]]] = {}
     if workload_ids:
-        rows = session.execute(
-            select(Snapshot.workload_id, Snapshot.snapshot_type, func.count(), func.coalesce(func.sum(Snapshot.size), 0))
-            .where(Snapshot.workload_id.in_(workload_ids), Snapshot.deleted.is_(False),
-                   Snapshot.status == states.SNAP_AVAILABLE)
-            .group_by(Snapshot.workload_id, Snapshot.snapshot_type))
-        for workload_id, kind, count, total in rows:
-            usage[workload_id][kind] = (int(count), int(total))
-    return {wid: StorageUsage(full_count=kinds.get("full", (0, 0))[0], full_bytes=kinds.get("full", (0, 0))[1],
-                              incremental_count=kinds.get("incremental", (0, 0))[0],
-                              incremental_bytes=kinds.get("incremental", (0, 0))[1]) if kinds else NO_USAGE
-            for wid, kinds in usage.items()}
+        query = (select(Snapshot.workload_id, Snapshot.snapshot_type, func.count(),
+                        func.coalesce(func.sum(Snapshot.size), 0))
+                 .where(Snapshot.deleted.is_(False), Snapshot.status == states.SNAP_AVAILABLE)
+                 .group_by(Snapshot.workload_id, Snapshot.snapshot_type))
+        if project_id is not None and len(workload_ids) >= _USAGE_BY_PROJECT_FROM:
+            query = query.where(Snapshot.project_id == project_id)
+        else:
+            query = query.where(Snapshot.workload_id.in_(workload_ids))
+        for workload_id, kind, count, total in session.execute(query):
+            found.setdefault(workload_id, {})[kind] = (int(count), int(total))
+    usage = dict.fromkeys(workload_ids, NO_USAGE)
+    for workload_id, kinds in found.items():
+        if workload_id in usage:
+            usage[workload_id] = StorageUsage(
+                full_count=kinds.get("full", (0, 0))[0], full_bytes=kinds.get("full", (0, 0))[1],
+                incremental_count=kinds.get("incremental", (0, 0))[0],
+                incremental_bytes=kinds.get("incremental", (0, 0))[1])
+    return usage

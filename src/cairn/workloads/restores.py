@@ -12,6 +12,7 @@ files it created; an in-place restore cannot be undone, and says so in its error
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -30,8 +31,9 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
-from cairn.platforms.base import Platform
+from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import states
+from cairn.workloads.placement import instances_routing
 from cairn.workloads.records import get_workload
 from cairn.workloads.snapshot_records import SnapshotDisk, SnapshotInstance, snapshot_record
 from cairn.workloads.snapshots import ProgressReporter, cancel_work, settle_unfinished
@@ -131,6 +133,8 @@ class PlannedInstance:
     name: str
     disks: tuple[PlannedDisk, ...]
     inplace: bool
+    #: the instance as the platform knows it now (in-place restores only)
+    live: InstanceInfo | None = None
 
 
 def plan_restore(request: RestoreRequest, instances: tuple[SnapshotInstance, ...], restore_id: str,
@@ -171,10 +175,12 @@ def plan_restore(request: RestoreRequest, instances: tuple[SnapshotInstance, ...
             for disk in disks:
                 if disk.path not in live_paths:
                     raise Conflict(f"Disk {disk.path} is no longer a disk of instance {instance.name}.")
+            platform.check_inplace(live, request.options)
             planned = tuple(PlannedDisk(d, d.path, creates_file=False) for d in disks)
         else:
             planned = tuple(PlannedDisk(d, _beside(d.path, restore_id), creates_file=True) for d in disks)
-        plan.append(PlannedInstance(instance, choice.name or instance.name, planned, inplace))
+        plan.append(PlannedInstance(instance, choice.name or instance.name, planned, inplace,
+                                    current.get(instance.id)))
     return plan
 
 
@@ -215,6 +221,8 @@ class RestoreService:
         restore_id = str(uuid.uuid4())
         record = snapshot_record(snapshot)
         plan = plan_restore(request, record.instances, restore_id, self.platform, snapshot.project_id)
+        # restored disks are written beside the originals: on the worker that reaches them
+        route = instances_routing(self.platform, snapshot.project_id, [i.id for i in record.instances])
         workload.status = states.LOCKED
         workload.updated_at = now
         session.add(Restore(
@@ -230,7 +238,7 @@ class RestoreService:
             instances=[], created_at=now, updated_at=now, deleted=False))
         session.flush()
         enqueue(session, self.dispatcher, JOB_RESTORE, snapshot.project_id, now,
-                workload_id=workload.id, subject_id=restore_id)
+                workload_id=workload.id, subject_id=restore_id, payload=route)
         return get_restore(session, restore_id, None)
 
     def delete(self, session: Session, restore_id: str, project_scope: str | None) -> None:
@@ -269,7 +277,7 @@ class RestoreJob:
         request = RestoreRequest(restore_type=restore_type, instances=tuple(
             InstanceChoice(c["id"], c.get("include", True), c.get("name"),
                            tuple(c["vdisks"]) if c.get("vdisks") is not None else None)
-            for c in options.get("instances", [])))
+            for c in options.get("instances", [])), options=options)
         plan = plan_restore(request, snapshot.instances, restore_id, self.platform, snapshot.project_id)
         with job.database.unit_of_work() as session:
             session.execute(update(Restore).where(Restore.id == restore_id).values(
@@ -282,25 +290,30 @@ class RestoreJob:
         created = self._created.setdefault(restore_id, [])
         restored = []
         for item in plan:
-            for disk in item.disks:
-                job.checkpoint()
-                if disk.creates_file:
-                    created.append(disk.destination)
-                try:
-                    repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
-                                       progress=progress.for_disk(disk.destination, disk.destination),
-                                       cancel=lambda: job.cancel_requested)
-                except CairnError as exc:
-                    if job.cancel_requested:
-                        raise JobCancelled("The restore was cancelled.") from exc
-                    undo = " The disk may be partly overwritten." if not disk.creates_file else ""
-                    raise type(exc)(f"Disk {disk.source.path} of instance {item.source.name}: "
-                                    f"{exc.message}{undo}") from exc
+            window = (self.platform.inplace_window(item.live, options) if item.inplace and item.live
+                      else contextlib.nullcontext())
+            with window:
+                for disk in item.disks:
+                    job.checkpoint()
+                    if disk.creates_file:
+                        created.append(disk.destination)
+                    try:
+                        repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
+                                           progress=progress.for_disk(disk.destination, disk.destination),
+                                           cancel=lambda: job.cancel_requested)
+                    except CairnError as exc:
+                        if job.cancel_requested:
+                            raise JobCancelled("The restore was cancelled.") from exc
+                        undo = " The disk may be partly overwritten." if not disk.creates_file else ""
+                        raise type(exc)(f"Disk {disk.source.path} of instance {item.source.name}: "
+                                        f"{exc.message}{undo}") from exc
             if item.inplace:
                 restored.append({"id": item.source.id, "name": item.name, "status": "available"})
             else:
-                info = self.platform.create_instance(snapshot.project_id, item.name,
-                                                     [d.destination for d in item.disks])
+                info = self.platform.restore_instance(
+                    snapshot.project_id, item.name,
+                    [(d.source.device, d.destination, d.source.format) for d in item.disks],
+                    item.source.platform, restore_id)
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
         job.checkpoint()
         with job.database.unit_of_work() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,16 +23,22 @@ class SnapshotDisk:
     restore_size: int
     path: str
     manifest_key: str
+    #: bytes the snapshot read from this disk (the changed ranges of a live incremental)
+    bytes_read: int = 0
+    #: the platform's name for the disk inside its instance (libvirt: `vda`)
+    device: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SnapshotDisk:
         return cls(id=data["id"], name=data["name"], size=data["size"], format=data["format"],
                    restore_size=data["restore_size"], path=data["path"],
-                   manifest_key=data["manifest_key"])
+                   manifest_key=data["manifest_key"], bytes_read=int(data.get("bytes_read", 0)),
+                   device=data.get("device", ""))
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "size": self.size, "format": self.format,
-                "restore_size": self.restore_size, "path": self.path, "manifest_key": self.manifest_key}
+                "restore_size": self.restore_size, "path": self.path, "manifest_key": self.manifest_key,
+                "bytes_read": self.bytes_read, "device": self.device}
 
 
 @dataclass(frozen=True)
@@ -41,15 +47,19 @@ class SnapshotInstance:
     name: str
     metadata: dict[str, str]
     vdisks: tuple[SnapshotDisk, ...]
+    #: what the platform keeps for the next snapshot and for restores (libvirt: the
+    #: checkpoint name and the domain description); never shown through the API
+    platform: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SnapshotInstance:
         return cls(id=data["id"], name=data["name"], metadata=dict(data.get("metadata") or {}),
-                   vdisks=tuple(SnapshotDisk.from_json(d) for d in data.get("vdisks", [])))
+                   vdisks=tuple(SnapshotDisk.from_json(d) for d in data.get("vdisks", [])),
+                   platform=dict(data.get("platform") or {}))
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "metadata": self.metadata,
-                "vdisks": [d.to_json() for d in self.vdisks]}
+                "vdisks": [d.to_json() for d in self.vdisks], "platform": self.platform}
 
 
 @dataclass(frozen=True)

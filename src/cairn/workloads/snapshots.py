@@ -21,20 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cairn.clock import isoformat
 from cairn.db.models import Restore, Snapshot, Workload
 from cairn.engine import Repository
 from cairn.engine.errors import ManifestNotFound
-from cairn.errors import CairnError, Conflict, InvalidInput, NotFound
+from cairn.errors import CairnError, Conflict, InvalidInput, NotFound, Unavailable
 from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
-from cairn.platforms.base import InstanceInfo, Platform
+from cairn.platforms.base import Capture, InstanceInfo, InstanceView, Platform
 from cairn.workloads import catalog, states
 from cairn.workloads.jobschedule import JobSchedule
+from cairn.workloads.placement import workload_routing
 from cairn.workloads.records import WorkloadRecord, get_workload, lock_workload
 from cairn.workloads.retention import Kept, expired_snapshots
 from cairn.workloads.snapshot_records import (
@@ -75,9 +77,14 @@ def manifest_key(workload_id: str, snapshot_id: str, instance_id: str, index: in
 
 
 class SnapshotService:
-    def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
+    """Takes, deletes and cancels snapshots. With a `platform`, a snapshot job is routed to
+    the worker that reaches its workload's disks (`cairn.workloads.placement`)."""
+
+    def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime],
+                 platform: Platform | None = None) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
+        self.platform = platform
 
     def take(self, session: Session, workload_id: str, project_scope: str | None, user_id: str,
              request: SnapshotRequest, fire_time: datetime | None = None) -> SnapshotRecord:
@@ -87,6 +94,8 @@ class SnapshotService:
         if row.status != states.AVAILABLE:
             raise Conflict("Invalid state: Workload must be in the 'available' state to take a "
                            f"snapshot; it is '{row.status}'.")
+        route = ({} if self.platform is None
+                 else workload_routing(session, self.platform, row.project_id, row.id))
         schedule = JobSchedule.from_storage(row.jobschedule)
         kind = choose_type(request, has_parent=latest_available(session, row.id) is not None,
                            full_required=row.full_required,
@@ -105,7 +114,7 @@ class SnapshotService:
         row.updated_at = now
         session.flush()
         enqueue(session, self.dispatcher, JOB_SNAPSHOT, row.project_id, now, workload_id=row.id,
-                subject_id=snapshot_id)
+                subject_id=snapshot_id, payload=route)
         return get_snapshot(session, snapshot_id, None)
 
     def delete(self, session: Session, snapshot_id: str, project_scope: str | None) -> None:
@@ -185,9 +194,14 @@ class ProgressReporter:
                     return
                 self.last = now
                 percent = min(99, int(sum(self.done.values()) * 100 / self.total))
-            with self.job.database.unit_of_work() as session:
-                session.execute(update(self.model).where(self.model.id == self.snapshot_id).values(
-                    progress_percent=percent, progress_msg=f"{self.verb} {label}"))
+            try:
+                with self.job.database.unit_of_work() as session:
+                    session.execute(update(self.model).where(self.model.id == self.snapshot_id).values(
+                        progress_percent=percent, progress_msg=f"{self.verb} {label}"))
+            except (DBAPIError, Unavailable):
+                # progress is only shown: a database blip must not fail the copy; the
+                # next report writes again
+                log.warning("could not record the progress of %s", self.snapshot_id, exc_info=True)
         return report
 
 
@@ -216,13 +230,46 @@ class SnapshotJob:
                 progress_msg="Reading the instances' disks."))
         repository = self.targets.repository(_target_name(workload), workload.project_id)
         progress = ProgressReporter(job, snapshot_id, sum(i.size for i in instances), "Copying")
-        copy = lambda instance: self._copy_instance(job, repository, workload, snapshot_id, instance,  # noqa: E731
-                                                    parent, progress)
-        if workload.workload_type_id == PARALLEL_TYPE_ID and len(instances) > 1:
-            with ThreadPoolExecutor(max_workers=len(instances), thread_name_prefix="snap") as pool:
-                captured = list(pool.map(copy, instances))
-        else:
-            captured = [copy(instance) for instance in instances]
+        parents = {i.id: i.platform for i in parent.instances} if parent is not None else {}
+        # A parallel workload is one consistency group (its instances are captured at the
+        # same moment); a serial one captures and copies each instance in turn.
+        parallel = workload.workload_type_id == PARALLEL_TYPE_ID and len(instances) > 1
+        groups = [instances] if parallel else [[instance] for instance in instances]
+        captures: list[Capture] = []
+        captured: list[tuple[SnapshotInstance, int]] = []
+        try:
+            for group in groups:
+                job.checkpoint()
+                capture = self.platform.capture(group, {i.id: parents[i.id] for i in group if i.id in parents},
+                                                snapshot_id)
+                captures.append(capture)
+                try:
+                    copy = lambda view: self._copy_instance(job, repository, workload, snapshot_id, view,  # noqa: E731
+                                                            parent, progress)
+                    if parallel:
+                        with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="snap") as pool:
+                            captured.extend(pool.map(copy, capture.views))
+                    else:
+                        captured.extend(copy(view) for view in capture.views)
+                finally:
+                    capture.close()
+            self._publish(job, workload, snapshot, snapshot_id, instances, captured, captures)
+        except BaseException:
+            for capture in captures:
+                _quietly(capture.discard, f"undoing the capture of snapshot {snapshot_id}")
+            raise
+        for capture in captures:
+            _quietly(capture.commit, f"after snapshot {snapshot_id}")
+        for step in self.after_success:
+            try:
+                step(job, snapshot_id)
+            except CairnError as exc:  # the snapshot is safe; retention or GC can run next time
+                log.warning("after snapshot %s: %s", snapshot_id, exc.message)
+
+    def _publish(self, job: JobContext, workload: WorkloadRecord, snapshot: SnapshotRecord, snapshot_id: str,
+                 instances: list[InstanceInfo], captured: list[tuple[SnapshotInstance, int]],
+                 captures: list[Capture]) -> None:
+        """The catalog file, then the row `available`: the snapshot's commit point."""
         job.checkpoint()
         added = sum(size for _, size in captured)
         restore_size = sum(i.size for i in instances)
@@ -230,13 +277,17 @@ class SnapshotJob:
             session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
                 status=states.SNAP_UPLOADING, progress_percent=99, progress_msg="Writing the catalog."))
         finished = self.clock()
+        warnings = [w for capture in captures for w in capture.warnings]
+        kind = snapshot.snapshot_type
+        if kind == "incremental" and any(v.full for c in captures for v in c.views):
+            kind = "full"  # the platform could not trust its change history: say what was done
         document = {
             "id": snapshot_id, "workload_id": workload.id, "project_id": workload.project_id,
             "user_id": snapshot.user_id, "name": snapshot.name, "description": snapshot.description,
-            "snapshot_type": snapshot.snapshot_type, "created_at": isoformat(snapshot.created_at),
+            "snapshot_type": kind, "created_at": isoformat(snapshot.created_at),
             "finished_at": isoformat(finished), "size": added, "restore_size": restore_size,
             "time_taken": int((finished - snapshot.created_at).total_seconds()),
-            "warning_msg": None, "metadata": snapshot.metadata,
+            "warning_msg": " ".join(warnings) or None, "metadata": snapshot.metadata,
             "instances": [instance.to_json() for instance, _ in captured]}
         target = self.targets.get(_target_name(workload))
         publish_workload(self.targets, workload)
@@ -248,16 +299,12 @@ class SnapshotJob:
                 status=states.SNAP_AVAILABLE, size=added, uploaded_size=added,
                 restore_size=restore_size, progress_percent=100,
                 progress_msg="Snapshot is available.", finished_at=finished, updated_at=finished,
-                time_taken=document["time_taken"], instances=document["instances"]))
+                time_taken=document["time_taken"], instances=document["instances"], snapshot_type=kind,
+                warning_msg=document["warning_msg"]))
             if result.rowcount != 1:
                 raise JobCancelled("The snapshot was settled by someone else.")
-            if snapshot.snapshot_type == "full":
+            if kind == "full":
                 session.execute(update(Workload).where(Workload.id == workload.id).values(full_required=False))
-        for step in self.after_success:
-            try:
-                step(job, snapshot_id)
-            except CairnError as exc:  # the snapshot is safe; retention or GC can run next time
-                log.warning("after snapshot %s: %s", snapshot_id, exc.message)
 
     def _instances(self, workload: WorkloadRecord) -> list[InstanceInfo]:
         found = self.platform.find_instances(workload.project_id, [m.id for m in workload.instances])
@@ -270,8 +317,9 @@ class SnapshotJob:
         return ordered
 
     def _copy_instance(self, job: JobContext, repository: Repository, workload: WorkloadRecord,
-                       snapshot_id: str, instance: InstanceInfo, parent: SnapshotRecord | None,
+                       snapshot_id: str, view: InstanceView, parent: SnapshotRecord | None,
                        progress: ProgressReporter) -> tuple[SnapshotInstance, int]:
+        instance = view.instance
         parent_disks = {}
         if parent is not None:
             for captured in parent.instances:
@@ -279,12 +327,17 @@ class SnapshotJob:
                     parent_disks = {d.path: d.manifest_key for d in captured.vdisks}
         vdisks = []
         added = 0
-        for index, disk in enumerate(instance.disks):
+        for index, disk_view in enumerate(view.disks):
+            disk = disk_view.disk
             job.checkpoint()
             key = manifest_key(workload.id, snapshot_id, instance.id, index)
             label = f"disk {index + 1} of {instance.name} ({disk.path})"
+            parent_key = parent_disks.get(disk.path)
+            # Changed ranges are relative to the parent's copy of this very disk.
+            changed = disk_view.changed_ranges if parent_key is not None else None
             try:
-                result = repository.backup(disk.path, key, parent_key=parent_disks.get(disk.path),
+                result = repository.backup(disk_view.source, key, parent_key=parent_key,
+                                           changed_ranges=changed,
                                            progress=progress.for_disk(key, label),
                                            cancel=lambda: job.cancel_requested)
             except JobCancelled:
@@ -299,8 +352,10 @@ class SnapshotJob:
             added += result.bytes_added
             vdisks.append(SnapshotDisk(id=f"{instance.id}-{index}", name=_disk_name(disk.path, index),
                                        size=disk.size, format=disk.format, restore_size=disk.size,
-                                       path=disk.path, manifest_key=key))
-        return SnapshotInstance(instance.id, instance.name, dict(instance.metadata), tuple(vdisks)), added
+                                       path=disk.path, manifest_key=key, bytes_read=result.bytes_read,
+                                       device=disk.device))
+        return SnapshotInstance(instance.id, instance.name, dict(instance.metadata), tuple(vdisks),
+                                dict(view.state)), added
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         assert job.subject_id is not None
@@ -320,6 +375,14 @@ class SnapshotJob:
                 log.warning("could not clean up snapshot %s: %s", row.id, exc.message)
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
         settle_unfinished(session, row, status, outcome.error, now)
+
+
+def _quietly(step: Callable[[], None], what: str) -> None:
+    """Run a clean-up step whose failure must not change the job's outcome."""
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - logged; the next snapshot or a reset tidies up
+        log.warning("%s: %s", what, exc)
 
 
 def _target_name(workload: WorkloadRecord) -> str:
@@ -476,6 +539,18 @@ class ResetCleanup:
                                   workload_id, snapshot_id)
         if leftovers:
             collect_garbage(self.targets, workload, self.gc_wait_seconds)
+
+
+class ForgetPlatformHistory:
+    """Reset: the platform drops what it kept for incrementals (libvirt: Cairn's checkpoints)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def __call__(self, job: JobContext, workload_id: str) -> None:
+        with job.database.reader() as session:
+            workload = get_workload(session, workload_id, None)
+        self.platform.forget_history([m.id for m in workload.instances])
 
 
 class DeleteWorkloadData:

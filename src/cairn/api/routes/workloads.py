@@ -9,7 +9,8 @@ from cairn.api import deps, models, views
 from cairn.clock import utcnow
 from cairn.workloads import global_scheduler
 from cairn.workloads.lifecycle import WorkloadInput
-from cairn.workloads.records import get_workload, list_workload_summaries, list_workloads
+from cairn.workloads.records import (
+    get_workload, list_workload_versions, storage_usage, workload_summaries_by_id, workloads_by_id)
 
 router = APIRouter(prefix="/v1/{project_id}/workloads", tags=["workloads"])
 
@@ -42,20 +43,20 @@ def _list(request: Request, project_id: str, token: str | None, detail: bool,
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
     targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
+    cache = deps.view_cache_of(request)
     with runtime.database.reader() as session:
+        versions = list_workload_versions(session, project_id=scope, limit=limit_value, marker=marker,
+                                          backup_targets=targets, next_fire=detail)
         if not detail:
-            summaries = list_workload_summaries(session, project_id=scope, limit=limit_value,
-                                                marker=marker, backup_targets=targets)
-            return Response(views.workload_summaries_json(summaries, links), media_type="application/json")
-        rows = list_workloads(session, project_id=scope, limit=limit_value, marker=marker,
-                              backup_targets=targets)
-        enabled = global_scheduler.is_enabled(session)
-    label = deps.target_label(runtime, ctx, project_id)
-    now = utcnow()
-    return deps.json_response({"workloads": [
-        views.workload_detail(w, links, appliance_timezone=runtime.settings.timezone,
-                              global_jobscheduler=enabled, backup_target_label=label, now=now)
-        for w in rows]})
+            body = cache.summaries(versions, lambda ids: workload_summaries_by_id(session, ids), links)
+        else:
+            usage = storage_usage(session, [v[0] for v in versions], scope)
+            enabled = global_scheduler.is_enabled(session)
+            body = cache.details(versions, lambda ids: workloads_by_id(session, ids), usage, links,
+                                 global_jobscheduler=enabled,
+                                 backup_target_label=deps.target_label(runtime, ctx, project_id),
+                                 now=utcnow())
+    return Response(body, media_type="application/json")
 
 
 @router.get("", response_model=models.WorkloadList, summary="List workloads")
