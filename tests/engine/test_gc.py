@@ -43,16 +43,22 @@ def test_gc_deletes_packs_no_manifest_needs(tmp_path: Path, repo: Repository) ->
     _assert_verifies(repo)
 
 
-def test_gc_repacks_mostly_dead_packs_and_keeps_the_live_chunks(tmp_path: Path, make_repo) -> None:
-    repo = make_repo(pack_size=8 * MIB)
-    # Interleave two disks' chunks in shared packs: one backup of a disk holding both.
-    a = make_disk(tmp_path / "a.raw", size=4 * MIB, seed=3, extents=[(0, 4 * MIB, "random")])
-    b = make_disk(tmp_path / "b.raw", size=4 * MIB, seed=4, extents=[(0, 1 * MIB, "random")])
+def _mostly_dead_pack(repo: Repository, tmp_path: Path, seeds: tuple[int, int], b_size: int) -> str:
+    """Disk b's 1 MiB of data shares packs with 4 MiB that no manifest uses any more
+    (one backup of a disk holding a then b, since deleted); b is returned."""
+    a = make_disk(tmp_path / "a.raw", size=4 * MIB, seed=seeds[0], extents=[(0, 4 * MIB, "random")])
+    b = make_disk(tmp_path / "b.raw", size=b_size, seed=seeds[1], extents=[(0, 1 * MIB, "random")])
     both = tmp_path / "both.raw"
     both.write_bytes(open(a, "rb").read() + open(b, "rb").read())
     repo.backup(str(both), "both/1")
     repo.backup(b, "b/1")
     repo.delete_manifest("both/1")
+    return b
+
+
+def test_gc_repacks_mostly_dead_packs_and_keeps_the_live_chunks(tmp_path: Path, make_repo) -> None:
+    repo = make_repo(pack_size=8 * MIB)
+    b = _mostly_dead_pack(repo, tmp_path, seeds=(3, 4), b_size=4 * MIB)
     report = repo.gc()
     assert report.packs_repacked == 1 and report.chunks_copied == MIB // (64 * 1024)
     assert repo.stats().stored_bytes < 2 * MIB
@@ -204,13 +210,7 @@ def test_a_restore_whose_pack_gc_deletes_midway_reads_the_moved_chunks(tmp_path:
     from tests.engine.conftest import FAST_LOCKS
 
     repo = make_repo(pack_size=8 * MIB)
-    a = make_disk(tmp_path / "a.raw", size=4 * MIB, seed=5, extents=[(0, 4 * MIB, "random")])
-    b = make_disk(tmp_path / "b.raw", size=1 * MIB, seed=6, extents=[(0, 1 * MIB, "random")])
-    both = tmp_path / "both.raw"
-    both.write_bytes(open(a, "rb").read() + open(b, "rb").read())
-    repo.backup(str(both), "both/1")
-    repo.backup(b, "b/1")
-    repo.delete_manifest("both/1")
+    b = _mostly_dead_pack(repo, tmp_path, seeds=(5, 6), b_size=1 * MIB)
     # A running backup makes GC publish its plan and wait; a restore that starts after the
     # plan is not waited for, so GC repacks under it once the backup ends.
     backup = Lock(repo.target, "backup", FAST_LOCKS)
