@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from cairn.config import TargetSettings
+from cairn.workloads import snapshots
 from tests.api.test_snapshots import (
     MiB, register, restore, restored_disks, sha256, snapshot, take_snapshot, wait_snapshot)
 from tests.api.test_workloads import create_workload, show, wait_status
@@ -234,7 +235,11 @@ def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp
         server.wait(timeout=30)
 
 
-def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path) -> None:
+def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full copy of this disk takes under a second here: report more often than the
+    # default half second so that a poll can see it between 0 and 100.
+    monkeypatch.setattr(snapshots, "PROGRESS_EVERY", 0.05)
     token = api.token()
     workload, disk = big_workload(api, noise, tmp_path, token)
     seen: list[int] = []
