@@ -106,10 +106,6 @@ class Platform(Protocol):
         raise a CairnError naming the problem otherwise."""
         ...
 
-    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
-        """Make a new instance from restored disks (a restore's `oneclick`/`selective`)."""
-        ...
-
     def capture(self, instances: list[InstanceInfo], parents: dict[str, dict[str, Any]],
                 label: str) -> Capture:
         """Point-in-time views of `instances`, taken together (one consistency group).
@@ -131,8 +127,9 @@ class Platform(Protocol):
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
                          state: dict[str, Any], label: str) -> InstanceInfo:
-        """A new instance from restored disks, (device, path, format) each, and the
-        `state` its snapshot kept; `label` (the restore id) tells its files apart."""
+        """A new instance from restored disks (a restore's `oneclick`/`selective`),
+        (device, path, format) each, and the `state` its snapshot kept; `label` (the
+        restore id) tells its files apart."""
         ...
 
 
@@ -140,9 +137,6 @@ class FileDisksPlatform:
     """The hooks of a platform whose disks are files read as they are: no change map (the
     engine hashes every data extent and stores only new chunks), nothing kept between
     snapshots, in-place restores allowed at any time."""
-
-    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
-        raise NotImplementedError
 
     def capture(self, instances: list[InstanceInfo], parents: dict[str, dict[str, Any]],
                 label: str) -> Capture:
@@ -171,7 +165,3 @@ class FileDisksPlatform:
     @contextmanager
     def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Iterator[None]:
         yield
-
-    def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str) -> InstanceInfo:
-        return self.create_instance(project_id, name, [path for _device, path, _format in disks])

@@ -9,7 +9,7 @@ files and define domains here.
 
 The binding is Debian's python3-libvirt, loaded with `cairn.system_python`; every
 libvirt error leaves as a `CairnError` (`Unavailable` when libvirt cannot be reached,
-`NotFound`/`Conflict`/`InvalidInput` where the domain's state or a name is the cause).
+`NotFound`/`Conflict` where the domain's state or a name is the cause).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import CairnError, Conflict, InvalidInput, NotFound, Unavailable
+from cairn.errors import CairnError, Conflict, NotFound, Unavailable
 from cairn.platforms.base import Capture, DiskInfo, InstanceInfo
 from cairn.platforms.libvirt_backup import (CHECKPOINT_PREFIX, delete_checkpoint, new_member, open_capture)
 from cairn.platforms.libvirt_domain import (OWNER_NS, OWNER_PREFIX, DomainDescription, beside, describe,
@@ -173,10 +173,6 @@ class LibvirtPlatform:
                            "format; Cairn reads file and block disks in raw or qcow2 format.")
         if not description.disks:
             raise Conflict(f"Instance {instance.name} has no disk.")
-
-    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
-        raise InvalidInput("the libvirt platform makes instances from a snapshot's domain description only.",
-                           "instance")
 
     # -- snapshots -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -92,6 +93,8 @@ class LocalPlatform(FileDisksPlatform):
                 raise Conflict(f"Disk {disk.path} of instance {instance.name} ({instance.id}) "
                                "cannot be read.")
 
-    def create_instance(self, project_id: str, name: str, disk_paths: list[str]) -> InstanceInfo:
+    def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
+                         state: dict[str, Any], label: str) -> InstanceInfo:
+        """The restored disks registered as a new instance of the inventory."""
         with self._writer() as session:
-            return register_instance(session, project_id, name, disk_paths)
+            return register_instance(session, project_id, name, [path for _device, path, _format in disks])
