@@ -17,6 +17,10 @@ from cairn.db.database import after_commit
 from cairn.jobs import records
 from cairn.jobs.runner import JobRunner
 
+#: the job payload key naming the one worker a job must run on (absent: any worker);
+#: the broker dispatcher casts such a job to that worker's own queue
+WORKER_KEY = "worker"
+
 log = logging.getLogger(__name__)
 
 

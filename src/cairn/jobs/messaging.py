@@ -42,6 +42,7 @@ with warnings.catch_warnings():
 
 from cairn.db.database import Database
 from cairn.db.models import Job
+from cairn.jobs.dispatch import WORKER_KEY
 from cairn.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class RabbitDispatcher:
         with self._database.reader() as session:
             row = session.get(Job, job_id)
             payload = dict(row.payload or {}) if row is not None else {}
-        worker = payload.get("worker")
+        worker = payload.get(WORKER_KEY)
         return str(worker) if worker else None
 
     def shutdown(self, wait: bool = True) -> None:

@@ -21,11 +21,8 @@ from sqlalchemy.orm import Session
 
 from cairn.db.models import WorkloadInstance
 from cairn.errors import Conflict
+from cairn.jobs.dispatch import WORKER_KEY
 from cairn.platforms.base import InstanceInfo, Platform
-
-#: the job payload key that routes a job to one worker (read by the broker dispatcher)
-WORKER_KEY = "worker"
-
 
 def worker_for(instances: Iterable[InstanceInfo]) -> str | None:
     """The one host reaching every disk of `instances`, or None when any worker can."""
