@@ -10,20 +10,27 @@ sleeping up to 100 ms between tries: under concurrent writes most of the time we
 those sleeps, and the unlucky waited seconds. So on SQLite the units of work of one
 process first take a lock of their own, which a waiter gets as soon as it is free, and
 only writers of other processes (the `cairn` commands) meet SQLite's busy timeout.
+
+A server may drop a connection at any moment (a restart, a failover, an operator's
+kill). Pooled connections are tested before use, so only a session that holds its
+connection at that moment fails, with `ConnectionLost`. The API answers 503 and the
+client retries; the jobs' own steps retry on a fresh connection with `reconnecting()`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cairn.errors import Unavailable
@@ -31,6 +38,32 @@ from cairn.errors import Unavailable
 _AFTER_COMMIT = "cairn_after_commit"
 #: seconds a unit of work waits for its turn to write on SQLite (SQLite's busy timeout)
 WRITE_WAIT_SECONDS = 30.0
+#: how long `reconnecting()` keeps trying while the database is unreachable
+RECONNECT_PATIENCE_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionLost(Unavailable):
+    """The session's connection broke; its transaction was rolled back, or (when the
+    commit itself broke) may have committed."""
+
+
+def reconnecting(patience: float = RECONNECT_PATIENCE_SECONDS) -> Retrying:
+    """Attempts at a block that runs again, on a fresh connection, when its connection
+    was lost::
+
+        for attempt in reconnecting():
+            with attempt, database.unit_of_work() as session:
+                ...
+
+    Only for blocks that may run twice: reads, and writes whose second run finds the
+    first one's result and does no harm (a lost commit may have been applied).
+    """
+    return Retrying(retry=retry_if_exception_type(ConnectionLost), stop=stop_after_delay(patience),
+                    wait=wait_exponential(multiplier=0.05, max=5), reraise=True,
+                    before_sleep=lambda state: log.warning(
+                        "the database connection was lost (attempt %d); trying again", state.attempt_number))
 
 
 def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
@@ -101,10 +134,9 @@ class Database:
         try:
             yield session
             session.commit()
-        except (OperationalError, InterfaceError) as exc:
+        except DBAPIError as exc:
             session.rollback()
-            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                raise Unavailable("The database connection was lost; retry the request.") from exc
+            _raise_lost(exc)
             raise
         except BaseException:
             session.rollback()
@@ -125,6 +157,9 @@ class Database:
         session = self._read_sessions()
         try:
             yield session
+        except DBAPIError as exc:
+            _raise_lost(exc)
+            raise
         finally:
             session.rollback()
             session.close()
@@ -132,6 +167,11 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _raise_lost(exc: DBAPIError) -> None:
+    if exc.connection_invalidated:
+        raise ConnectionLost("The database connection was lost; retry the request.") from exc
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

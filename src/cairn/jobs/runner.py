@@ -5,6 +5,10 @@ reads the job's cancel flag every `CANCEL_POLL_SECONDS` (a cheap read, so that a
 an unlock takes effect within a fraction of a second); the handler observes it through
 `JobContext.cancel_requested` and `JobContext.checkpoint()`.
 A job whose lease was lost (the reaper already failed it) is not ended again here.
+
+A dropped database connection does not fail a job: the claim, the end, and the handlers'
+own reads and state writes run again on a fresh connection (`reconnecting`). Should a
+claim's commit be lost after it applied, the job waits for the reaper, as if its worker died.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from cairn.db.database import Database
+from cairn.db.database import Database, reconnecting
 from cairn.errors import CairnError
 from cairn.jobs import records
 from cairn.jobs.records import JobRecord
@@ -80,8 +84,9 @@ class JobRunner:
         self.clock = clock
 
     def run(self, job_id: str) -> None:
-        with self.database.unit_of_work() as session:
-            record = records.claim_job(session, job_id, self.owner, self.clock(), self.lease)
+        for attempt in reconnecting():
+            with attempt, self.database.unit_of_work() as session:
+                record = records.claim_job(session, job_id, self.owner, self.clock(), self.lease)
         if record is None:
             return
         handler = self.handlers[record.kind]
@@ -93,9 +98,11 @@ class JobRunner:
         outcome = self._execute(handler, context)
         stop.set()
         beat.join()
-        with self.database.unit_of_work() as session:
-            if records.finish_job(session, job_id, self.owner, outcome.state, self.clock(), outcome.error):
-                handler.settle(session, record, outcome)
+        # A second attempt after a lost commit that did apply finds the job ended: no-op.
+        for attempt in reconnecting():
+            with attempt, self.database.unit_of_work() as session:
+                if records.finish_job(session, job_id, self.owner, outcome.state, self.clock(), outcome.error):
+                    handler.settle(session, record, outcome)
         log.info("job %s (%s) ended %s%s", job_id, record.kind, outcome.state,
                  f": {outcome.error}" if outcome.error else "")
 

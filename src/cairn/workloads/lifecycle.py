@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.auth.context import RequestContext
-from cairn.db.database import Database
+from cairn.db.database import Database, reconnecting
 from cairn.db.models import Snapshot, Workload, WorkloadInstance, WorkloadType
 from cairn.errors import Conflict, InvalidInput, NotFound
 from cairn.jobs import records as jobs
@@ -321,9 +321,12 @@ class CreateWorkloadJob:
     def run(self, job: JobContext) -> None:
         workload_id = job.record.workload_id
         assert workload_id is not None
-        with job.database.reader() as session:
-            record = get_workload(session, workload_id, None)
-        found = self.platform.find_instances(record.project_id, [i.id for i in record.instances])
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                record = get_workload(session, workload_id, None)
+        for attempt in reconnecting():
+            with attempt:
+                found = self.platform.find_instances(record.project_id, [i.id for i in record.instances])
         instances = []
         for member in record.instances:
             if member.id not in found:
@@ -334,9 +337,10 @@ class CreateWorkloadJob:
         # before (a creating workload's metadata cannot change: modify waits for available).
         metadata = {**record.metadata, "workload_approx_backup_size": _approx_size_gb(instances)}
         now = self.clock()
-        with job.database.unit_of_work() as session:
-            available = _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE, now,
-                                    meta=metadata)
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                available = _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE, now,
+                                        meta=metadata)
         if available:
             record = dataclasses.replace(record, status=states.AVAILABLE, metadata=metadata, updated_at=now)
         for step in self.hooks.on_available:

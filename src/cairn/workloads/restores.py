@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cairn.db.database import reconnecting
 from cairn.db.models import Restore, Snapshot, Workload
 from cairn.errors import CairnError, Conflict, InvalidInput, NotFound
 from cairn.jobs import records as jobs
@@ -268,20 +269,22 @@ class RestoreJob:
         restore_id = job.record.subject_id
         assert restore_id is not None and job.record.workload_id is not None
         started = time.monotonic()
-        with job.database.reader() as session:
-            row = session.get_one(Restore, restore_id)
-            snapshot = snapshot_record(session.get_one(Snapshot, row.snapshot_id))
-            workload = get_workload(session, job.record.workload_id, None)
-            options = dict(row.options or {})
-            restore_type = row.restore_type
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                row = session.get_one(Restore, restore_id)
+                snapshot = snapshot_record(session.get_one(Snapshot, row.snapshot_id))
+                workload = get_workload(session, job.record.workload_id, None)
+                options = dict(row.options or {})
+                restore_type = row.restore_type
         request = RestoreRequest(restore_type=restore_type, instances=tuple(
             InstanceChoice(c["id"], c.get("include", True), c.get("name"),
                            tuple(c["vdisks"]) if c.get("vdisks") is not None else None)
             for c in options.get("instances", [])), options=options)
         plan = plan_restore(request, snapshot.instances, restore_id, self.platform, snapshot.project_id)
-        with job.database.unit_of_work() as session:
-            session.execute(update(Restore).where(Restore.id == restore_id).values(
-                status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                session.execute(update(Restore).where(Restore.id == restore_id).values(
+                    status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
         if not workload.backup_target:
             raise Conflict(f"Workload {workload.id} has no backup target.")
         repository = self.targets.repository(workload.backup_target, snapshot.project_id)
@@ -316,12 +319,13 @@ class RestoreJob:
                     item.source.platform, restore_id)
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
         job.checkpoint()
-        with job.database.unit_of_work() as session:
-            now = self.clock()
-            session.execute(update(Restore).where(Restore.id == restore_id).values(
-                status=states.RESTORE_AVAILABLE, progress_percent=100, progress_msg="Restore is complete.",
-                uploaded_size=total, instances=restored, finished_at=now, updated_at=now,
-                time_taken=int(time.monotonic() - started)))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                now = self.clock()
+                session.execute(update(Restore).where(Restore.id == restore_id).values(
+                    status=states.RESTORE_AVAILABLE, progress_percent=100, progress_msg="Restore is complete.",
+                    uploaded_size=total, instances=restored, finished_at=now, updated_at=now,
+                    time_taken=int(time.monotonic() - started)))
         self._created.pop(restore_id, None)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cairn.clock import isoformat
+from cairn.db.database import reconnecting
 from cairn.db.models import Restore, Snapshot, Workload
 from cairn.engine import Repository
 from cairn.engine.errors import ManifestNotFound
@@ -219,15 +220,19 @@ class SnapshotJob:
         snapshot_id = job.record.subject_id
         assert snapshot_id is not None and job.record.workload_id is not None
         started = self.clock()
-        with job.database.reader() as session:
-            workload = get_workload(session, job.record.workload_id, None)
-            snapshot = get_snapshot(session, snapshot_id, None)
-            parent = latest_available(session, workload.id) if snapshot.snapshot_type == "incremental" else None
-        instances = self._instances(workload)
-        with job.database.unit_of_work() as session:
-            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
-                status=states.SNAP_EXECUTING, host=socket.gethostname(), updated_at=started,
-                progress_msg="Reading the instances' disks."))
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                workload = get_workload(session, job.record.workload_id, None)
+                snapshot = get_snapshot(session, snapshot_id, None)
+                parent = latest_available(session, workload.id) if snapshot.snapshot_type == "incremental" else None
+        for attempt in reconnecting():
+            with attempt:
+                instances = self._instances(workload)
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
+                    status=states.SNAP_EXECUTING, host=socket.gethostname(), updated_at=started,
+                    progress_msg="Reading the instances' disks."))
         repository = self.targets.repository(_target_name(workload), workload.project_id)
         progress = ProgressReporter(job, snapshot_id, sum(i.size for i in instances), "Copying")
         parents = {i.id: i.platform for i in parent.instances} if parent is not None else {}
@@ -273,9 +278,10 @@ class SnapshotJob:
         job.checkpoint()
         added = sum(size for _, size in captured)
         restore_size = sum(i.size for i in instances)
-        with job.database.unit_of_work() as session:
-            session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
-                status=states.SNAP_UPLOADING, progress_percent=99, progress_msg="Writing the catalog."))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
+                    status=states.SNAP_UPLOADING, progress_percent=99, progress_msg="Writing the catalog."))
         finished = self.clock()
         warnings = [w for capture in captures for w in capture.warnings]
         kind = snapshot.snapshot_type
@@ -293,18 +299,21 @@ class SnapshotJob:
         publish_workload(self.targets, workload)
         catalog.write_snapshot(target.catalog(workload.project_id), document)
         job.checkpoint()
-        with job.database.unit_of_work() as session:
-            result = session.execute(update(Snapshot).where(
-                Snapshot.id == snapshot_id, Snapshot.status == states.SNAP_UPLOADING).values(
-                status=states.SNAP_AVAILABLE, size=added, uploaded_size=added,
-                restore_size=restore_size, progress_percent=100,
-                progress_msg="Snapshot is available.", finished_at=finished, updated_at=finished,
-                time_taken=document["time_taken"], instances=document["instances"], snapshot_type=kind,
-                warning_msg=document["warning_msg"]))
-            if result.rowcount != 1:
-                raise JobCancelled("The snapshot was settled by someone else.")
-            if kind == "full":
-                session.execute(update(Workload).where(Workload.id == workload.id).values(full_required=False))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                result = session.execute(update(Snapshot).where(
+                    Snapshot.id == snapshot_id, Snapshot.status == states.SNAP_UPLOADING).values(
+                    status=states.SNAP_AVAILABLE, size=added, uploaded_size=added,
+                    restore_size=restore_size, progress_percent=100,
+                    progress_msg="Snapshot is available.", finished_at=finished, updated_at=finished,
+                    time_taken=document["time_taken"], instances=document["instances"], snapshot_type=kind,
+                    warning_msg=document["warning_msg"]))
+                # Only this job makes its snapshot available: found so, a lost commit had applied.
+                if result.rowcount != 1 and session.scalar(select(Snapshot.status).where(
+                        Snapshot.id == snapshot_id)) != states.SNAP_AVAILABLE:
+                    raise JobCancelled("The snapshot was settled by someone else.")
+                if kind == "full":
+                    session.execute(update(Workload).where(Workload.id == workload.id).values(full_required=False))
 
     def _instances(self, workload: WorkloadRecord) -> list[InstanceInfo]:
         found = self.platform.find_instances(workload.project_id, [m.id for m in workload.instances])
@@ -406,16 +415,17 @@ class SnapshotDeleteJob:
 
     def run(self, job: JobContext) -> None:
         assert job.record.subject_id is not None and job.record.workload_id is not None
-        with job.database.reader() as session:
-            workload = get_workload(session, job.record.workload_id, None)
-            row = session.get_one(Snapshot, job.record.subject_id)
-            snapshot = snapshot_record(row)
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                workload = get_workload(session, job.record.workload_id, None)
+                snapshot = snapshot_record(session.get_one(Snapshot, job.record.subject_id))
         remove_snapshot_data(self.targets, workload, snapshot)
-        with job.database.unit_of_work() as session:
-            now = self.clock()
-            session.execute(update(Snapshot).where(Snapshot.id == snapshot.id).values(
-                status=states.SNAP_DELETED, deleted=True, deleted_at=now, updated_at=now,
-                deleted_reason=job.record.payload.get("reason", "deleted")))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                now = self.clock()
+                session.execute(update(Snapshot).where(Snapshot.id == snapshot.id).values(
+                    status=states.SNAP_DELETED, deleted=True, deleted_at=now, updated_at=now,
+                    deleted_reason=job.record.payload.get("reason", "deleted")))
         try:
             collect_garbage(self.targets, workload, self.gc_wait_seconds)
         except CairnError as exc:  # the space comes back at the next collection
@@ -524,12 +534,13 @@ class ResetCleanup:
         self.gc_wait_seconds = gc_wait_seconds
 
     def __call__(self, job: JobContext, workload_id: str) -> None:
-        with job.database.unit_of_work() as session:
-            session.execute(update(Workload).where(Workload.id == workload_id).values(full_required=True))
-            workload = get_workload(session, workload_id, None)
-            kept = set(session.scalars(select(Snapshot.id).where(
-                Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False),
-                Snapshot.status.in_((states.SNAP_AVAILABLE, states.SNAP_DELETING)))))
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                session.execute(update(Workload).where(Workload.id == workload_id).values(full_required=True))
+                workload = get_workload(session, workload_id, None)
+                kept = set(session.scalars(select(Snapshot.id).where(
+                    Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False),
+                    Snapshot.status.in_((states.SNAP_AVAILABLE, states.SNAP_DELETING)))))
         repository = self.targets.repository(_target_name(workload), workload.project_id)
         leftovers = {key.split("/")[1] for key in repository.list_manifests()
                      if key.startswith(f"{workload_id}/") and key.split("/")[1] not in kept}
@@ -548,8 +559,9 @@ class ForgetPlatformHistory:
         self.platform = platform
 
     def __call__(self, job: JobContext, workload_id: str) -> None:
-        with job.database.reader() as session:
-            workload = get_workload(session, workload_id, None)
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                workload = get_workload(session, workload_id, None)
         self.platform.forget_history([m.id for m in workload.instances])
 
 
@@ -561,8 +573,9 @@ class DeleteWorkloadData:
         self.gc_wait_seconds = gc_wait_seconds
 
     def __call__(self, job: JobContext, workload_id: str) -> None:
-        with job.database.reader() as session:
-            workload = get_workload(session, workload_id, None)
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                workload = get_workload(session, workload_id, None)
         if not workload.backup_target:
             return
         catalog.remove_workload(self.targets.get(workload.backup_target).catalog(workload.project_id),

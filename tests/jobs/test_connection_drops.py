@@ -1,0 +1,115 @@
+"""Jobs complete when the database drops their connection in the middle of a step.
+
+The connection is killed by the server itself (`pg_terminate_backend`, `KILL`) just
+before a chosen statement of the job is sent on it, so the statement meets a dead
+connection: the step must run again on a fresh one, and the job end as if nothing
+happened. SQLite has no server connection to drop, so these run on the servers only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from cairn.db.models import Job
+from tests.api.test_snapshots import (make_disks, register, restore, restored_disks, sha256, take_snapshot,
+                                      wait_snapshot)
+from tests.api.test_workloads import create_workload, wait_status
+from tests.conftest import ADMIN_URLS, BACKENDS, Service, wait_until
+
+SERVERS = [backend for backend in BACKENDS if backend != "sqlite"]
+pytestmark = pytest.mark.parametrize("service", SERVERS, indirect=True)
+
+Match = Callable[[str, Any], bool]
+
+
+def updates(table: str, value: str) -> Match:
+    """Matches an UPDATE of `table` that writes `value` (a state) among its parameters."""
+    return lambda statement, parameters: (statement.startswith(f"UPDATE {table} ")
+                                          and value in repr(parameters))
+
+
+class ConnectionKiller:
+    """Kills the connection a matching statement is about to be sent on, once per match."""
+
+    def __init__(self, api: Service, matches: dict[str, Match]) -> None:
+        self.api = api
+        self.pending = dict(matches)
+        self.fired: list[str] = []
+        self._lock = threading.Lock()
+        self._admin = sa.create_engine(ADMIN_URLS[api.backend], isolation_level="AUTOCOMMIT")
+
+    def before_execute(self, conn: sa.Connection, _cursor: Any, statement: str, parameters: Any,
+                       _context: Any, _many: bool) -> None:
+        with self._lock:
+            name = next((n for n, match in self.pending.items() if match(statement, parameters)), None)
+            if name is None:
+                return
+            del self.pending[name]
+        dbapi = conn.connection.dbapi_connection
+        server_id = dbapi.info.backend_pid if self.api.backend == "postgresql" else dbapi.thread_id()  # type: ignore[union-attr]
+        with self._admin.connect() as admin:
+            if self.api.backend == "postgresql":
+                admin.execute(sa.text("SELECT pg_terminate_backend(:id)"), {"id": server_id})
+                gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = :id"
+            else:
+                admin.execute(sa.text(f"KILL {int(server_id)}"))
+                gone = "SELECT count(*) FROM information_schema.processlist WHERE id = :id"
+            wait_until(lambda: admin.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=10,
+                       interval=0.01)
+        self.fired.append(name)
+
+
+@pytest.fixture
+def killer(api: Service) -> Iterator[Callable[[dict[str, Match]], ConnectionKiller]]:
+    engine = api.runtime.database.engine
+    made: list[ConnectionKiller] = []
+
+    def arm(matches: dict[str, Match]) -> ConnectionKiller:
+        made.append(ConnectionKiller(api, matches))
+        event.listen(engine, "before_cursor_execute", made[-1].before_execute)
+        return made[-1]
+    yield arm
+    for each in made:
+        event.remove(engine, "before_cursor_execute", each.before_execute)
+        each._admin.dispose()
+
+
+def test_a_snapshot_and_a_restore_complete_when_every_step_loses_its_connection(
+        api: Service, tmp_path: Path, killer: Callable[[dict[str, Match]], ConnectionKiller]) -> None:
+    import random
+
+    raw, _ = make_disks(tmp_path / "disks", random.Random(3), size=4 << 20)
+    token = api.token("p1")
+    workload = create_workload(api, token, [register(api, "p1", "web", raw)])["id"]
+    wait_status(api, token, workload, "available")
+
+    steps = killer({"snapshot executing": updates("snapshots", "executing"),
+                    "snapshot uploading": updates("snapshots", "uploading"),
+                    "snapshot available": updates("snapshots", "available"),
+                    "job succeeded": updates("jobs", "succeeded")})
+    taken = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"])
+    assert taken["progress_percent"] == 100 and taken["error_msg"] is None
+    wait_until(lambda: not steps.pending, timeout=10)
+    assert sorted(steps.fired) == ["job succeeded", "snapshot available", "snapshot executing",
+                                   "snapshot uploading"]
+
+    def job_states() -> list[str]:
+        with api.runtime.database.reader() as session:
+            return list(session.scalars(sa.select(Job.state).where(Job.subject_id == taken["id"])))
+    wait_until(lambda: job_states() != ["running"], timeout=10)
+    assert job_states() == ["succeeded"]
+    wait_status(api, token, workload, "available")
+
+    steps = killer({"restore executing": updates("restores", "executing"),
+                    "restore available": updates("restores", "available")})
+    done = restore(api, token, workload, taken["id"], {"type": "openstack", "oneclickrestore": True})
+    assert done["status"] == "available", done
+    assert sorted(steps.fired) == ["restore available", "restore executing"]
+    assert [sha256(path) for path in restored_disks(api, [i["id"] for i in done["instances"]])] == [sha256(raw)]
