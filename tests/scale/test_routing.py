@@ -120,6 +120,12 @@ def test_jobs_on_the_disks_of_an_instance_on_a_named_host_run_on_that_worker(clu
         job = cluster.job_of(subject)
         assert job is not None and job["payload"].get("worker") == "worker2", job
         assert job["owner"].startswith("worker2:"), job
+    # the restored instance's disks are on worker2's host: its jobs go there too
+    restored = httpx.get(f"{caller.base}/workloads/{workload}/snapshots/{snapshots[0]}/restores/{restore}",
+                         headers=caller.headers).json()["restore"]["instances"]
+    listed = cluster.cairn("instance", "list", "--project", "p1")
+    assert [line for line in listed.splitlines() if line.startswith(restored[0]["id"])][0].endswith(
+        "(on worker worker2)"), listed
 
 
 @pytest.mark.slow

@@ -126,10 +126,11 @@ class Platform(Protocol):
         ...
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
         """A new instance from restored disks (a restore's `oneclick`/`selective`),
         (device, path, format) each, and the `state` its snapshot kept; `label` (the
-        restore id) tells its files apart."""
+        restore id) tells its files apart; `host` is the worker that wrote the disks
+        (None: storage every worker reaches), where jobs on the new instance must run."""
         ...
 
 

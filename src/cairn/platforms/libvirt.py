@@ -262,9 +262,10 @@ class LibvirtPlatform:
                 raise self._error(exc, f"stopping {name}") from exc
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
         """Define (and start, when the original was running) a new domain from the
-        snapshot's description; `disks` are (device, restored path, format)."""
+        snapshot's description; `disks` are (device, restored path, format). The domain
+        lives on this platform's libvirt host whatever `host` says."""
         xml = state.get("domain_xml")
         if not xml:
             raise Conflict(f"The snapshot keeps no domain description of {name}; restore its disks "

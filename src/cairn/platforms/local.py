@@ -94,7 +94,9 @@ class LocalPlatform(FileDisksPlatform):
                                "cannot be read.")
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str) -> InstanceInfo:
-        """The restored disks registered as a new instance of the inventory."""
+                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+        """The restored disks registered as a new instance of the inventory, on the
+        worker host that wrote them."""
         with self._writer() as session:
-            return register_instance(session, project_id, name, [path for _device, path, _format in disks])
+            return register_instance(session, project_id, name, [path for _device, path, _format in disks],
+                                     host)

@@ -29,7 +29,7 @@ from cairn.db.database import reconnecting
 from cairn.db.models import Restore, Snapshot, Workload
 from cairn.errors import CairnError, Conflict, InvalidInput, NotFound
 from cairn.jobs import records as jobs
-from cairn.jobs.dispatch import Dispatcher, enqueue
+from cairn.jobs.dispatch import WORKER_KEY, Dispatcher, enqueue
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
@@ -316,7 +316,7 @@ class RestoreJob:
                 info = self.platform.restore_instance(
                     snapshot.project_id, item.name,
                     [(d.source.device, d.destination, d.source.format) for d in item.disks],
-                    item.source.platform, restore_id)
+                    item.source.platform, restore_id, job.record.payload.get(WORKER_KEY))
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
         job.checkpoint()
         for attempt in reconnecting():
