@@ -211,6 +211,8 @@ def start_cairn(data_dir: Path, port: int, profile: Path | None,
     argv = [str(cairn), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile is not None:
         py_spy = Path(sys.executable).with_name("py-spy")
+        if not py_spy.exists():
+            raise SystemExit("--profile needs py-spy: CAIRN_SETUP_BENCH=1 scripts/setup.sh installs it")
         argv = [str(py_spy), "record", "--idle", "--threads", "--rate", "200",
                 "--format", "speedscope", "-o", str(profile), "--", *argv]
     return Server(argv, env, port, data_dir / log_name)

@@ -45,6 +45,9 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/pip install -q -e '.[test]'
   echo "$want" > "$stamp"
 fi
+if [[ "${CAIRN_SETUP_BENCH:-0}" == 1 && ! -x .venv/bin/py-spy ]]; then
+  .venv/bin/pip install -q -e '.[test,bench]'
+fi
 
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
 # virtual environment, shared by every clone on this machine and made anew when its
