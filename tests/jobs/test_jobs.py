@@ -110,6 +110,9 @@ def test_claim_is_exclusive(api: Service) -> None:
     with api.runtime.database.unit_of_work() as session:
         second = records.claim_job(session, job_id, "b", now, timedelta(seconds=30))
     assert first is not None and first.owner == "a" and second is None
+    with api.runtime.database.unit_of_work() as session:  # "a" again: its commit was lost but applied
+        again = records.claim_job(session, job_id, "a", now, timedelta(seconds=30))
+    assert again is not None and again.owner == "a" and again.attempts == first.attempts
     with api.runtime.database.unit_of_work() as session:
         assert records.renew_lease(session, job_id, "b", now, timedelta(seconds=30)) is None
         assert records.renew_lease(session, job_id, "a", now, timedelta(seconds=30)) is False

@@ -54,14 +54,19 @@ def create_job(session: Session, kind: str, project_id: str, now: datetime, *,
 
 
 def claim_job(session: Session, job_id: str, owner: str, now: datetime, lease: timedelta) -> JobRecord | None:
-    """Take a queued job for `owner`; None when someone else has it or it is gone."""
+    """Take a queued job for `owner`; None when someone else has it or it is gone.
+
+    `owner` names this one claim (the runner adds a random part to its process's name),
+    so a claim run again after its commit was lost, but applied, finds the job its own.
+    """
     result = session.execute(
         update(Job).where(Job.id == job_id, Job.state == QUEUED)
         .values(state=RUNNING, owner=owner, lease_expires_at=now + lease,
                 attempts=Job.attempts + 1, updated_at=now))
-    if result.rowcount != 1:
+    row = session.get(Job, job_id, populate_existing=True)
+    if row is None or row.state != RUNNING or row.owner != owner:
         return None
-    return _record(session.get_one(Job, job_id, populate_existing=True))
+    return _record(row)
 
 
 def renew_lease(session: Session, job_id: str, owner: str, now: datetime, lease: timedelta) -> bool | None:

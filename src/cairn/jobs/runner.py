@@ -7,13 +7,15 @@ an unlock takes effect within a fraction of a second); the handler observes it t
 A job whose lease was lost (the reaper already failed it) is not ended again here.
 
 A dropped database connection does not fail a job: the claim, the end, and the handlers'
-own reads and state writes run again on a fresh connection (`reconnecting`). Should a
-claim's commit be lost after it applied, the job waits for the reaper, as if its worker died.
+own reads and state writes run again on a fresh connection (`reconnecting`). Each claim
+has an owner name of its own (`host:pid/random`), so a claim whose commit was lost after
+it applied is recognised as this claim when it runs again.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -84,15 +86,16 @@ class JobRunner:
         self.clock = clock
 
     def run(self, job_id: str) -> None:
+        owner = f"{self.owner}/{secrets.token_hex(4)}"
         for attempt in reconnecting():
             with attempt, self.database.unit_of_work() as session:
-                record = records.claim_job(session, job_id, self.owner, self.clock(), self.lease)
+                record = records.claim_job(session, job_id, owner, self.clock(), self.lease)
         if record is None:
             return
         handler = self.handlers[record.kind]
         context = JobContext(record, self.database)
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(context, stop),
+        beat = threading.Thread(target=self._heartbeat, args=(context, owner, stop),
                                 name=f"lease-{job_id[:8]}", daemon=True)
         beat.start()
         outcome = self._execute(handler, context)
@@ -101,7 +104,7 @@ class JobRunner:
         # A second attempt after a lost commit that did apply finds the job ended: no-op.
         for attempt in reconnecting():
             with attempt, self.database.unit_of_work() as session:
-                if records.finish_job(session, job_id, self.owner, outcome.state, self.clock(), outcome.error):
+                if records.finish_job(session, job_id, owner, outcome.state, self.clock(), outcome.error):
                     handler.settle(session, record, outcome)
         log.info("job %s (%s) ended %s%s", job_id, record.kind, outcome.state,
                  f": {outcome.error}" if outcome.error else "")
@@ -120,19 +123,19 @@ class JobRunner:
             log.exception("job %s failed unexpectedly", context.record.id)
             return Outcome(records.FAILED, f"Internal error: {type(exc).__name__}: {exc}")
 
-    def _heartbeat(self, context: JobContext, stop: threading.Event) -> None:
+    def _heartbeat(self, context: JobContext, owner: str, stop: threading.Event) -> None:
         renew_every = self.lease.total_seconds() / 3
         renewed = time.monotonic()
         while not stop.wait(min(CANCEL_POLL_SECONDS, renew_every)):
             try:
                 if time.monotonic() - renewed >= renew_every:
                     with self.database.unit_of_work() as session:
-                        flag = records.renew_lease(session, context.record.id, self.owner,
+                        flag = records.renew_lease(session, context.record.id, owner,
                                                    self.clock(), self.lease)
                     renewed = time.monotonic()
                 else:
                     with self.database.reader() as session:
-                        flag = records.cancel_flag(session, context.record.id, self.owner)
+                        flag = records.cancel_flag(session, context.record.id, owner)
             except Exception:  # a database blip: keep trying until the lease runs out
                 log.warning("could not renew the lease of job %s", context.record.id, exc_info=True)
                 continue
