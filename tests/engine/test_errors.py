@@ -50,7 +50,7 @@ def test_nbd_read_past_the_end_is_a_source_error(tmp_path: Path) -> None:
     export = NbdExport(str(img), "qcow2", readonly=True)
     try:
         with pytest.raises(errors.SourceError):
-            export.pread_into(memoryview(bytearray(4096)), 1 << 40)
+            export.client.pread_into(memoryview(bytearray(4096)), 1 << 40)
     finally:
         export.close()
 

@@ -102,16 +102,68 @@ def create_qcow2(path: str, size: int) -> None:
     run_tool(["qemu-img", "create", "-q", "-f", "qcow2", path, str(size)], f"creating {path}")
 
 
+class NbdClient:
+    """A libnbd handle connected to one NBD export on a Unix socket. Its reads fail as
+    `SourceError`, its writes as `ToolFailed`, each naming `path` (the image or disk)."""
+
+    def __init__(self, path: str, socket_path: str, *, export: str | None = None,
+                 meta_contexts: tuple[str, ...] = ()) -> None:
+        """`meta_contexts` are asked for before connecting (`extents` needs them:
+        `base:allocation`, `qemu:dirty-bitmap:NAME`)."""
+        nbd = import_nbd()
+        self.path = path
+        self._error = nbd.Error
+        self.handle: Any = nbd.NBD()
+        try:
+            if export is not None:
+                self.handle.set_export_name(export)
+            for context in meta_contexts:
+                self.handle.add_meta_context(context)
+            self.handle.connect_unix(socket_path)
+            self.size = int(self.handle.get_size())
+        except nbd.Error as exc:
+            self.close()
+            raise SourceError(f"cannot read {path} over NBD: {exc}") from exc
+
+    def extents(self, context: str, wanted: Callable[[int], bool]) -> list[tuple[int, int]]:
+        return nbd_extents(self.handle, self.size, context, wanted)
+
+    def pread_into(self, buf: memoryview, offset: int) -> None:
+        try:
+            buf[:] = self.handle.pread(len(buf), offset)
+        except self._error as exc:
+            raise SourceError(f"NBD read of {self.path} at {offset} failed: {exc}") from exc
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        try:
+            self.handle.pwrite(data, offset)
+        except self._error as exc:
+            raise ToolFailed(f"NBD write to {self.path} at {offset} failed: {exc}") from exc
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except self._error as exc:
+            raise ToolFailed(f"NBD flush of {self.path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.shutdown()
+            except Exception:  # noqa: BLE001 - the server goes away regardless
+                pass
+            self.handle = None
+
+
 class NbdExport:
-    """A private `qemu-nbd` serving one image on a Unix socket, and a libnbd handle to it."""
+    """A private `qemu-nbd` serving one image on a Unix socket, and its `client`."""
 
     def __init__(self, path: str, fmt: str, *, readonly: bool, bitmap: str | None = None,
                  meta_contexts: tuple[str, ...] = ()) -> None:
         """`bitmap` exports that persistent dirty bitmap of the image as
-        `qemu:dirty-bitmap:NAME`; `meta_contexts` are asked for before connecting
-        (block_status needs them: `base:allocation`, `qemu:dirty-bitmap:NAME`)."""
+        `qemu:dirty-bitmap:NAME`; `meta_contexts` go to the client."""
         self.path = path
-        nbd = import_nbd()
+        import_nbd()  # before qemu-nbd starts: a missing binding must not leave it running
         if shutil.which("qemu-nbd") is None:
             raise ToolFailed("qemu-nbd is not installed (Debian package qemu-utils)")
         self._dir = tempfile.mkdtemp(prefix="cairn-nbd-")
@@ -124,7 +176,6 @@ class NbdExport:
             args += ["--bitmap", bitmap]
         args.append(os.path.abspath(path))
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.handle: Any = None
         deadline = time.monotonic() + 20
         while not os.path.exists(self.socket):
             if self._proc.poll() is not None:
@@ -132,51 +183,26 @@ class NbdExport:
                 self._cleanup()
                 raise ToolFailed(f"qemu-nbd could not serve {path}: {err.strip()}")
             if time.monotonic() > deadline:
-                self.close()
+                self._stop()
                 raise ToolFailed(f"qemu-nbd did not start serving {path} within 20 s")
             time.sleep(0.01)
         # qemu-nbd creates the socket file before it listens on it: retry briefly.
-        while True:
+        client = None
+        while client is None:
             try:
-                self.handle = nbd.NBD()
-                for context in meta_contexts:
-                    self.handle.add_meta_context(context)
-                self.handle.connect_unix(self.socket)
-                break
-            except nbd.Error as exc:
-                self.handle = None
+                client = NbdClient(path, self.socket, meta_contexts=meta_contexts)
+            except SourceError as exc:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
+                    self._stop()
                     raise ToolFailed(f"cannot connect to qemu-nbd for {path}: {exc}") from exc
                 time.sleep(0.02)
-        self.nbd_error = nbd.Error
-
-    def pread_into(self, buf: memoryview, offset: int) -> None:
-        try:
-            data = self.handle.pread(len(buf), offset)
-        except self.nbd_error as exc:
-            raise SourceError(f"NBD read of {self.path} at {offset} failed: {exc}") from exc
-        buf[:] = data
-
-    def pwrite(self, data: bytes, offset: int) -> None:
-        try:
-            self.handle.pwrite(data, offset)
-        except self.nbd_error as exc:
-            raise ToolFailed(f"NBD write to {self.path} at {offset} failed: {exc}") from exc
-
-    def flush(self) -> None:
-        try:
-            self.handle.flush()
-        except self.nbd_error as exc:
-            raise ToolFailed(f"NBD flush of {self.path} failed: {exc}") from exc
+        self.client = client
 
     def close(self) -> None:
-        if self.handle is not None:
-            try:
-                self.handle.shutdown()
-            except Exception:  # noqa: BLE001 - the server is stopped below regardless
-                pass
-            self.handle = None
+        self.client.close()
+        self._stop()
+
+    def _stop(self) -> None:
         if self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -178,10 +178,10 @@ class _Qcow2File(_Output):
             raise
 
     def write(self, data: memoryview, offset: int) -> None:
-        self.export.pwrite(bytes(data), offset)
+        self.export.client.pwrite(bytes(data), offset)
 
     def finish(self) -> None:
-        self.export.flush()
+        self.export.client.flush()
         self.export.close()
         try:
             os.rename(self.path, self.dest)

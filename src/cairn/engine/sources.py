@@ -166,7 +166,7 @@ class Qcow2Source:
 
     def read_into(self, buf: memoryview, offset: int) -> None:
         if self._nbd is not None:
-            self._nbd.pread_into(buf, offset)
+            self._nbd.client.pread_into(buf, offset)
             return
         done = 0
         while done < len(buf):

@@ -41,9 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from cairn.engine.errors import SourceError
-from cairn.engine.qemu import (NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO, NbdExport, image_info,
-                               import_nbd, nbd_extents)
+from cairn.engine.qemu import NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO, NbdClient, NbdExport, image_info
 from cairn.engine.sources import Extent, open_source
 from cairn.errors import CairnError, Unavailable
 from cairn.platforms.base import Capture, DiskInfo, DiskView, InstanceInfo, InstanceView
@@ -67,78 +65,47 @@ def _dirty(flags: int) -> bool:
 
 
 class NbdDiskSource:
-    """One disk of a backup export read over NBD: the engine's `Source`."""
+    """One disk read over NBD, the engine's `Source`: its data extents (`base:allocation`)
+    and, given a dirty-bitmap context, the ranges changed since that bitmap began."""
 
-    kind = "nbd"
-
-    def __init__(self, socket_path: str, export: str, label: str, bitmap_context: str | None) -> None:
-        nbd = import_nbd()
-        self.path = label
-        self._error = nbd.Error
-        self.handle: Any = nbd.NBD()
+    def __init__(self, client: NbdClient, kind: str, bitmap_context: str | None,
+                 owner: NbdClient | NbdExport | None = None) -> None:
+        """`owner` is closed with the source (the `qemu-nbd` serving it); default the client."""
+        self.kind = kind
+        self.path = client.path
+        self.size = client.size
+        self._client = client
+        self._owner = owner or client
         try:
-            self.handle.set_export_name(export)
-            self.handle.add_meta_context("base:allocation")
-            if bitmap_context is not None:
-                self.handle.add_meta_context(bitmap_context)
-            self.handle.connect_unix(socket_path)
-            self.size = int(self.handle.get_size())
-            self._extents = [Extent(o, n) for o, n in nbd_extents(self.handle, self.size, "base:allocation", _data)]
-            self.dirty = (nbd_extents(self.handle, self.size, bitmap_context, _dirty)
-                          if bitmap_context is not None else None)
-        except nbd.Error as exc:
-            self.close()
-            raise SourceError(f"reading {label} over NBD: {exc}") from exc
+            self._extents = [Extent(o, n) for o, n in client.extents("base:allocation", _data)]
+            self.dirty = client.extents(bitmap_context, _dirty) if bitmap_context is not None else None
         except BaseException:
             self.close()
             raise
 
-    def data_extents(self) -> list[Extent]:
-        return list(self._extents)
+    @classmethod
+    def live(cls, socket_path: str, export: str, label: str, bitmap_context: str | None) -> NbdDiskSource:
+        """A disk of a running domain's backup job (libvirt's NBD server, export `vda`...)."""
+        contexts = ("base:allocation",) + ((bitmap_context,) if bitmap_context is not None else ())
+        return cls(NbdClient(label, socket_path, export=export, meta_contexts=contexts), "nbd", bitmap_context)
 
-    def read_into(self, buf: memoryview, offset: int) -> None:
-        try:
-            buf[:] = self.handle.pread(len(buf), offset)
-        except self._error as exc:
-            raise SourceError(f"NBD read of {self.path} at {offset} failed: {exc}") from exc
-
-    def close(self) -> None:
-        if self.handle is not None:
-            try:
-                self.handle.shutdown()
-            except Exception:  # noqa: BLE001 - the server goes away with the backup job
-                pass
-            self.handle = None
-
-
-class OfflineBitmapSource:
-    """A shut-off domain's qcow2 disk served by a read-only `qemu-nbd`, with the changed
-    ranges of one of its persistent bitmaps."""
-
-    kind = "qcow2"
-
-    def __init__(self, path: str, bitmap: str) -> None:
+    @classmethod
+    def offline(cls, path: str, bitmap: str) -> NbdDiskSource:
+        """A shut-off domain's qcow2 disk served by a read-only `qemu-nbd`, with the changed
+        ranges of its persistent bitmap `bitmap`."""
         context = f"qemu:dirty-bitmap:{bitmap}"
-        self.path = path
-        self._export = NbdExport(path, "qcow2", readonly=True, bitmap=bitmap,
-                                 meta_contexts=("base:allocation", context))
-        try:
-            self.size = int(self._export.handle.get_size())
-            self._extents = [Extent(o, n) for o, n in
-                             nbd_extents(self._export.handle, self.size, "base:allocation", _data)]
-            self.dirty = nbd_extents(self._export.handle, self.size, context, _dirty)
-        except BaseException:
-            self._export.close()
-            raise
+        export = NbdExport(path, "qcow2", readonly=True, bitmap=bitmap,
+                           meta_contexts=("base:allocation", context))
+        return cls(export.client, "qcow2", context, owner=export)
 
     def data_extents(self) -> list[Extent]:
         return list(self._extents)
 
     def read_into(self, buf: memoryview, offset: int) -> None:
-        self._export.pread_into(buf, offset)
+        self._client.pread_into(buf, offset)
 
     def close(self) -> None:
-        self._export.close()
+        self._owner.close()
 
 
 def qcow2_bitmaps(path: str) -> set[str]:
@@ -311,7 +278,7 @@ class LibvirtCapture(Capture):
                 continue
             incremental = member.incremental_from is not None and disk.format == "qcow2"
             context = f"qemu:dirty-bitmap:backup-{disk.target}" if incremental else None
-            source = NbdDiskSource(socket_path, disk.target, disk.path, context)
+            source = NbdDiskSource.live(socket_path, disk.target, disk.path, context)
             member.sources.append(source)
             view.disks.append(DiskView(disks_by_target[disk.target], source, source.dirty))
         member.state["checkpoint"] = member.checkpoint
@@ -341,7 +308,7 @@ class LibvirtCapture(Capture):
             source: Any
             changed = None
             if usable and disk.format == "qcow2" and previous in qcow2_bitmaps(disk.path):
-                source = OfflineBitmapSource(disk.path, previous)
+                source = NbdDiskSource.offline(disk.path, previous)
                 changed = source.dirty
                 bitmap_used = True
             else:
