@@ -130,18 +130,26 @@ def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def running_service(backend: str, url: str, data_dir: Path) -> Iterator[Service]:
-    """A runtime on `url` behind a real server on a free loopback port."""
-    runtime = build_runtime(make_settings(data_dir, url))
+def serving(settings: Settings, backend: str) -> Iterator[Service]:
+    """A runtime made from `settings` behind a real server on a free loopback port."""
+    runtime = build_runtime(settings)
     runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
     port = free_port()
     server, thread = start_server(create_app(runtime), port)
     try:
-        yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
+        yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime,
+                      data_dir=settings.data_dir)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         runtime.close()
+
+
+@contextlib.contextmanager
+def running_service(backend: str, url: str, data_dir: Path) -> Iterator[Service]:
+    """A runtime on `url` with the tests' settings."""
+    with serving(make_settings(data_dir, url), backend) as service:
+        yield service
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -167,17 +175,8 @@ def variant_service(base: Service, **overrides: Any) -> Iterator[Service]:
     """Another service on `base`'s database with some settings changed (its own server)."""
     from dataclasses import replace
 
-    runtime = build_runtime(replace(base.runtime.settings, **overrides))
-    runtime.start_background(scheduler=False)
-    port = free_port()
-    server, thread = start_server(create_app(runtime), port)
-    try:
-        yield Service(backend=base.backend, url=f"http://127.0.0.1:{port}", runtime=runtime,
-                      data_dir=base.data_dir)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.close()
+    with serving(replace(base.runtime.settings, **overrides), base.backend) as service:
+        yield service
 
 
 @pytest.fixture

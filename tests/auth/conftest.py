@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
-from cairn.api.app import create_app
 from cairn.config import KeystoneAuthSettings
 from cairn.db.migrate import upgrade
-from cairn.runtime import build_runtime
 from tests.auth.keystone_server import REGION, KeystoneServer, start_keystone
-from tests.conftest import Service, free_port, make_settings, running_service, start_server
+from tests.conftest import Service, free_port, make_settings, serving
 
 
 def cairn_keystone_settings(keystone: KeystoneServer, **overrides: Any) -> KeystoneAuthSettings:
@@ -45,29 +43,11 @@ def keystone_service(data_dir: Path, keystone: KeystoneServer, admin_role: str =
     upgrade(url)
     settings = make_settings(data_dir, url, auth_strategy="keystone", admin_role=admin_role,
                              keystone=cairn_keystone_settings(keystone, **keystone_overrides))
-    runtime = build_runtime(settings)
-    runtime.start_background(scheduler=False)
-    port = free_port()
-    server, thread = start_server(create_app(runtime), port)
-    try:
-        yield Service(backend="sqlite", url=f"http://127.0.0.1:{port}", runtime=runtime, data_dir=data_dir)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.close()
+    with serving(settings, "sqlite") as service:
+        yield service
 
 
 @pytest.fixture(scope="session")
 def keystone_cairn(keystone: KeystoneServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with keystone_service(tmp_path_factory.mktemp("cairn-keystone"), keystone) as service:
-        yield service
-
-
-@pytest.fixture(scope="session")
-def local_cairn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The same Cairn with local tokens, to compare answers with."""
-    data_dir = tmp_path_factory.mktemp("cairn-local")
-    url = f"sqlite:///{data_dir / 'cairn.sqlite'}"
-    upgrade(url)
-    with running_service("sqlite", url, data_dir) as service:
         yield service

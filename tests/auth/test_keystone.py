@@ -66,7 +66,8 @@ def scenario(service: Service, member: str, admin: str, alpha: str, beta: str) -
 
 
 def test_workloads_api_answers_keystone_tokens_as_it_answers_local_ones(
-        keystone: KeystoneServer, keystone_cairn: Service, local_cairn: Service) -> None:
+        keystone: KeystoneServer, keystone_cairn: Service, sqlite_service: Service) -> None:
+    local_cairn = sqlite_service  # the same Cairn with local tokens, to compare answers with
     alice, root = keystone.users["alice"], keystone.users["root"]
     alpha, beta = alice.project_id, root.project_id
     local_cairn.reset_tables()
