@@ -40,7 +40,8 @@ class ConnectionKiller:
 
     def __init__(self, api: Service, matches: dict[str, Match]) -> None:
         self.api = api
-        self.pending = dict(matches)
+        self._matches = dict(matches)
+        self._unclaimed = dict(matches)
         self.fired: list[str] = []
         self._lock = threading.Lock()
         self._admin = sa.create_engine(ADMIN_URLS[api.backend], isolation_level="AUTOCOMMIT")
@@ -48,10 +49,12 @@ class ConnectionKiller:
     def before_execute(self, conn: sa.Connection, _cursor: Any, statement: str, parameters: Any,
                        _context: Any, _many: bool) -> None:
         with self._lock:
-            name = next((n for n, match in self.pending.items() if match(statement, parameters)), None)
+            name = next((n for n, match in self._unclaimed.items() if match(statement, parameters)), None)
             if name is None:
                 return
-            del self.pending[name]
+            # Claimed before the kill so no other statement fires it twice; it counts as
+            # fired only once the server has let the connection go.
+            del self._unclaimed[name]
         dbapi = conn.connection.dbapi_connection
         server_id = dbapi.info.backend_pid if self.api.backend == "postgresql" else dbapi.thread_id()  # type: ignore[union-attr]
         with self._admin.connect() as admin:
@@ -63,7 +66,14 @@ class ConnectionKiller:
                 gone = "SELECT count(*) FROM information_schema.processlist WHERE id = :id"
             wait_until(lambda: admin.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=10,
                        interval=0.01)
-        self.fired.append(name)
+        with self._lock:
+            self.fired.append(name)
+
+    @property
+    def pending(self) -> bool:
+        """Whether some match has not yet seen its connection killed."""
+        with self._lock:
+            return len(self.fired) < len(self._matches)
 
 
 @pytest.fixture
