@@ -43,7 +43,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(probe: Callable[[], Any], timeout: float = 20, interval: float = 0.05) -> Any:
+def wait_until(probe: Callable[[], Any], timeout: float = 60, interval: float = 0.05) -> Any:
     """Poll `probe` until it returns something truthy; fail with its last value."""
     deadline = time.monotonic() + timeout
     value = probe()

@@ -187,7 +187,7 @@ def api(service: Service) -> Iterator[Service]:
     wait_for_idle(service)
 
 
-def wait_for_idle(service: Service, timeout: float = 20) -> None:
+def wait_for_idle(service: Service, timeout: float = 60) -> None:
     """Wait until no job is queued or running, so a test's jobs cannot leak into the next."""
     from cairn.db.models import Job
 
@@ -199,3 +199,4 @@ def wait_for_idle(service: Service, timeout: float = 20) -> None:
         if not busy:
             return
         time.sleep(0.05)
+    raise AssertionError(f"{busy} jobs still queued or running {timeout:.0f} s after the test")

@@ -31,7 +31,7 @@ def test_serve_creates_an_admin_token_once_and_answers_on_its_port(tmp_path: Pat
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     try:
         token_file = tmp_path / "admin-token"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         response = None
         while time.monotonic() < deadline:
             if token_file.exists():
@@ -39,7 +39,7 @@ def test_serve_creates_an_admin_token_once_and_answers_on_its_port(tmp_path: Pat
                     response = httpx.get(f"http://127.0.0.1:{port}/v1/admin/workloads",
                                          headers={"X-Auth-Token": token_file.read_text().strip()})
                     break
-                except httpx.ConnectError:
+                except httpx.TransportError:  # not listening yet
                     pass
             time.sleep(0.2)
         assert response is not None and response.status_code == 200

@@ -99,6 +99,8 @@ def seed(api: Service, admin: str, member: str) -> Seeded:
         snapshot_id = response.json()["snapshot"]["id"]
         wait_until(lambda: client.get(f"/v1/{PROJECT}/snapshots/{snapshot_id}")
                    .json()["snapshot"]["status"] == "available")
+        # the workload unlocks after the snapshot is published (retention runs between)
+        wait_status(api, member, workloads[0], "available")
         response = client.post(f"/v1/{PROJECT}/workloads/{workloads[0]}/snapshots/{snapshot_id}"
                                "/restores", json={"restore": {"name": "seed"}})
         assert response.status_code == 202, response.text

@@ -17,10 +17,9 @@ from cairn.errors import Unavailable
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     url = f"sqlite:///{tmp_path / 'cairn.sqlite'}"
     upgrade(url)
-    monkeypatch.setattr(database_module, "WRITE_WAIT_SECONDS", 0.5)  # a deadlock fails fast
     db = Database(url)
     yield db
     db.dispose()
@@ -59,7 +58,9 @@ def test_concurrent_units_of_work_all_commit(sqlite_db: Database) -> None:
     assert len(settings(sqlite_db)) == 80
 
 
-def test_a_writer_that_waits_past_the_limit_is_told_to_retry_and_writes_nothing(sqlite_db: Database) -> None:
+def test_a_writer_that_waits_past_the_limit_is_told_to_retry_and_writes_nothing(
+        sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database_module, "WRITE_WAIT_SECONDS", 0.5)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:

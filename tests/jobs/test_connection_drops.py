@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from cairn.db.models import Job
+from cairn.db.models import Instance, Job
 from tests.api.test_snapshots import (make_disks, register, restore, restored_disks, sha256, take_snapshot,
                                       wait_snapshot)
 from tests.api.test_workloads import create_workload, wait_status
@@ -33,6 +33,11 @@ def updates(table: str, value: str) -> Match:
     """Matches an UPDATE of `table` that writes `value` (a state) among its parameters."""
     return lambda statement, parameters: (statement.startswith(f"UPDATE {table} ")
                                           and value in repr(parameters))
+
+
+def inserts(table: str) -> Match:
+    """Matches an INSERT into `table`."""
+    return lambda statement, _parameters: statement.startswith(f"INSERT INTO {table} ")
 
 
 class ConnectionKiller:
@@ -64,7 +69,7 @@ class ConnectionKiller:
             else:
                 admin.execute(sa.text(f"KILL {int(server_id)}"))
                 gone = "SELECT count(*) FROM information_schema.processlist WHERE id = :id"
-            wait_until(lambda: admin.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=10,
+            wait_until(lambda: admin.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=60,
                        interval=0.01)
         with self._lock:
             self.fired.append(name)
@@ -106,20 +111,23 @@ def test_a_snapshot_and_a_restore_complete_when_every_step_loses_its_connection(
                     "job succeeded": updates("jobs", "succeeded")})
     taken = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"])
     assert taken["progress_percent"] == 100 and taken["error_msg"] is None
-    wait_until(lambda: not steps.pending, timeout=10)
+    wait_until(lambda: not steps.pending, timeout=60)
     assert sorted(steps.fired) == ["job succeeded", "snapshot available", "snapshot executing",
                                    "snapshot uploading"]
 
     def job_states() -> list[str]:
         with api.runtime.database.reader() as session:
             return list(session.scalars(sa.select(Job.state).where(Job.subject_id == taken["id"])))
-    wait_until(lambda: job_states() != ["running"], timeout=10)
+    wait_until(lambda: job_states() != ["running"], timeout=60)
     assert job_states() == ["succeeded"]
     wait_status(api, token, workload, "available")
 
     steps = killer({"restore executing": updates("restores", "executing"),
+                    "instance registered": inserts("instances"),
                     "restore available": updates("restores", "available")})
     done = restore(api, token, workload, taken["id"], {"type": "openstack", "oneclickrestore": True})
     assert done["status"] == "available", done
-    assert sorted(steps.fired) == ["restore available", "restore executing"]
+    assert sorted(steps.fired) == ["instance registered", "restore available", "restore executing"]
     assert [sha256(path) for path in restored_disks(api, [i["id"] for i in done["instances"]])] == [sha256(raw)]
+    with api.runtime.database.reader() as session:  # the original and one restored, not two
+        assert session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 2

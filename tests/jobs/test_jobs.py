@@ -32,7 +32,8 @@ def test_reaper_fails_a_job_whose_worker_died_and_settles_the_workload(api: Serv
     with api.runtime.database.unit_of_work() as session:
         # a worker that claimed the job and then vanished: its lease is already over
         assert records.claim_job(session, job_id, "dead-host:1", now - timedelta(minutes=5), timedelta(seconds=1))
-    assert api.runtime.reaper.reap_once() == 1
+    # the service's own reaper thread may get there first; either way the job is reaped
+    api.runtime.reaper.reap_once()
     detail = show(api, token, created["id"])
     assert detail["status"] == "error" and "lease expired" in detail["error_msg"]
     assert job_states(api, created["id"], "workload_reset") == ["failed"]

@@ -82,10 +82,13 @@ def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, tmp_
             anywhere = [records.create_job(session, "probe", "p1", utcnow()) for _ in range(6)]
         for job_id in routed + anywhere:
             dispatcher.dispatch(job_id)
-        wait_until(lambda: len(ran) == 12, timeout=30)
+
+        def states() -> set[str]:
+            # a job is marked succeeded after its handler returns, so wait on the rows
+            with database.reader() as session:
+                return {records.get_job(session, j).state for j in routed + anywhere}  # type: ignore[union-attr]
+        wait_until(lambda: len(ran) == 12 and states() == {"succeeded"}, timeout=60)
         assert {ran[job_id] for job_id in routed} == {"host-b"}
-        with database.reader() as session:
-            assert {records.get_job(session, j).state for j in routed + anywhere} == {"succeeded"}  # type: ignore[union-attr]
     finally:
         stoppers = [threading.Thread(target=server.stop) for server in servers]
         for stopper in stoppers:

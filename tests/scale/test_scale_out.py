@@ -6,6 +6,7 @@ which worker runs a job (to kill that one) and what became of the job row.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -80,13 +81,14 @@ def test_worker_killed_mid_snapshot_is_reaped_within_the_lease_and_the_next_snap
     if ended["status"] == "available":
         pytest.skip("the snapshot finished before its worker was killed")  # a very fast machine
     assert ended["status"] == "error" and "lease expired" in ended["error_msg"], ended
-    # lease, plus one reaper pass (a quarter of the lease, at least 1 s), plus slack
-    assert reaped_after < LEASE_SECONDS + max(1, LEASE_SECONDS / 4) + 3, reaped_after
+    # lease, plus one reaper pass (a quarter of the lease, at least 1 s), plus slack for
+    # the settle's writes and the polling over HTTP on a slow machine
+    assert reaped_after < LEASE_SECONDS + max(1, LEASE_SECONDS / 4) + 6, reaped_after
     assert cluster.job_of(snapshot)["state"] == "failed"  # type: ignore[index]
     caller.wait_workload(workload, "available")
     # the reaper (in a scheduler) settled the job, and announced it
     errors = wait_until(lambda: [e for e in _drain(cluster, "notifications.error")
-                                 if e["payload"].get("subject_id") == snapshot], timeout=20, interval=0.2)
+                                 if e["payload"].get("subject_id") == snapshot], timeout=60, interval=0.2)
     assert errors[0]["event_type"] == "snapshot.create.error"
     assert "lease expired" in errors[0]["payload"]["error"]
 
@@ -105,7 +107,8 @@ def test_doorbell_lost_on_the_broker_is_rung_again_by_the_reaper(cluster: Cluste
     cluster.stop(*names)
     snapshot = caller.snapshot(workload)
     # the doorbell waits in the topic queue: losing it is the broker's doing
-    wait_until(lambda: "cairn-worker\t1" in _queues(cluster), timeout=10, interval=0.1)
+    # one message or more: the reaper rings a job still queued after a while again
+    wait_until(lambda: re.search(r"^cairn-worker\t[1-9]", _queues(cluster), re.M), timeout=30, interval=0.1)
     subprocess.run(["rabbitmqctl", "-q", "purge_queue", "-p", cluster.vhost, "cairn-worker"], check=True,
                    capture_output=True)
     assert cluster.job_of(snapshot)["state"] == "queued"  # type: ignore[index]
@@ -133,7 +136,7 @@ def test_snapshot_notifications_announce_start_and_end_with_ids_and_sizes(cluste
                 seen[event["event_type"]] = event
         return "snapshot.create.end" in seen
 
-    wait_until(drained, timeout=20, interval=0.2)
+    wait_until(drained, timeout=60, interval=0.2)
     assert "snapshot.create.start" in seen
     end = seen["snapshot.create.end"]
     assert end["publisher_id"].startswith("cairn.")

@@ -46,7 +46,8 @@ def scheduled_workloads(api: Service, jobschedule: dict[str, Any], count: int = 
     token = api.token("p1", "u1")
     ids = [create_workload(api, token, [api.add_instance("p1", f"vm{n}")], name=f"w{n}",
                            jobschedule=jobschedule)["id"] for n in range(count)]
-    wait_until(lambda: all(status == "available" for status in workload_column(api, ids, Workload.status)))
+    wait_until(lambda: all(status == "available" for status in workload_column(api, ids, Workload.status)),
+               timeout=60)
     return ids
 
 

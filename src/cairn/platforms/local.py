@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cairn.clock import utcnow
+from cairn.db.database import reconnecting
 from cairn.db.models import Instance
 from cairn.errors import Conflict, InvalidInput
 from cairn.platforms.base import DiskInfo, FileDisksPlatform, InstanceInfo
@@ -26,6 +27,8 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 #: the key of an instance row's metadata that names the worker reaching its disks
 HOST_KEY = "host"
+#: the namespace of the name-based (uuid5) ids of restored instances
+RESTORED_INSTANCE_NAMESPACE = uuid.UUID("5d2c6f0e-8a1b-4c7e-9f3d-2b6a1e4c8d70")
 
 
 def _info(row: Instance) -> InstanceInfo:
@@ -37,11 +40,12 @@ def _info(row: Instance) -> InstanceInfo:
 
 
 def register_instance(session: Session, project_id: str, name: str, disk_paths: list[str],
-                      host: str | None = None) -> InstanceInfo:
+                      host: str | None = None, instance_id: str | None = None) -> InstanceInfo:
     """Add an instance to the inventory after checking each disk can be read.
 
     `host` names the worker (`cairn worker --name`) that reaches its disks; jobs on
-    them run there. None: the disks are on storage every worker reaches."""
+    them run there. None: the disks are on storage every worker reaches. `instance_id`
+    defaults to a new random id."""
     if host is not None and (not host.strip() or len(host) > 255 or host != host.strip()):
         raise InvalidInput("host: must be a worker name of 1 to 255 characters, without surrounding "
                            "blanks.", "host")
@@ -58,7 +62,7 @@ def register_instance(session: Session, project_id: str, name: str, disk_paths: 
         disks.append({"path": absolute, "format": fmt, "size": size})
     if len({d["path"] for d in disks}) != len(disks):
         raise InvalidInput("disk: the same disk is given twice.", "disk")
-    row = Instance(id=str(uuid.uuid4()), project_id=project_id, name=name, disks=disks,
+    row = Instance(id=instance_id or str(uuid.uuid4()), project_id=project_id, name=name, disks=disks,
                    meta={HOST_KEY: host} if host else {}, created_at=utcnow())
     session.add(row)
     return _info(row)
@@ -96,7 +100,18 @@ class LocalPlatform(FileDisksPlatform):
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
                          state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
         """The restored disks registered as a new instance of the inventory, on the
-        worker host that wrote them."""
-        with self._writer() as session:
-            return register_instance(session, project_id, name, [path for _device, path, _format in disks],
-                                     host)
+        worker host that wrote them.
+
+        The instance's id is derived from the restore and its first disk's path (unique
+        to that restore), so running this again after a lost connection finds the
+        instance the first run may have committed instead of adding a second one."""
+        paths = [path for _device, path, _format in disks]
+        instance_id = str(uuid.uuid5(RESTORED_INSTANCE_NAMESPACE, f"{label}\n{os.path.abspath(paths[0])}"))
+
+        def register() -> InstanceInfo:
+            with self._writer() as session:
+                existing = session.get(Instance, instance_id)
+                if existing is not None:
+                    return _info(existing)
+                return register_instance(session, project_id, name, paths, host, instance_id)
+        return reconnecting()(register)
