@@ -25,7 +25,8 @@ from cairn.engine.chunks import decode_blob
 from cairn.engine.crypto import Sealer
 from cairn.engine.errors import CorruptObject
 from cairn.engine.index import IndexEntry, write_segment
-from cairn.engine.locks import PLAN_KEY, GcPlan, Lock, LockTiming, list_locks, read_lock, write_plan
+from cairn.engine.locks import (PLAN_KEY, GcPlan, Lock, LockTiming, list_locks, read_lock, remove_lock,
+                                remove_orphan_beats, write_plan)
 from cairn.engine.packs import PackWriter, pack_id_from_key, pack_key
 from cairn.targets.base import Target
 
@@ -72,6 +73,7 @@ def run_gc(target: Target, sealer: Sealer, pack_size: int, timing: LockTiming,
     report = GcReport()
     wait_seconds = timing.gc_wait_seconds if wait_seconds is None else wait_seconds
     with Lock(target, "gc", timing, exclusive=True) as lock:
+        remove_orphan_beats(target)
         plan, temporaries, unindexed = _make_plan(target, sealer, repack_below, report, lock)
         if plan is not None:
             if not _wait(target, plan, timing, wait_seconds):
@@ -136,7 +138,7 @@ def _make_plan(target: Target, sealer: Sealer, repack_below: float, report: GcRe
         if rec.is_stale(lock.timing):
             again = read_lock(target, key)
             if again is not None and again.heartbeat == rec.heartbeat:
-                target.delete(key)
+                remove_lock(target, key)
                 report.stale_locks_removed += 1
         else:
             plan.waits_for.append(key)

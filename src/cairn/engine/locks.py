@@ -1,8 +1,10 @@
 """Lock files and the GC plan under `locks/`: how concurrent processes stay out of harm.
 
 Every operation that reads chunk locations or may reference stored chunks holds a lock
-file `locks/<kind>-<id>.lock` (kind `backup` or `restore`), refreshed by a heartbeat
-thread; GC and verify also take `locks/exclusive.lock`, created only if absent. GC
+file `locks/<kind>-<id>.lock` (kind `backup` or `restore`); GC and verify also take
+`locks/exclusive.lock`, created only if absent. A lock file is written once, when it is
+taken; its heartbeat thread refreshes a beat file beside it (`.beat` for `.lock`), so a
+lock removed as stale is never written back by a late heartbeat. GC
 publishes its plan as `locks/gc-plan.json` (the packs it will delete) and deletes
 nothing until every lock that existed when the plan was published is released or stale.
 A lock is stale when its heartbeat is older than `stale_seconds`, or at once when it
@@ -24,6 +26,8 @@ from cairn.targets.base import Target
 from cairn.targets.errors import ObjectNotFound
 
 LOCK_PREFIX = "locks"
+LOCK_SUFFIX = ".lock"
+BEAT_SUFFIX = ".beat"
 EXCLUSIVE_KEY = "locks/exclusive.lock"
 PLAN_KEY = "locks/gc-plan.json"
 HOST = socket.gethostname()
@@ -66,24 +70,61 @@ def _encode(rec: LockRecord) -> bytes:
     return json.dumps(asdict(rec), sort_keys=True).encode()
 
 
+def _encode_beat(lock_id: str, heartbeat: float) -> bytes:
+    return json.dumps({"heartbeat": heartbeat, "id": lock_id}, sort_keys=True).encode()
+
+
+def beat_key(lock_key: str) -> str:
+    """The beat file of the lock file `lock_key`."""
+    return lock_key.removesuffix(LOCK_SUFFIX) + BEAT_SUFFIX
+
+
 def read_lock(target: Target, key: str) -> LockRecord | None:
-    """Return the lock at `key`; None if it vanished; a damaged lock reads as long stale."""
+    """Return the lock at `key`, its heartbeat the newer of its own and its beat file's;
+    None if it vanished; a damaged lock reads as long stale."""
     try:
         data = target.get(key)
     except ObjectNotFound:
         return None
     try:
         obj = json.loads(data)
-        return LockRecord(str(obj["kind"]), str(obj["id"]), str(obj["host"]), int(obj["pid"]),
-                          float(obj["created"]), float(obj["heartbeat"]))
+        rec = LockRecord(str(obj["kind"]), str(obj["id"]), str(obj["host"]), int(obj["pid"]),
+                         float(obj["created"]), float(obj["heartbeat"]))
     except (ValueError, KeyError, TypeError):
         return LockRecord("damaged", key, "", 0, 0.0, 0.0)
+    try:
+        beat = json.loads(target.get(beat_key(key)))
+        # The exclusive lock's name is reused: only a beat of this holder counts.
+        if beat["id"] == rec.id:
+            rec.heartbeat = max(rec.heartbeat, float(beat["heartbeat"]))
+    except ObjectNotFound:
+        pass
+    except (ValueError, KeyError, TypeError):
+        pass  # a damaged beat is no beat: the lock ages, which costs its holder a retry at worst
+    return rec
+
+
+def remove_lock(target: Target, key: str) -> None:
+    """Delete a lock file, then its beat file."""
+    target.delete(key)
+    target.delete(beat_key(key))
+
+
+def remove_orphan_beats(target: Target) -> int:
+    """Delete beat files whose lock file is gone (a holder that died after its lock was
+    removed as stale); returns how many."""
+    keys = set(target.list(LOCK_PREFIX))
+    orphans = [key for key in keys if key.endswith(BEAT_SUFFIX)
+               and key.removesuffix(BEAT_SUFFIX) + LOCK_SUFFIX not in keys]
+    for key in orphans:
+        target.delete(key)
+    return len(orphans)
 
 
 def list_locks(target: Target) -> dict[str, LockRecord]:
     found = {}
     for key in target.list(LOCK_PREFIX):
-        if key.endswith(".lock"):
+        if key.endswith(LOCK_SUFFIX):
             rec = read_lock(target, key)
             if rec is not None:
                 found[key] = rec
@@ -98,7 +139,8 @@ class Lock:
         self.timing = timing
         now = time.time()
         self.record = LockRecord(kind, os.urandom(8).hex(), HOST, os.getpid(), now, now)
-        self.key = EXCLUSIVE_KEY if exclusive else f"{LOCK_PREFIX}/{kind}-{self.record.id}.lock"
+        self.key = EXCLUSIVE_KEY if exclusive else f"{LOCK_PREFIX}/{kind}-{self.record.id}{LOCK_SUFFIX}"
+        self._beat_key = beat_key(self.key)
         self.exclusive = exclusive
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,17 +173,17 @@ class Lock:
             # Re-read right before deleting so a lock that was just replaced is not removed.
             again = read_lock(self.target, self.key)
             if again is not None and again.id == holder.id:
-                self.target.delete(self.key)
+                remove_lock(self.target, self.key)
         raise RepositoryBusy("repository is busy: could not take the exclusive lock")
 
     def _beat(self) -> None:
         while not self._stop.wait(self.timing.heartbeat_seconds):
             try:
                 if not self.target.exists(self.key):
-                    # Removed as stale by a GC: recreating it would hide that from check().
                     raise RepositoryBusy("the lock of this operation was removed as stale")
-                self.record.heartbeat = time.time()
-                self.target.put(self.key, _encode(self.record))
+                # Only the beat file is written: were the lock file rewritten here, a GC
+                # removing it between the check above and the write would see it come back.
+                self.target.put(self._beat_key, _encode_beat(self.record.id, time.time()))
             except Exception as exc:  # noqa: BLE001 - reported by check(), never lost
                 self.error = exc
                 return
@@ -165,7 +207,7 @@ class Lock:
         if self._thread is not None:
             self._thread.join()
         try:
-            self.target.delete(self.key)
+            remove_lock(self.target, self.key)
         except Exception:  # noqa: BLE001 - a lock left behind only goes stale
             pass
 
