@@ -51,12 +51,13 @@ def test_a_lock_removed_as_stale_mid_heartbeat_is_never_written_back(tmp_path: P
 
 def test_a_held_lock_stays_fresh_through_its_beat_file(tmp_path: Path) -> None:
     target = FilesystemTarget(tmp_path / "t", fsync=False)
-    with Lock(target, "restore", QUICK) as lock:
+    timing = LockTiming(heartbeat_seconds=0.05, stale_seconds=1.5, gc_wait_seconds=5.0)
+    with Lock(target, "restore", timing) as lock:
         written = target.get(lock.key)
-        time.sleep(QUICK.stale_seconds * 2)
+        time.sleep(timing.stale_seconds + 0.5)  # the lock file's own heartbeat is stale by now
         assert target.get(lock.key) == written  # the lock file itself is written once
         record = read_lock(target, lock.key)
-        assert record is not None and not record.is_stale(QUICK)
+        assert record is not None and not record.is_stale(timing)
         lock.check()
     assert list(target.list("locks")) == []
 
