@@ -30,6 +30,7 @@ from cairn.api.app import create_app
 from cairn.auth.context import Identity
 from cairn.auth.tokens import issue_token
 from cairn.config import Settings
+from cairn.db.database import Database
 from cairn.db.migrate import upgrade
 from cairn.db.models import Base
 from cairn.runtime import Runtime, build_runtime
@@ -158,6 +159,16 @@ def service(request: pytest.FixtureRequest, database_urls: dict[str, str],
     backend = request.param
     with running_service(backend, database_urls[backend], tmp_path_factory.mktemp(f"data-{backend}")) as svc:
         yield svc
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database of this test's own, without a service."""
+    url = f"sqlite:///{tmp_path / 'cairn.sqlite'}"
+    upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cairn.db.database import Database
-from cairn.db.migrate import upgrade
 from cairn.platforms.local import LocalPlatform, list_instances
 
 
 @pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[LocalPlatform, Database]]:
-    url = f"sqlite:///{tmp_path / 'cairn.sqlite'}"
-    upgrade(url)
-    database = Database(url)
-    yield LocalPlatform(database.reader, database.unit_of_work), database
-    database.dispose()
+def platform(sqlite_database: Database) -> tuple[LocalPlatform, Database]:
+    return LocalPlatform(sqlite_database.reader, sqlite_database.unit_of_work), sqlite_database
 
 
 def test_registering_a_restored_instance_again_finds_the_first_one(

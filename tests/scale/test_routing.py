@@ -13,7 +13,6 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from cairn.clock import utcnow
 from cairn.db.database import Database
-from cairn.db.migrate import upgrade
 from cairn.jobs import records
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobRunner, Outcome
@@ -57,12 +55,10 @@ def vhost() -> Iterator[str]:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
 
 
-def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, tmp_path: Path) -> None:
+def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, sqlite_database: Database) -> None:
     from cairn.jobs.messaging import Messaging, RabbitDispatcher, WorkerServer
 
-    url = f"sqlite:///{tmp_path / 'cairn.sqlite'}"
-    upgrade(url)
-    database = Database(url)
+    database = sqlite_database
     transport = f"rabbit://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
     ran: dict[str, str] = {}
     connections, servers = [], []
@@ -97,7 +93,6 @@ def test_jobs_naming_a_worker_run_there_and_others_run_anywhere(vhost: str, tmp_
             stopper.join()
         for messaging in [*connections, sender]:
             messaging.close()
-        database.dispose()
 
 
 @pytest.mark.slow

@@ -130,7 +130,9 @@ class Platform(Protocol):
         """A new instance from restored disks (a restore's `oneclick`/`selective`),
         (device, path, format) each, and the `state` its snapshot kept; `label` (the
         restore id) tells its files apart; `host` is the worker that wrote the disks
-        (None: storage every worker reaches), where jobs on the new instance must run."""
+        (None: storage every worker reaches), where jobs on the new instance must run.
+        Called again with the same arguments (after a lost database connection), it
+        returns the instance the first call made."""
         ...
 
 

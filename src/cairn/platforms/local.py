@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cairn.clock import utcnow
-from cairn.db.database import reconnecting
 from cairn.db.models import Instance
 from cairn.errors import Conflict, InvalidInput
 from cairn.platforms.base import DiskInfo, FileDisksPlatform, InstanceInfo
@@ -103,15 +102,12 @@ class LocalPlatform(FileDisksPlatform):
         worker host that wrote them.
 
         The instance's id is derived from the restore and its first disk's path (unique
-        to that restore), so running this again after a lost connection finds the
-        instance the first run may have committed instead of adding a second one."""
+        to that restore), so a call run again after a lost commit finds the instance the
+        first call committed instead of adding a second one."""
         paths = [path for _device, path, _format in disks]
         instance_id = str(uuid.uuid5(RESTORED_INSTANCE_NAMESPACE, f"{label}\n{os.path.abspath(paths[0])}"))
-
-        def register() -> InstanceInfo:
-            with self._writer() as session:
-                existing = session.get(Instance, instance_id)
-                if existing is not None:
-                    return _info(existing)
-                return register_instance(session, project_id, name, paths, host, instance_id)
-        return reconnecting()(register)
+        with self._writer() as session:
+            existing = session.get(Instance, instance_id)
+            if existing is not None:
+                return _info(existing)
+            return register_instance(session, project_id, name, paths, host, instance_id)

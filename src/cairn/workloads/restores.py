@@ -313,10 +313,12 @@ class RestoreJob:
             if item.inplace:
                 restored.append({"id": item.source.id, "name": item.name, "status": "available"})
             else:
-                info = self.platform.restore_instance(
-                    snapshot.project_id, item.name,
-                    [(d.source.device, d.destination, d.source.format) for d in item.disks],
-                    item.source.platform, restore_id, job.record.payload.get(WORKER_KEY))
+                for attempt in reconnecting():
+                    with attempt:
+                        info = self.platform.restore_instance(
+                            snapshot.project_id, item.name,
+                            [(d.source.device, d.destination, d.source.format) for d in item.disks],
+                            item.source.platform, restore_id, job.record.payload.get(WORKER_KEY))
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
         job.checkpoint()
         for attempt in reconnecting():
