@@ -43,6 +43,24 @@ BACKENDS = [b.strip() for b in os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,pos
 KEEP_TABLES = {"workload_types", "alembic_version"}
 
 
+def kill_server_connection(backend: str, server_id: int) -> None:
+    """Kill connection `server_id` of a PostgreSQL or MariaDB server with the server's
+    own tool (`pg_terminate_backend`, `KILL`), and wait until the server has let it go."""
+    admin = sa.create_engine(ADMIN_URLS[backend], isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text("SELECT pg_terminate_backend(:id)"), {"id": server_id})
+                gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = :id"
+            else:
+                conn.execute(sa.text(f"KILL {int(server_id)}"))
+                gone = "SELECT count(*) FROM information_schema.processlist WHERE id = :id"
+            wait_until(lambda: conn.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=60,
+                       interval=0.01)
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One fresh, migrated database per backend for this test session."""

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cairn.db.database import ConnectionLost, Database, reconnecting
 from cairn.db.models import ServiceSetting
 from cairn.errors import Conflict
-from tests.conftest import ADMIN_URLS, BACKENDS
+from tests.conftest import BACKENDS, kill_server_connection
 
 SERVERS = [backend for backend in BACKENDS if backend != "sqlite"]
 
@@ -34,18 +34,9 @@ def server_db(request: pytest.FixtureRequest, database_urls: dict[str, str]) -> 
 
 def kill_connection_of(db: Database, session: Session) -> None:
     """Kill, from outside, the server connection that `session` holds."""
-    backend = db.backend
-    own_id = session.scalar(sa.text("SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"))
-    admin = sa.create_engine(ADMIN_URLS["postgresql" if backend == "postgresql" else "mariadb"],
-                             isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": own_id})
-            else:
-                conn.execute(sa.text(f"KILL {int(own_id)}"))
-    finally:
-        admin.dispose()
+    own_id = session.scalar(sa.text("SELECT pg_backend_pid()" if db.backend == "postgresql"
+                                    else "SELECT CONNECTION_ID()"))
+    kill_server_connection("postgresql" if db.backend == "postgresql" else "mariadb", int(own_id))  # type: ignore[arg-type]
 
 
 def settings(db: Database) -> dict[str, str]:

@@ -21,7 +21,7 @@ from cairn.db.models import Instance, Job
 from tests.api.test_snapshots import (make_disks, register, restore, restored_disks, sha256, take_snapshot,
                                       wait_snapshot)
 from tests.api.test_workloads import create_workload, wait_status
-from tests.conftest import ADMIN_URLS, BACKENDS, Service, wait_until
+from tests.conftest import BACKENDS, Service, kill_server_connection, wait_until
 
 SERVERS = [backend for backend in BACKENDS if backend != "sqlite"]
 pytestmark = pytest.mark.parametrize("service", SERVERS, indirect=True)
@@ -49,7 +49,6 @@ class ConnectionKiller:
         self._unclaimed = dict(matches)
         self.fired: list[str] = []
         self._lock = threading.Lock()
-        self._admin = sa.create_engine(ADMIN_URLS[api.backend], isolation_level="AUTOCOMMIT")
 
     def before_execute(self, conn: sa.Connection, _cursor: Any, statement: str, parameters: Any,
                        _context: Any, _many: bool) -> None:
@@ -62,15 +61,7 @@ class ConnectionKiller:
             del self._unclaimed[name]
         dbapi = conn.connection.dbapi_connection
         server_id = dbapi.info.backend_pid if self.api.backend == "postgresql" else dbapi.thread_id()  # type: ignore[union-attr]
-        with self._admin.connect() as admin:
-            if self.api.backend == "postgresql":
-                admin.execute(sa.text("SELECT pg_terminate_backend(:id)"), {"id": server_id})
-                gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = :id"
-            else:
-                admin.execute(sa.text(f"KILL {int(server_id)}"))
-                gone = "SELECT count(*) FROM information_schema.processlist WHERE id = :id"
-            wait_until(lambda: admin.execute(sa.text(gone), {"id": server_id}).scalar() == 0, timeout=60,
-                       interval=0.01)
+        kill_server_connection(self.api.backend, server_id)
         with self._lock:
             self.fired.append(name)
 
@@ -93,7 +84,6 @@ def killer(api: Service) -> Iterator[Callable[[dict[str, Match]], ConnectionKill
     yield arm
     for each in made:
         event.remove(engine, "before_cursor_execute", each.before_execute)
-        each._admin.dispose()
 
 
 def test_a_snapshot_and_a_restore_complete_when_every_step_loses_its_connection(
