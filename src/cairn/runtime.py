@@ -33,12 +33,15 @@ from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
-from cairn.workloads import lifecycle
+from cairn.workloads import lifecycle, restores
 from cairn.workloads.jobschedule import parse_jobschedule
-from cairn.workloads import restores, snapshots
-from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
+from cairn.workloads.lifecycle import WorkloadService
+from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
 from cairn.workloads.restores import RestoreService
-from cairn.workloads.snapshots import SnapshotService
+from cairn.workloads.retention_step import RetentionStep
+from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
+from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
+from cairn.workloads.snapshot_service import SnapshotService
 from cairn.workloads.storage import BackupTargets
 
 if TYPE_CHECKING:  # oslo.messaging is imported only by processes that use a broker
@@ -60,7 +63,6 @@ class Runtime:
     targets: BackupTargets
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
-    hooks: WorkloadHooks
     scheduler: Scheduler
     handlers: dict[str, JobHandler] = field(default_factory=dict)
     runner: JobRunner | None = None
@@ -88,7 +90,7 @@ class Runtime:
 NOTIFIED_EVENTS = {
     lifecycle.JOB_CREATE: "workload.create",
     lifecycle.JOB_DELETE: "workload.delete",
-    snapshots.JOB_SNAPSHOT: "snapshot.create",
+    JOB_SNAPSHOT: "snapshot.create",
     restores.JOB_RESTORE: "restore",
 }
 
@@ -102,19 +104,12 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
     platform = build_platform(settings, database)
     targets = BackupTargets(settings.backup_targets)
     gc_wait = settings.gc_wait_seconds
-    hooks = WorkloadHooks()
-    hooks.on_available.append(lambda record: snapshots.publish_workload(targets, record))
-    hooks.on_reset.append(snapshots.ResetCleanup(targets, gc_wait))
-    hooks.on_reset.append(snapshots.ForgetPlatformHistory(platform))
-    hooks.before_delete.append(snapshots.refuse_delete_with_snapshots)
-    hooks.on_delete_data.append(snapshots.DeleteWorkloadData(targets, gc_wait))
     handlers: dict[str, JobHandler] = {
-        lifecycle.JOB_CREATE: lifecycle.CreateWorkloadJob(platform, hooks, clock),
-        lifecycle.JOB_RESET: lifecycle.ResetWorkloadJob(hooks, clock),
-        lifecycle.JOB_DELETE: lifecycle.DeleteWorkloadJob(hooks, clock),
-        snapshots.JOB_SNAPSHOT: snapshots.SnapshotJob(
-            platform, targets, clock, after_success=[snapshots.RetentionStep(targets, clock, gc_wait)]),
-        snapshots.JOB_SNAPSHOT_DELETE: snapshots.SnapshotDeleteJob(targets, clock, gc_wait),
+        lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
+        lifecycle.JOB_RESET: ResetWorkloadJob(platform, targets, clock, gc_wait),
+        lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait),
+        JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
+        JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
     }
     messaging: Messaging | None = None
@@ -133,15 +128,15 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, hooks)
-    snapshot_service = SnapshotService(dispatcher, clock, platform)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone)
+    snapshot_service = SnapshotService(dispatcher, clock, platform, database)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
-                   dispatcher=dispatcher, reaper=reaper, hooks=hooks, handlers=handlers,
+                   dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging)
 
 

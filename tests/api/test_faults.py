@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cairn.config import TargetSettings
-from cairn.workloads import snapshots
+from cairn.workloads import job_rows
 from tests.api.test_snapshots import (
     MiB, register, restore, restored_disks, sha256, snapshot, take_snapshot, wait_snapshot)
 from tests.api.test_workloads import create_workload, show, wait_status
@@ -239,7 +239,7 @@ def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_pat
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # A full copy of this disk takes under a second here: report more often than the
     # default half second so that a poll can see it between 0 and 100.
-    monkeypatch.setattr(snapshots, "PROGRESS_EVERY", 0.05)
+    monkeypatch.setattr(job_rows, "PROGRESS_EVERY", 0.05)
     token = api.token()
     workload, disk = big_workload(api, noise, tmp_path, token)
     seen: list[int] = []

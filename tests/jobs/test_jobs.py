@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -11,7 +13,9 @@ import sqlalchemy as sa
 from cairn.clock import utcnow
 from cairn.db.models import Job, Workload
 from cairn.jobs import records
-from cairn.jobs.runner import JobContext
+from cairn.jobs.records import JobRecord
+from cairn.jobs.runner import JobContext, JobHandler, Outcome
+from cairn.workloads.lifecycle import JOB_RESET
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, wait_until
 
@@ -19,6 +23,32 @@ from tests.conftest import Service, wait_until
 def job_states(api: Service, workload_id: str, kind: str) -> list[str]:
     with api.runtime.database.reader() as session:
         return list(session.scalars(sa.select(Job.state).where(Job.workload_id == workload_id, Job.kind == kind)))
+
+
+class _StepFirst:
+    """A job handler that runs a test's step before the real handler's work."""
+
+    def __init__(self, step: Callable[[JobContext], None], handler: JobHandler) -> None:
+        self.step = step
+        self.handler = handler
+
+    def run(self, job: JobContext) -> None:
+        self.step(job)
+        self.handler.run(job)
+
+    def settle(self, session: sa.orm.Session, job: JobRecord, outcome: Outcome) -> None:
+        self.handler.settle(session, job, outcome)
+
+
+@contextlib.contextmanager
+def reset_starting_with(api: Service, step: Callable[[JobContext], None]) -> Iterator[None]:
+    """While inside, every reset job of the service runs `step` first."""
+    handler = api.runtime.handlers[JOB_RESET]
+    api.runtime.handlers[JOB_RESET] = _StepFirst(step, handler)
+    try:
+        yield
+    finally:
+        api.runtime.handlers[JOB_RESET] = handler
 
 
 def test_reaper_fails_a_job_whose_worker_died_and_settles_the_workload(api: Service) -> None:
@@ -60,13 +90,12 @@ def test_unlock_cancels_a_running_job_which_ends_cancelled(api: Service) -> None
     wait_status(api, token, created["id"], "available")
     started = threading.Event()
 
-    def slow_step(job: JobContext, workload_id: str) -> None:
+    def slow_step(job: JobContext) -> None:
         started.set()
         wait_until(lambda: job.cancel_requested, timeout=30)
         job.checkpoint()
 
-    api.runtime.hooks.on_reset.append(slow_step)
-    try:
+    with reset_starting_with(api, slow_step):
         with api.client(token) as client:
             assert client.post(f"/v1/p1/workloads/{created['id']}/reset").status_code == 202
             assert started.wait(10)
@@ -75,8 +104,6 @@ def test_unlock_cancels_a_running_job_which_ends_cancelled(api: Service) -> None
         assert show(api, token, created["id"])["status"] == "available"
         wait_until(lambda: job_states(api, created["id"], "workload_reset") == ["cancelled"], timeout=30)
         assert show(api, token, created["id"])["status"] == "available"
-    finally:
-        api.runtime.hooks.on_reset.remove(slow_step)
 
 
 def test_a_failing_step_fails_the_job_and_puts_the_workload_in_error(api: Service) -> None:
@@ -85,17 +112,14 @@ def test_a_failing_step_fails_the_job_and_puts_the_workload_in_error(api: Servic
     created = create_workload(api, token, [api.add_instance()])
     wait_status(api, token, created["id"], "available")
 
-    def broken_step(job: JobContext, workload_id: str) -> None:
+    def broken_step(job: JobContext) -> None:
         raise Conflict("the target is read-only")
 
-    api.runtime.hooks.on_reset.append(broken_step)
-    try:
+    with reset_starting_with(api, broken_step):
         with api.client(token) as client:
             client.post(f"/v1/p1/workloads/{created['id']}/reset")
         detail = wait_status(api, token, created["id"], "error")
         assert "the target is read-only" in detail["error_msg"]
-    finally:
-        api.runtime.hooks.on_reset.remove(broken_step)
     # error allows a reset, which now succeeds
     with api.client(token) as client:
         assert client.post(f"/v1/p1/workloads/{created['id']}/reset").status_code == 202

@@ -49,7 +49,8 @@ from cairn.errors import Conflict
 from cairn.scheduler.decision import decide
 from cairn.workloads import global_scheduler
 from cairn.workloads.jobschedule import JobSchedule
-from cairn.workloads.snapshots import SnapshotRequest, SnapshotService
+from cairn.workloads.snapshot_service import Route, SnapshotService
+from cairn.workloads.snapshot_type import SnapshotRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ RETRY_AFTER = timedelta(minutes=5)
 BATCH_SIZE = 50
 
 # What one workload's turn came to (for the tick's summary line).
-FIRED, ALREADY_FIRED, BUSY, SWITCHED_OFF, NOTHING_DUE, FAILED = (
-    "fired", "already fired", "busy", "global scheduler off", "nothing due", "failed")
+FIRED, ALREADY_FIRED, BUSY, SWITCHED_OFF, NOTHING_DUE, FAILED, DEFERRED = (
+    "fired", "already fired", "busy", "global scheduler off", "nothing due", "failed",
+    "deferred to the next tick")
 
 
 @dataclass(frozen=True)
@@ -105,38 +107,52 @@ class Scheduler:
             now = self.clock()
         outcomes: dict[str, int] = {}
         while True:
+            # Where each due workload's snapshot runs is asked of the platform before any
+            # row is locked; a workload claimed without a route waits for the next tick.
+            routes = self.snapshots.routes(self._due(now))
             with self.database.unit_of_work() as session:
                 switched_on = global_scheduler.is_enabled(session)
                 claimed = self._claim(session, now)
-                batch = [self._turn(session, workload, now, switched_on) for workload in claimed]
+                batch = [self._turn(session, workload, now, switched_on, routes.get(workload.id))
+                         for workload in claimed]
             # counted after the commit: a batch that rolled back fired nothing
             for outcome in batch:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            # a short batch means nothing due is left that another replica does not hold
-            if len(claimed) < self.batch_size:
+            # a short batch means nothing due is left that another replica does not hold;
+            # one that only deferred made no progress this tick
+            if len(claimed) < self.batch_size or all(outcome == DEFERRED for outcome in batch):
                 break
         if outcomes:
             log.info("scheduler %s at %s: %s", self.owner, now.isoformat(),
                      ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
         return outcomes.get(FIRED, 0)
 
+    def _due_rows(self, now: datetime) -> Any:
+        return (select(Workload.id, Workload.user_id, Workload.jobschedule, Workload.last_fired_at)
+                .where(Workload.deleted.is_(False), Workload.next_fire_at.is_not(None),
+                       Workload.next_fire_at <= now)
+                .order_by(Workload.next_fire_at, Workload.id)
+                .limit(self.batch_size))
+
+    def _due(self, now: datetime) -> list[str]:
+        """The workloads a claim at `now` would take, read without locking them."""
+        with self.database.reader() as session:
+            return list(session.scalars(self._due_rows(now).with_only_columns(Workload.id)))
+
     def _claim(self, session: Session, now: datetime) -> list[_Claimed]:
-        rows = session.execute(
-            select(Workload.id, Workload.user_id, Workload.jobschedule, Workload.last_fired_at)
-            .where(Workload.deleted.is_(False), Workload.next_fire_at.is_not(None),
-                   Workload.next_fire_at <= now)
-            .order_by(Workload.next_fire_at, Workload.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)).all()
+        rows = session.execute(self._due_rows(now).with_for_update(skip_locked=True)).all()
         return [_Claimed(row.id, row.user_id, row.jobschedule, row.last_fired_at) for row in rows]
 
-    def _turn(self, session: Session, workload: _Claimed, now: datetime, switched_on: bool) -> str:
+    def _turn(self, session: Session, workload: _Claimed, now: datetime, switched_on: bool,
+              route: Route | None) -> str:
         """One claimed workload: fire or pass over what is due, then move its next_fire_at."""
         try:
             decision = decide(JobSchedule.from_storage(workload.jobschedule), workload.last_fired_at, now)
             outcome = NOTHING_DUE
+            if decision.due is not None and switched_on and route is None:
+                return DEFERRED  # left due: the next tick routes and fires it
             if decision.due is not None:
-                outcome = self._fire(session, workload, decision.due) if switched_on else SWITCHED_OFF
+                outcome = self._fire(session, workload, decision.due, route) if switched_on else SWITCHED_OFF
             if outcome == SWITCHED_OFF:
                 log.debug("workload %s: fire time %s passed over, the global scheduler is off",
                           workload.id, decision.due)
@@ -152,13 +168,13 @@ class Scheduler:
             self._advance(session, workload.id, last_fired_at=workload.last_fired_at, next_fire_at=retry_at)
             return FAILED
 
-    def _fire(self, session: Session, workload: _Claimed, due: datetime) -> str:
+    def _fire(self, session: Session, workload: _Claimed, due: datetime, route: Route | None) -> str:
         try:
             # The savepoint undoes a refused or clashing snapshot (its row, the workload's
             # lock) and keeps the batch's transaction usable on PostgreSQL.
             with session.begin_nested():
                 self.snapshots.take(session, workload.id, None, workload.user_id, SnapshotRequest(),
-                                    fire_time=due)
+                                    fire_time=due, route=route)
             return FIRED
         except Conflict as exc:
             log.warning("workload %s: scheduled snapshot for %s skipped, it fires at its next time: %s",

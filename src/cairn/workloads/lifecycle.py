@@ -1,34 +1,29 @@
-"""The workload lifecycle: create, modify, delete, unlock, reset, and the jobs behind them.
+"""The workload lifecycle: create, modify, delete, unlock, reset.
 
 `WorkloadService` decides what may happen (state rules, instance ownership, policies,
 jobschedule) and writes the rows in the caller's unit of work; the slow parts run as
-jobs (`cairn.jobs`), whose handlers are at the bottom of this module. Reset and delete
-run through `WorkloadHooks`, lists of callables that later capabilities (snapshots,
-backup targets) extend without this module knowing them.
+jobs (`cairn.jobs`), whose handlers are in `lifecycle_jobs.py`. The platform is asked
+about instances before the workload's row is locked, never while it is.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.auth.context import RequestContext
-from cairn.db.database import Database, reconnecting
-from cairn.db.models import Snapshot, Workload, WorkloadInstance, WorkloadType
+from cairn.db.database import Database
+from cairn.db.models import Workload, WorkloadInstance, WorkloadType
 from cairn.errors import Conflict, InvalidInput, NotFound
 from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
-from cairn.jobs.records import JobRecord
-from cairn.jobs.runner import JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
@@ -36,7 +31,8 @@ from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
 from cairn.workloads.records import (
-    WorkloadRecord, WorkloadSummary, get_workload, instance_owners, lock_workload)
+    WorkloadSummary, get_workload, instance_owners, lock_workload)
+from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
@@ -63,27 +59,15 @@ class WorkloadInput:
     availability_zone: str | None = None
 
 
-@dataclass
-class WorkloadHooks:
-    """Steps other capabilities add to reset and delete (each gets the session's work)."""
-
-    on_available: list[Callable[[WorkloadRecord], None]] = field(default_factory=list)
-    on_reset: list[Callable[[JobContext, str], None]] = field(default_factory=list)
-    on_delete_data: list[Callable[[JobContext, str], None]] = field(default_factory=list)
-    before_delete: list[Callable[[Session, WorkloadRecord], None]] = field(default_factory=list)
-
-
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
-                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
-                 hooks: WorkloadHooks | None = None) -> None:
+                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str) -> None:
         self.database = database
         self.platform = platform
         self.targets = targets
         self.dispatcher = dispatcher
         self.clock = clock
         self.service_timezone = service_timezone
-        self.hooks = hooks or WorkloadHooks()
 
     # -- create ---------------------------------------------------------------------
 
@@ -127,8 +111,14 @@ class WorkloadService:
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
                project_scope: str | None) -> None:
+        instances = None
+        if data.instance_ids is not None:  # asked of the platform before the row is locked
+            current = get_workload(session, workload_id, project_scope)
+            _require(current.status, states.MODIFIABLE, "modified")
+            instances = self._check_instances(session, ctx, data.instance_ids, workload_id=current.id,
+                                              project_id=current.project_id)
         row = lock_workload(session, workload_id, project_scope)
-        _require(row, states.MODIFIABLE, "modified")
+        _require(row.status, states.MODIFIABLE, "modified")
         now = self.clock()
         if data.name is not None:
             row.name = _check_name(data.name)
@@ -154,14 +144,12 @@ class WorkloadService:
             schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=base, now=now)
             row.jobschedule = schedule.to_storage()
             row.next_fire_at = _next_fire(schedule, now)
-        if data.instance_ids is not None:
-            instances = self._check_instances(session, ctx, data.instance_ids, workload_id=row.id,
-                                              project_id=row.project_id)
+        if instances is not None:
             session.execute(WorkloadInstance.__table__.delete().where(
                 WorkloadInstance.workload_id == row.id))
             session.flush()
             self._claim_instances(session, row.id, instances)
-            metadata["workload_approx_backup_size"] = _approx_size_gb(instances)
+            metadata["workload_approx_backup_size"] = approx_size_gb(instances)
         row.meta = metadata
         row.policy_id = policy_id
         row.updated_at = now
@@ -171,11 +159,9 @@ class WorkloadService:
     def delete(self, session: Session, workload_id: str, project_scope: str | None,
                database_only: bool) -> None:
         row = lock_workload(session, workload_id, project_scope)
-        _require(row, states.DELETABLE, "deleted")
-        record = get_workload(session, workload_id, None)
-        if not database_only:
-            for check in self.hooks.before_delete:
-                check(session, record)
+        _require(row.status, states.DELETABLE, "deleted")
+        if not database_only and count_live(session, workload_id):
+            raise Conflict("This workload contains snapshots. Delete all its snapshots first.")
         now = self.clock()
         row.status = states.DELETING
         row.updated_at = now
@@ -195,7 +181,7 @@ class WorkloadService:
 
     def reset(self, session: Session, workload_id: str, project_scope: str | None) -> None:
         row = lock_workload(session, workload_id, project_scope)
-        _require(row, states.RESETTABLE, "reset")
+        _require(row.status, states.RESETTABLE, "reset")
         now = self.clock()
         row.status = states.RESETTING
         row.updated_at = now
@@ -264,11 +250,11 @@ class WorkloadService:
                                  now=now.replace(tzinfo=timezone.utc), base=base)
 
 
-def _require(row: Workload, allowed: tuple[str, ...], action: str) -> None:
-    if row.status not in allowed:
+def _require(status: str, allowed: tuple[str, ...], action: str) -> None:
+    if status not in allowed:
         wanted = " or ".join(f"'{s}'" for s in allowed)
         raise Conflict(f"Invalid state: Workload must be in the {wanted} state to be {action}; "
-                       f"it is '{row.status}'.")
+                       f"it is '{status}'.")
 
 
 def _check_name(name: str | None) -> str:
@@ -295,113 +281,5 @@ def _next_fire(schedule: JobSchedule, now: datetime) -> datetime | None:
     return upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None
 
 
-def _approx_size_gb(instances: list[InstanceInfo]) -> str:
+def approx_size_gb(instances: list[InstanceInfo]) -> str:
     return str(math.ceil(sum(i.size for i in instances) / 2**30))
-
-
-# -- jobs ------------------------------------------------------------------------------
-
-
-def _set_status(session: Session, workload_id: str, expected: tuple[str, ...], status: str,
-                now: datetime, error: str | None = None, **values: Any) -> bool:
-    """Move the workload to `status` if it is in one of `expected`; whether it was."""
-    result = session.execute(update(Workload).where(Workload.id == workload_id, Workload.status.in_(expected))
-                             .values(status=status, error_msg=error, updated_at=now, **values))
-    return bool(result.rowcount == 1)
-
-
-class CreateWorkloadJob:
-    """Confirms the workload's instances with the platform: `creating → available | error`."""
-
-    def __init__(self, platform: Platform, hooks: WorkloadHooks, clock: Callable[[], datetime]) -> None:
-        self.platform = platform
-        self.hooks = hooks
-        self.clock = clock
-
-    def run(self, job: JobContext) -> None:
-        workload_id = job.record.workload_id
-        assert workload_id is not None
-        for attempt in reconnecting():
-            with attempt, job.database.reader() as session:
-                record = get_workload(session, workload_id, None)
-        for attempt in reconnecting():
-            with attempt:
-                found = self.platform.find_instances(record.project_id, [i.id for i in record.instances])
-        instances = []
-        for member in record.instances:
-            if member.id not in found:
-                raise NotFound(f"Instance {member.id} could not be found.")
-            self.platform.confirm(found[member.id])
-            instances.append(found[member.id])
-        # The write is one statement: writers take turns, and everything else was read
-        # before (a creating workload's metadata cannot change: modify waits for available).
-        metadata = {**record.metadata, "workload_approx_backup_size": _approx_size_gb(instances)}
-        now = self.clock()
-        for attempt in reconnecting():
-            with attempt, job.database.unit_of_work() as session:
-                available = _set_status(session, workload_id, (states.CREATING,), states.AVAILABLE, now,
-                                        meta=metadata)
-        if available:
-            record = dataclasses.replace(record, status=states.AVAILABLE, metadata=metadata, updated_at=now)
-        for step in self.hooks.on_available:
-            step(record)
-
-    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
-        if outcome.state != jobs.SUCCEEDED and job.workload_id:
-            _set_status(session, job.workload_id, (states.CREATING,), states.ERROR, self.clock(),
-                        error=outcome.error)
-
-
-class ResetWorkloadJob:
-    """Runs the reset steps other capabilities registered, then `resetting → available`."""
-
-    def __init__(self, hooks: WorkloadHooks, clock: Callable[[], datetime]) -> None:
-        self.hooks = hooks
-        self.clock = clock
-
-    def run(self, job: JobContext) -> None:
-        assert job.record.workload_id is not None
-        for step in self.hooks.on_reset:
-            job.checkpoint()
-            step(job, job.record.workload_id)
-
-    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
-        assert job.workload_id is not None
-        if outcome.state == jobs.SUCCEEDED:
-            _set_status(session, job.workload_id, (states.RESETTING,), states.AVAILABLE, self.clock())
-        else:
-            _set_status(session, job.workload_id, (states.RESETTING,), states.ERROR, self.clock(),
-                        error=f"Reset did not complete: {outcome.error}")
-
-
-class DeleteWorkloadJob:
-    """Removes the workload's data (unless database_only), then `deleting → deleted`."""
-
-    def __init__(self, hooks: WorkloadHooks, clock: Callable[[], datetime]) -> None:
-        self.hooks = hooks
-        self.clock = clock
-
-    def run(self, job: JobContext) -> None:
-        assert job.record.workload_id is not None
-        if not job.record.payload.get("database_only"):
-            for step in self.hooks.on_delete_data:
-                job.checkpoint()
-                step(job, job.record.workload_id)
-
-    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
-        assert job.workload_id is not None
-        now = self.clock()
-        if outcome.state == jobs.SUCCEEDED:
-            _set_status(session, job.workload_id, (states.DELETING,), states.DELETED, now,
-                        deleted=True, deleted_at=now, next_fire_at=None)
-            session.execute(update(Snapshot).where(Snapshot.workload_id == job.workload_id,
-                                                   Snapshot.deleted.is_(False))
-                            .values(deleted=True, deleted_at=now, status=states.SNAP_DELETED,
-                                    deleted_reason="the workload was deleted from the database only"))
-            # Release the instances: NULL claims never collide, so they may join a new workload.
-            session.execute(update(WorkloadInstance)
-                            .where(WorkloadInstance.workload_id == job.workload_id)
-                            .values(claim=None))
-        else:
-            _set_status(session, job.workload_id, (states.DELETING,), states.ERROR, now,
-                        error=f"Delete did not complete: {outcome.error}")

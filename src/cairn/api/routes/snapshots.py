@@ -10,7 +10,7 @@ from starlette.responses import Response
 from cairn.api import deps, models, views
 from cairn.errors import InvalidInput
 from cairn.workloads.snapshot_records import SnapshotFilter, get_snapshot, list_snapshots
-from cairn.workloads.snapshots import SnapshotRequest
+from cairn.workloads.snapshot_type import SnapshotRequest
 
 router = APIRouter(prefix="/v1/{project_id}", tags=["snapshots"])
 Token = Depends(deps.auth_token)
@@ -34,9 +34,10 @@ def take(request: Request, project_id: str, workload_id: str, body: models.Snaps
     snap = body.snapshot if body else models.SnapshotBody()
     wanted = SnapshotRequest(name=snap.name, description=snap.description,
                              snapshot_type=snap.snapshot_type, full=deps.parse_bool("full", full))
+    scope = None if ctx.is_admin else project_id
+    route = runtime.snapshots.routes([workload_id], scope).get(workload_id)
     with runtime.database.unit_of_work() as session:
-        record = runtime.snapshots.take(session, workload_id, None if ctx.is_admin else project_id,
-                                        ctx.user_id, wanted)
+        record = runtime.snapshots.take(session, workload_id, scope, ctx.user_id, wanted, route=route)
     return deps.json_response({"snapshot": views.snapshot_summary(record, deps.links_for(request))})
 
 
