@@ -214,16 +214,17 @@ class RestoreService:
         if snapshot.status != states.SNAP_AVAILABLE:
             raise Conflict(f"Invalid state: Snapshot must be 'available' to be restored; it is "
                            f"'{snapshot.status}'.")
+        restore_id = str(uuid.uuid4())
+        record = snapshot_record(snapshot)
+        # The platform is asked before the workload's row is locked (a call may take seconds).
+        plan = plan_restore(request, record.instances, restore_id, self.platform, snapshot.project_id)
+        # restored disks are written beside the originals: on the worker that reaches them
+        route = instances_routing(self.platform, snapshot.project_id, [i.id for i in record.instances])
         workload = session.scalars(select(Workload).where(Workload.id == snapshot.workload_id)
                                    .with_for_update()).one()
         if workload.status != states.AVAILABLE:
             raise Conflict("Invalid state: Workload must be in the 'available' state to restore a "
                            f"snapshot; it is '{workload.status}'.")
-        restore_id = str(uuid.uuid4())
-        record = snapshot_record(snapshot)
-        plan = plan_restore(request, record.instances, restore_id, self.platform, snapshot.project_id)
-        # restored disks are written beside the originals: on the worker that reaches them
-        route = instances_routing(self.platform, snapshot.project_id, [i.id for i in record.instances])
         workload.status = states.LOCKED
         workload.updated_at = now
         session.add(Restore(
