@@ -1,11 +1,17 @@
 # The two commands of the quick start, and a few conveniences.
-.PHONY: setup serve test test-fast bench-api bench-engine
+.PHONY: setup serve lint test test-fast bench-api bench-engine
 
 setup:
 	scripts/setup.sh
 
 serve: setup
 	.venv/bin/cairn serve
+
+# Style (ruff), types (mypy) and the layer order (lint-imports); settings in pyproject.toml.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	PYTHONPATH=src .venv/bin/lint-imports
 
 test: setup
 	scripts/start-services.sh

@@ -331,7 +331,7 @@ def measure(url: str, token: str, endpoint: Endpoint, clients: int, max_requests
     spec_path.write_text(json.dumps(spec))
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_client", str(spec_path)],
                           check=True, capture_output=True, text=True)
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return json.loads(done.stdout)
 
 
 def busy_jobs(database: Any) -> int:
@@ -498,7 +498,7 @@ def run_keystone_overhead(args: argparse.Namespace, workdir: Path) -> bool:
         results = {mode: {ep.name: Result() for ep in eps} for mode in modes}
         cpu = {mode: {ep.name: 0.0 for ep in eps} for mode in modes}
         for ep in eps:
-            for mode, (server, token) in modes.items():  # warm-up: connections, token cache
+            for server, token in modes.values():  # warm-up: connections, token cache
                 measure(server.url, token, ep, args.clients, 0, args.seconds, [], workdir,
                         args.clients, alice.project_id)
             for n in range(rounds):
@@ -555,12 +555,13 @@ def validator_costs(data_dir: Path, local_token: str, keystone_token: str,
     the part of a request that differs between the modes, without the HTTP noise."""
     from cairn.auth.keystone import KeystoneTokenValidator
     from cairn.auth.tokens import LocalTokenValidator
+    from cairn.auth.validator import TokenValidator
     from cairn.config import load_settings
     from cairn.db.database import Database
 
     settings = load_settings(environ={**keystone_env, "CAIRN_DATA_DIR": str(data_dir)})
     database = Database(settings.database_url)
-    validators = {"local": (LocalTokenValidator(database.reader), local_token),
+    validators: dict[str, tuple[TokenValidator, str]] = {"local": (LocalTokenValidator(database.reader), local_token),
                   "keystone": (KeystoneTokenValidator(settings.keystone, settings.admin_role),
                                keystone_token)}
     costs: dict[str, float] = {}
@@ -601,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(a real Keystone, installed by scripts/setup.sh)")
     args = parser.parse_args(argv)
 
-    print(f"Cairn API benchmark  {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    print(f"Cairn API benchmark  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
     print(f"machine: {platform.node()}, nproc {os.cpu_count()}, {platform.machine()}, "
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -116,7 +116,7 @@ class Cluster:
             self.start(name, "worker", "--name", name)
         for name in names:
             process = self.processes[name]
-            wait_until(lambda: "running (owner" in self.log(name) or process.poll() is not None, timeout=60)
+            wait_until(lambda: "running (owner" in self.log(name) or process.poll() is not None, timeout=60)  # noqa: B023 - wait_until calls it before the loop moves on
             assert process.poll() is None, self.log(name)
 
     def stop(self, *names: str, sig: int = signal.SIGTERM) -> None:
@@ -214,9 +214,9 @@ def running_cluster(backend: str, admin_url: str, data_dir: Path, *, name: str, 
                 if health:
                     cluster.health_urls[f"worker{index}"] = f"http://127.0.0.1:{port}/healthcheck"
         for api_url in cluster.api_urls:
-            wait_until(lambda: healthy(api_url), timeout=60, interval=0.1)
+            wait_until(lambda: healthy(api_url), timeout=60, interval=0.1)  # noqa: B023 - wait_until calls it before the loop moves on
         for worker in cluster.workers():
-            wait_until(lambda: "running (owner" in cluster.log(worker), timeout=60)
+            wait_until(lambda: "running (owner" in cluster.log(worker), timeout=60)  # noqa: B023 - wait_until calls it before the loop moves on
         for process_name, process in cluster.processes.items():
             assert process.poll() is None, f"{process_name} ended at start:\n{cluster.log(process_name)}"
         yield cluster

@@ -26,13 +26,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from disk_image import (  # noqa: E402  (bench/ is not a package: run as a script)
-    MiB, DiskImage, allocated_bytes, build_image, copy_sparse, format_size, parse_size,
-    scatter_writes)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.disk_image import (  # noqa: E402  (run as a script: the repository root is put on the path)
+    DiskImage,
+    MiB,
+    allocated_bytes,
+    build_image,
+    copy_sparse,
+    format_size,
+    parse_size,
+    scatter_writes,
+)
 
 # One passphrase for every tool, so each pays for the same encryption work.
 PASSPHRASE = "cairn-bench: not a secret"
@@ -141,7 +149,8 @@ class Cairn(Tool):
         # The passphrase comes from CAIRN_REPO_PASSPHRASE in the environment.
         return [self.exe, "repo", "init", str(self.repo), "--encrypt"]
 
-    def backup(self, disk, name, parent, ranges):
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
         argv = [self.exe, "repo", "backup", str(self.repo), "--disk", str(disk), "--name", name]
         if parent:
             argv += ["--parent", parent]
@@ -149,7 +158,7 @@ class Cairn(Tool):
             argv += ["--changed-ranges", str(ranges)]
         return argv, None
 
-    def restore(self, disk, name, out_dir):
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
         out = out_dir / disk.name
         return ([self.exe, "repo", "restore", str(self.repo), "--name", name,
                  "--output", str(out), "--format", "raw"], None, out)
@@ -172,10 +181,11 @@ class Restic(Tool):
     def init(self) -> list[str]:
         return ["restic", "-r", str(self.repo), "init"]
 
-    def backup(self, disk, name, parent, ranges):
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
         return ["restic", "-r", str(self.repo), "backup", "--tag", name, str(disk)], None
 
-    def restore(self, disk, name, out_dir):
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
         # restore writes the file under its absolute path below the target.
         return (["restic", "-r", str(self.repo), "restore", "latest", "--target", str(out_dir)],
                 None, out_dir / disk.relative_to(disk.anchor))
@@ -194,12 +204,13 @@ class Borg(Tool):
     def init(self) -> list[str]:
         return ["borg", "init", "--encryption", "repokey", str(self.repo)]
 
-    def backup(self, disk, name, parent, ranges):
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
         chunker = ["--chunker-params", self.chunker] if self.chunker else []
         # Run in the disk's directory so the archive holds "disk.raw", not the full path.
         return ["borg", "create", *chunker, f"{self.repo}::{name}", disk.name], disk.parent
 
-    def restore(self, disk, name, out_dir):
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
         # --sparse is what borg's docs advise for VM images: holes stay holes.
         return (["borg", "extract", "--sparse", f"{self.repo}::{name}"], out_dir,
                 out_dir / disk.name)
@@ -286,7 +297,7 @@ class Suite:
     def _log(self, tool: Tool, step: str) -> Path:
         return self.logs / f"{tool.name}-{step}.log"
 
-    def _attempt(self, tool: Tool, step: str, fn) -> None:
+    def _attempt(self, tool: Tool, step: str, fn: Callable[..., None]) -> None:
         """Run one step of one tool; a failure benches that tool, not the others."""
         if tool.failed:
             return
@@ -304,7 +315,7 @@ class Suite:
         copy_sparse(self.image.path, self.disk)
         stored: dict[str, int] = {}
         for tool in self.tools:
-            def init(tool=tool) -> None:
+            def init(tool: Tool = tool) -> None:
                 run_measured(tool.init(), self.env, self._log(tool, "init"))
                 stored[tool.name] = allocated_bytes(tool.repo)
             self._attempt(tool, "init", init)
@@ -447,8 +458,8 @@ def evaluate(results: list[Result], runs: list[Result], size: int,
     small = cairn_rss.get(size)
     out.append(Target(f"Cairn peak RSS, {format_size(size)} disk", f"≤ {RSS_LIMIT // MiB} MiB",
                       small, None if small is None else small <= RSS_LIMIT))
-    if rss_size and cairn_rss.get(rss_size) is not None and small:
-        big = cairn_rss[rss_size]
+    big = cairn_rss.get(rss_size) if rss_size else None
+    if rss_size and big is not None and small:
         out.append(Target(f"Cairn peak RSS, {format_size(rss_size)} disk", f"≤ {RSS_LIMIT // MiB} MiB",
                           big, big <= RSS_LIMIT))
         out.append(Target(f"RSS {format_size(rss_size)} ÷ RSS {format_size(size)} (size-independent)",
@@ -491,7 +502,7 @@ def table(results: list[Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -522,7 +533,7 @@ def environment(cache: Cache, cairn_exe: str) -> dict:
     mem = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
                if line.startswith("MemTotal:"))
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(), "memory": mem, "kernel": platform.release(),
         "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                            if line.startswith("model name")), platform.machine()),

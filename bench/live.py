@@ -44,10 +44,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT))
-from disk_image import build_image, format_size, parse_size  # noqa: E402
-
+from bench.disk_image import build_image, format_size, parse_size  # noqa: E402
 from cairn.platforms.libvirt import import_libvirt  # noqa: E402
 from tests.platforms.guest import GuestConsole, build_guest, domain_xml  # noqa: E402
 

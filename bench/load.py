@@ -174,7 +174,7 @@ def report(answers: list[Answer], finished: dict[str, float], load_seconds: floa
     accepted = [a for a in answers if a.snapshot]
     refused = [a for a in answers if a.status == 409]
     to_available = [finished[a.snapshot] - a.sent_at for a in accepted if a.snapshot in finished]
-    figures = {
+    figures: dict[str, Any] = {
         "requests": len(answers), "accepted": len(accepted), "refused_409": len(refused),
         "load_seconds": load_seconds, "requests_per_second": len(answers) / load_seconds,
         "snapshots_per_second": len(accepted) / (load_seconds + drain_seconds),

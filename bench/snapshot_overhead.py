@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
-from disk_image import build_image, format_size, parse_size  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.disk_image import build_image, format_size, parse_size  # noqa: E402
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 

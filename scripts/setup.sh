@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on a Debian machine (idempotent): system packages with
-# apt-get, then the project and its test dependencies into .venv, then the Keystone the
-# tests run against into a virtual environment of its own.
+# apt-get, then the project and its test and lint tools into .venv (at the versions of
+# constraints.txt), then the Keystone the tests run against into a virtual environment of
+# its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,15 +39,15 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.cairn-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint]'
   echo "$want" > "$stamp"
 fi
 if [[ "${CAIRN_SETUP_BENCH:-0}" == 1 && ! -x .venv/bin/py-spy ]]; then
-  .venv/bin/pip install -q -e '.[test,bench]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,bench]'
 fi
 
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own

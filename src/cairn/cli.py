@@ -9,11 +9,10 @@ exit status 2.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
-from cairn.errors import CairnError
+from cairn.commands import run
 
 #: sub-command name → "module:attribute" of its click command
 COMMANDS = {
@@ -77,13 +76,4 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except CairnError as exc:
-        click.echo(f"cairn: {exc.message}", err=True)
-        sys.exit(2)
+    run(cli)

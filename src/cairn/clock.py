@@ -6,12 +6,12 @@ scheduler), never from `datetime.now()` directly, so time can be controlled.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """Now, as a naive UTC datetime with microseconds."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def isoformat(moment: datetime | None) -> str | None:

@@ -31,6 +31,7 @@ def test_expired_token_is_refused(api: Service) -> None:
 
 def test_tokens_are_stored_only_as_hashes(api: Service) -> None:
     import sqlalchemy as sa
+
     from cairn.db.models import Token
 
     secret = api.token()

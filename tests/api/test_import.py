@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.api.test_snapshots import (
-    make_disks, register, restore, restored_disks, sha256, take_snapshot, wait_snapshot)
+from tests.api.test_snapshots import make_disks, register, restore, restored_disks, sha256, take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, wait_until
 

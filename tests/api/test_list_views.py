@@ -3,7 +3,7 @@ and never a stale view once a workload changed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -11,8 +11,7 @@ import orjson
 from cairn.api import views
 from cairn.api.render_cache import WorkloadViewCache
 from cairn.workloads.jobschedule import parse_jobschedule
-from cairn.workloads.records import (
-    MemberInstance, StorageUsage, WorkloadRecord, WorkloadSummary, WorkloadVersion)
+from cairn.workloads.records import MemberInstance, StorageUsage, WorkloadRecord, WorkloadSummary, WorkloadVersion
 from tests.api.test_workloads import create_workload, wait_status
 from tests.conftest import Service
 
@@ -21,7 +20,7 @@ LINKS = views.Links("http://cairn.example:8780/")
 
 
 def schedule(**fields: Any) -> dict[str, Any]:
-    return parse_jobschedule(fields, service_timezone="UTC", now=NOW.replace(tzinfo=timezone.utc)).to_storage()
+    return parse_jobschedule(fields, service_timezone="UTC", now=NOW.replace(tzinfo=UTC)).to_storage()
 
 
 def record(n: int, *, jobschedule: dict[str, Any], next_fire_at: datetime | None,

@@ -282,8 +282,9 @@ def test_reset_goes_through_resetting_to_available(api: Service, member: str) ->
         response = client.post(f"/v1/p1/workloads/{created['id']}/reset")
     assert response.status_code == 202 and response.content == b""
     wait_status(api, member, created["id"], "available")
-    from cairn.db.models import Job
     import sqlalchemy as sa
+
+    from cairn.db.models import Job
     with api.runtime.database.reader() as session:
         states = session.scalars(sa.select(Job.state).where(
             Job.workload_id == created["id"], Job.kind == "workload_reset")).all()

@@ -35,8 +35,12 @@ def scenario(service: Service, member: str, admin: str, alpha: str, beta: str) -
         seen.append((step, response.status_code, shown))
         return body
 
-    summary = (lambda b: {k: b["workload"][k] for k in ("project_id", "user_id", "name", "status")})
-    names = (lambda b: sorted((w["project_id"], w["name"]) for w in b["workloads"]))
+    def summary(b: Any) -> Any:
+        return {k: b["workload"][k] for k in ("project_id", "user_id", "name", "status")}
+
+    def names(b: Any) -> Any:
+        return sorted((w["project_id"], w["name"]) for w in b["workloads"])
+
     with service.client(None) as anonymous:
         record("no token", anonymous.get(f"/v1/{alpha}/workloads"))
     with service.client("not-a-token") as stranger:
@@ -53,7 +57,8 @@ def scenario(service: Service, member: str, admin: str, alpha: str, beta: str) -
     with service.client(admin) as client:
         theirs = record("admin creates", client.post(f"/v1/{beta}/workloads", json={"workload": {
             "name": "db", "instances": [{"instance-id": service.add_instance(beta, "vm-b")}]}}), summary)
-        record("admin lists every project", client.get(f"/v1/{beta}/workloads", params={"all_workloads": "true"}), names)
+        record("admin lists every project",
+               client.get(f"/v1/{beta}/workloads", params={"all_workloads": "true"}), names)
         record("admin shows alpha's workload", client.get(f"/v1/{alpha}/workloads/{mine['workload']['id']}"),
                lambda b: b["workload"]["name"])
         record("admin creates a policy", client.post(f"/v1/{beta}/workload_policy", json=POLICY),

@@ -36,7 +36,7 @@ def kill_connection_of(db: Database, session: Session) -> None:
     """Kill, from outside, the server connection that `session` holds."""
     own_id = session.scalar(sa.text("SELECT pg_backend_pid()" if db.backend == "postgresql"
                                     else "SELECT CONNECTION_ID()"))
-    kill_server_connection("postgresql" if db.backend == "postgresql" else "mariadb", int(own_id))  # type: ignore[arg-type]
+    kill_server_connection("postgresql" if db.backend == "postgresql" else "mariadb", int(own_id))
 
 
 def settings(db: Database) -> dict[str, str]:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -15,9 +15,12 @@ PACK = 1024 * 1024
 FAST_LOCKS = LockTiming(heartbeat_seconds=0.2, stale_seconds=5.0, gc_wait_seconds=20.0)
 PASSPHRASE = "correct horse battery staple"
 
+#: what the `make_repo` fixture is: a new repository, from init's options
+MakeRepo = Callable[..., Repository]
+
 
 @pytest.fixture
-def make_repo(tmp_path: Path) -> Callable[..., Repository]:
+def make_repo(tmp_path: Path) -> MakeRepo:
     def make(encrypted: bool = False, name: str = "repo", chunk_size: int = CHUNK, pack_size: int = PACK) -> Repository:
         target = FilesystemTarget(tmp_path / name, fsync=False)
         return Repository.init(target, encryption=Passphrase(PASSPHRASE) if encrypted else None,

@@ -12,7 +12,7 @@ from cairn.engine import Repository, open_source
 from cairn.engine.errors import BadManifestKey, Cancelled, ManifestExists, ManifestNotFound
 from cairn.engine.sources import Qcow2Source, RawSource
 from cairn.errors import InvalidInput
-from tests.engine.conftest import CHUNK, reopen
+from tests.engine.conftest import CHUNK, MakeRepo, reopen
 from tests.engine.diskutil import MIB, make_disk, qcow2_sha256, scribble, sha256, to_qcow2
 
 
@@ -57,7 +57,7 @@ def test_restore_to_qcow2_is_bit_exact(tmp_path: Path, repo: Repository) -> None
     assert qcow2_sha256(str(tmp_path / "out.qcow2"), str(tmp_path / "check.raw")) == sha256(raw)
 
 
-def test_holes_are_never_read_and_zero_chunks_never_stored(tmp_path: Path, make_repo) -> None:
+def test_holes_are_never_read_and_zero_chunks_never_stored(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "sparse.raw", size=64 * MIB,
                     extents=[(3 * MIB, 1 * MIB, "random"), (20 * MIB, 2 * MIB, "zero")])
@@ -72,7 +72,7 @@ def test_holes_are_never_read_and_zero_chunks_never_stored(tmp_path: Path, make_
     assert os.stat(tmp_path / "out.raw").st_blocks * 512 <= 2 * MIB
 
 
-def test_incremental_with_map_reads_only_changed_chunks(tmp_path: Path, make_repo) -> None:
+def test_incremental_with_map_reads_only_changed_chunks(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=32 * MIB, extents=[(0, 32 * MIB, "random")])
     repo.backup(raw, "d/0")
@@ -88,7 +88,7 @@ def test_incremental_with_map_reads_only_changed_chunks(tmp_path: Path, make_rep
     assert sha256(tmp_path / "out.raw") == sha256(raw)
 
 
-def test_incremental_follows_a_grown_disk(tmp_path: Path, make_repo) -> None:
+def test_incremental_follows_a_grown_disk(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=8 * MIB + 777, extents=[(0, 8 * MIB + 777, "text")])
     repo.backup(raw, "g/0")
@@ -128,7 +128,7 @@ def test_every_manifest_restores_after_its_parent_is_deleted_and_collected(tmp_p
     assert sha256(tmp_path / "out.raw") == sha256(raw)
 
 
-def test_cancelled_backup_leaves_only_garbage_that_gc_removes(tmp_path: Path, make_repo) -> None:
+def test_cancelled_backup_leaves_only_garbage_that_gc_removes(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(pack_size=256 * 1024)
     raw = make_disk(tmp_path / "d.raw", extents=[(0, 16 * MIB, "random")])
     calls = iter(range(1000))
@@ -143,7 +143,7 @@ def test_cancelled_backup_leaves_only_garbage_that_gc_removes(tmp_path: Path, ma
     assert repo.verify(deep=True).ok
 
 
-def test_progress_reaches_the_disk_size(tmp_path: Path, make_repo) -> None:
+def test_progress_reaches_the_disk_size(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=4 * MIB, extents=[(0, 4 * MIB, "text")])
     seen: list[tuple[int, int]] = []
@@ -155,7 +155,7 @@ def test_progress_reaches_the_disk_size(tmp_path: Path, make_repo) -> None:
 
 
 @pytest.mark.parametrize("key", ["../escape", "/abs/path", "a//b", "a/./b", "a/../b", "", "a/.tmp-x"])
-def test_unsafe_manifest_keys_are_refused(tmp_path: Path, make_repo, key: str) -> None:
+def test_unsafe_manifest_keys_are_refused(tmp_path: Path, make_repo: MakeRepo, key: str) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=MIB, extents=[(0, 1000, "text")])
     with pytest.raises(BadManifestKey):
@@ -163,7 +163,7 @@ def test_unsafe_manifest_keys_are_refused(tmp_path: Path, make_repo, key: str) -
     assert isinstance(BadManifestKey("x"), InvalidInput)
 
 
-def test_manifests_are_immutable_and_missing_ones_are_not_found(tmp_path: Path, make_repo) -> None:
+def test_manifests_are_immutable_and_missing_ones_are_not_found(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=MIB, extents=[(0, 1000, "text")])
     repo.backup(raw, "m/1")
@@ -176,14 +176,14 @@ def test_manifests_are_immutable_and_missing_ones_are_not_found(tmp_path: Path, 
     assert not (tmp_path / "o.raw").exists()
 
 
-def test_changed_ranges_without_parent_are_refused(tmp_path: Path, make_repo) -> None:
+def test_changed_ranges_without_parent_are_refused(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=MIB, extents=[(0, 1000, "text")])
     with pytest.raises(InvalidInput):
         repo.backup(raw, "m/1", changed_ranges=[(0, 10)])
 
 
-def test_backups_deduplicate_identical_disks(tmp_path: Path, make_repo) -> None:
+def test_backups_deduplicate_identical_disks(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", seed=12)
     first = repo.backup(raw, "a/1")

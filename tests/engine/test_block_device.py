@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from cairn.engine import open_source
 from cairn.engine.sources import BlockSource
+from tests.engine.conftest import MakeRepo
 from tests.engine.diskutil import MIB, make_disk, sha256
 
 
@@ -26,7 +27,7 @@ def loop_device(tmp_path: Path) -> Iterator[tuple[str, str]]:
         subprocess.run(["losetup", "-d", device], check=False)
 
 
-def test_block_device_backs_up_and_restores_onto_another_device(tmp_path: Path, make_repo,
+def test_block_device_backs_up_and_restores_onto_another_device(tmp_path: Path, make_repo: MakeRepo,
                                                                   loop_device: tuple[str, str]) -> None:
     device, backing = loop_device
     expected = sha256(backing)

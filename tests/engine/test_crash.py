@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cairn.engine import Repository
-from tests.engine.conftest import repo_path
+from tests.engine.conftest import MakeRepo, repo_path
 from tests.engine.diskutil import MIB, make_disk, sha256
 from tests.engine.worker import loop_disk
 
@@ -40,7 +40,7 @@ def _expected_for(key: str, workdir: Path, cache: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_backup_killed_at_20_random_moments_leaves_a_verifying_repository(tmp_path: Path, make_repo) -> None:
+def test_backup_killed_at_20_random_moments_leaves_a_verifying_repository(tmp_path: Path, make_repo: MakeRepo) -> None:
     seed = random.randrange(1 << 30)
     print(f"crash seed {seed}")
     rng = random.Random(seed)
@@ -64,7 +64,7 @@ def test_backup_killed_at_20_random_moments_leaves_a_verifying_repository(tmp_pa
 
 
 @pytest.mark.slow
-def test_gc_killed_at_10_random_moments_leaves_a_verifying_repository(tmp_path: Path, make_repo) -> None:
+def test_gc_killed_at_10_random_moments_leaves_a_verifying_repository(tmp_path: Path, make_repo: MakeRepo) -> None:
     seed = random.randrange(1 << 30)
     print(f"crash seed {seed}")
     rng = random.Random(seed)
@@ -96,7 +96,7 @@ def test_gc_killed_at_10_random_moments_leaves_a_verifying_repository(tmp_path: 
 
 
 @pytest.mark.slow
-def test_concurrent_backups_of_different_disks_into_one_repository(tmp_path: Path, make_repo) -> None:
+def test_concurrent_backups_of_different_disks_into_one_repository(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(pack_size=256 * 1024)
     procs = [subprocess.Popen([sys.executable, WORKER, "loop", repo_path(repo), str(tmp_path), str(i),
                                "--count", "2"], cwd=CWD) for i in range(4)]

@@ -10,7 +10,7 @@ import pytest
 from cairn.engine import Repository, config, crypto, index, manifest, packs
 from cairn.engine.chunks import BLOB_HEADER
 from cairn.engine.errors import UnsupportedFormat
-from tests.engine.conftest import repo_path
+from tests.engine.conftest import MakeRepo, repo_path
 from tests.engine.diskutil import MIB, make_disk
 
 
@@ -38,7 +38,7 @@ def _bump_version(path: Path, offset: int = 8) -> None:
 
 
 @pytest.mark.parametrize("what", ["config", "manifest", "index", "pack"])
-def test_unknown_versions_are_refused_with_a_clear_error(tmp_path: Path, make_repo, what: str) -> None:
+def test_unknown_versions_are_refused_with_a_clear_error(tmp_path: Path, make_repo: MakeRepo, what: str) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=2 * MIB, extents=[(0, MIB, "text")])
     repo.backup(raw, "v/1")

@@ -15,7 +15,7 @@ import pytest
 
 from cairn.engine import Repository
 from cairn.engine.locks import PLAN_KEY, read_plan
-from tests.engine.conftest import repo_path
+from tests.engine.conftest import MakeRepo, repo_path
 from tests.engine.diskutil import MIB, make_disk, sha256
 
 WORKER = str(Path(__file__).with_name("worker.py"))
@@ -56,7 +56,7 @@ def _mostly_dead_pack(repo: Repository, tmp_path: Path, seeds: tuple[int, int], 
     return b
 
 
-def test_gc_repacks_mostly_dead_packs_and_keeps_the_live_chunks(tmp_path: Path, make_repo) -> None:
+def test_gc_repacks_mostly_dead_packs_and_keeps_the_live_chunks(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(pack_size=8 * MIB)
     b = _mostly_dead_pack(repo, tmp_path, seeds=(3, 4), b_size=4 * MIB)
     report = repo.gc()
@@ -67,7 +67,7 @@ def test_gc_repacks_mostly_dead_packs_and_keeps_the_live_chunks(tmp_path: Path, 
     _assert_verifies(repo)
 
 
-def test_gc_removes_unfinished_uploads_and_unindexed_packs(tmp_path: Path, make_repo) -> None:
+def test_gc_removes_unfinished_uploads_and_unindexed_packs(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw = make_disk(tmp_path / "d.raw", size=4 * MIB)
     repo.backup(raw, "d/1")
@@ -125,7 +125,7 @@ def test_gc_never_deletes_chunks_a_running_backup_deduplicated_against(tmp_path:
     _assert_verifies(repo)
 
 
-def test_gc_waits_for_a_running_backup_then_completes(tmp_path: Path, make_repo) -> None:
+def test_gc_waits_for_a_running_backup_then_completes(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     raw, proc, pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 8, "y/1")
     started = time.monotonic()
@@ -138,7 +138,7 @@ def test_gc_waits_for_a_running_backup_then_completes(tmp_path: Path, make_repo)
     _assert_verifies(repo)
 
 
-def test_a_stale_lock_of_a_dead_backup_does_not_block_gc(tmp_path: Path, make_repo) -> None:
+def test_a_stale_lock_of_a_dead_backup_does_not_block_gc(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo()
     _raw, proc, _pause = _dead_chunks_and_a_paused_backup(tmp_path, repo, 9, "y/1")
     proc.kill()
@@ -150,7 +150,7 @@ def test_a_stale_lock_of_a_dead_backup_does_not_block_gc(tmp_path: Path, make_re
 
 
 @pytest.mark.slow
-def test_backups_and_gc_in_separate_processes_leave_everything_restorable(tmp_path: Path, make_repo) -> None:
+def test_backups_and_gc_in_separate_processes_leave_everything_restorable(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(pack_size=512 * 1024)
     cwd = str(Path(__file__).parents[2])
     disks = {}
@@ -185,7 +185,7 @@ def test_backups_and_gc_in_separate_processes_leave_everything_restorable(tmp_pa
     _assert_verifies(repo)
 
 
-def test_a_restore_holding_old_locations_finds_chunks_gc_moved(tmp_path: Path, make_repo) -> None:
+def test_a_restore_holding_old_locations_finds_chunks_gc_moved(tmp_path: Path, make_repo: MakeRepo) -> None:
     from cairn.engine.index import load_index
     from cairn.engine.restore import ChunkFetcher
 
@@ -204,7 +204,7 @@ def test_a_restore_holding_old_locations_finds_chunks_gc_moved(tmp_path: Path, m
     _assert_verifies(repo)
 
 
-def test_a_restore_whose_pack_gc_deletes_midway_reads_the_moved_chunks(tmp_path: Path, make_repo) -> None:
+def test_a_restore_whose_pack_gc_deletes_midway_reads_the_moved_chunks(tmp_path: Path, make_repo: MakeRepo) -> None:
     from cairn.engine.locks import Lock
     from cairn.targets import FilesystemTarget
     from tests.engine.conftest import FAST_LOCKS
@@ -235,7 +235,7 @@ def test_a_restore_whose_pack_gc_deletes_midway_reads_the_moved_chunks(tmp_path:
     _assert_verifies(repo)
 
 
-def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path, make_repo) -> None:
+def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path, make_repo: MakeRepo) -> None:
     from cairn.engine.errors import RepositoryBusy
 
     repo = make_repo()
@@ -258,7 +258,7 @@ def test_a_backup_whose_lock_was_removed_as_stale_commits_nothing(tmp_path: Path
     _assert_verifies(repo)
 
 
-def test_verify_refuses_to_run_while_gc_holds_the_repository(tmp_path: Path, make_repo) -> None:
+def test_verify_refuses_to_run_while_gc_holds_the_repository(tmp_path: Path, make_repo: MakeRepo) -> None:
     from cairn.engine.errors import RepositoryBusy
 
     repo = make_repo()

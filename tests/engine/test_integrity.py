@@ -12,7 +12,7 @@ from cairn.engine import KeyFile, Passphrase, Repository
 from cairn.engine.errors import CorruptObject, IntegrityError, WrongKey
 from cairn.engine.packs import PACK_HEADER_SIZE
 from cairn.targets import FilesystemTarget
-from tests.engine.conftest import FAST_LOCKS, reopen, repo_path
+from tests.engine.conftest import FAST_LOCKS, MakeRepo, reopen, repo_path
 from tests.engine.diskutil import MIB, make_disk, sha256
 
 
@@ -110,7 +110,7 @@ def test_a_missing_pack_is_reported_with_its_snapshots(tmp_path: Path, repo: Rep
         repo.restore("w/s1/i/d", tmp_path / "o.raw")
 
 
-def test_wrong_passphrase_is_a_clear_error(tmp_path: Path, make_repo) -> None:
+def test_wrong_passphrase_is_a_clear_error(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(encrypted=True)
     with pytest.raises(WrongKey, match="wrong passphrase"):
         Repository.open(repo.target, key=Passphrase("not it"))
@@ -135,7 +135,7 @@ def test_key_file_opens_what_it_encrypted(tmp_path: Path) -> None:
         Repository.open(target, key=KeyFile(str(other)))
 
 
-def test_encrypted_repository_stores_no_plaintext(tmp_path: Path, make_repo) -> None:
+def test_encrypted_repository_stores_no_plaintext(tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(encrypted=True)
     raw = tmp_path / "d.raw"
     marker = b"CAIRN-PLAINTEXT-MARKER-" * 4000
@@ -146,7 +146,8 @@ def test_encrypted_repository_stores_no_plaintext(tmp_path: Path, make_repo) -> 
             assert b"CAIRN-PLAINTEXT-MARKER" not in handle.read()
 
 
-def test_a_damaged_key_file_is_reported_by_verify_and_is_not_a_wrong_passphrase(tmp_path: Path, make_repo) -> None:
+def test_a_damaged_key_file_is_reported_by_verify_and_is_not_a_wrong_passphrase(
+        tmp_path: Path, make_repo: MakeRepo) -> None:
     repo = make_repo(encrypted=True)
     [keyfile] = _files(repo, "keys")
     _flip(keyfile, 100)

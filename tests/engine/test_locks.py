@@ -41,7 +41,7 @@ class RemovedMidBeat:
 
 def test_a_lock_removed_as_stale_mid_heartbeat_is_never_written_back(tmp_path: Path) -> None:
     target = RemovedMidBeat(FilesystemTarget(tmp_path / "t", fsync=False))
-    with Lock(target, "backup", QUICK) as lock:  # type: ignore[arg-type]
+    with Lock(target, "backup", QUICK) as lock:
         target.victim = lock.key
         wait_until(lambda: lock.error is not None, timeout=10, interval=0.01)
         assert target.removed and not target.inner.exists(lock.key)

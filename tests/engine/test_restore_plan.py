@@ -12,6 +12,7 @@ from cairn.engine.chunks import ZERO_ID
 from cairn.engine.manifest import Manifest
 from cairn.engine.packs import BlobLocation
 from cairn.engine.restore_plan import PlannedBlob, merge_runs, plan_runs
+from tests.engine.conftest import MakeRepo
 from tests.engine.diskutil import MIB, sha256
 
 PACK = b"p" * 16
@@ -56,7 +57,7 @@ def test_every_non_zero_chunk_is_planned_once_per_window_with_all_its_places() -
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
-def test_repeated_chunks_and_an_unaligned_tail_restore_bit_exact(tmp_path: Path, make_repo,
+def test_repeated_chunks_and_an_unaligned_tail_restore_bit_exact(tmp_path: Path, make_repo: MakeRepo,
                                                                   encrypted: bool) -> None:
     # 1 MiB chunks take the O_DIRECT path; the last 1000 bytes go through the page cache.
     repo: Repository = make_repo(encrypted=encrypted, chunk_size=MIB, pack_size=4 * MIB)

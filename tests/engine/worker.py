@@ -29,8 +29,9 @@ TIMING = LockTiming(heartbeat_seconds=0.2, stale_seconds=5.0, gc_wait_seconds=20
 
 def loop_disk(workdir: str, seed: int, j: int) -> str:
     """The disk `loop` backs up as c<seed>/<j>; the same call regenerates it bit for bit."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from diskutil import MIB, make_disk
+    # run as a script, the repository root is not on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from tests.engine.diskutil import MIB, make_disk
 
     return make_disk(os.path.join(workdir, f"loop-{seed}-{j}.raw"), size=3 * MIB, seed=seed * 100 + j,
                      extents=[(0, 512 * 1024, "text"), (MIB, MIB, "random"), (2 * MIB + 4096, 300_000, "text")])
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

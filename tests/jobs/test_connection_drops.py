@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from cairn.db.models import Instance, Job
-from tests.api.test_snapshots import (make_disks, register, restore, restored_disks, sha256, take_snapshot,
-                                      wait_snapshot)
+from tests.api.test_snapshots import make_disks, register, restore, restored_disks, sha256, take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, wait_status
 from tests.conftest import BACKENDS, Service, kill_server_connection, wait_until
 

@@ -178,7 +178,10 @@ def domain_xml(name: str, image: GuestImage, disk: Path, console: Path, *, disk_
     if project is not None:
         metadata = f"""<metadata>
     <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
-      <nova:owner><nova:user uuid="u-1">tester</nova:user><nova:project uuid="{project}">{project}</nova:project></nova:owner>
+      <nova:owner>
+        <nova:user uuid="u-1">tester</nova:user>
+        <nova:project uuid="{project}">{project}</nova:project>
+      </nova:owner>
     </nova:instance>
   </metadata>"""
     return f"""<domain type='{domain_type()}'>
@@ -196,7 +199,9 @@ def domain_xml(name: str, image: GuestImage, disk: Path, console: Path, *, disk_
       <source file='{disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-    <interface type='user'><mac address='52:54:00:{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:2]}:01'/><model type='virtio'/></interface>
+    <interface type='user'>
+      <mac address='52:54:00:{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:2]}:01'/><model type='virtio'/>
+    </interface>
     <serial type='unix'><source mode='bind' path='{console}'/><target port='0'/></serial>
     {extra_devices}
   </devices>

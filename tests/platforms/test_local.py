@@ -35,7 +35,7 @@ def test_each_restore_registers_an_instance_of_its_own(
     for disk in disks:
         disk.write_bytes(b"\0" * 65536)
     made = [local.restore_instance("p1", "web", [("vda", str(disk), "raw")], {}, label, None)
-            for disk, label in zip(disks, ("restore-1", "restore-2"))]
+            for disk, label in zip(disks, ("restore-1", "restore-2"), strict=True)]
     assert made[0].id != made[1].id
     with database.reader() as session:
         assert sorted(i.id for i in list_instances(session, "p1")) == sorted(i.id for i in made)

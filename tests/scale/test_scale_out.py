@@ -33,7 +33,7 @@ def test_snapshots_through_either_api_end_available_run_by_a_worker(cluster: Clu
         ended = caller.wait_snapshot_ended(snapshot)
         assert ended["status"] == "available", ended
         # the snapshot is available a moment before its job's closing transaction ends
-        job = wait_until(lambda: (j := cluster.job_of(snapshot)) and j["state"] != "running" and j)
+        job = wait_until(lambda: (j := cluster.job_of(snapshot)) and j["state"] != "running" and j)  # noqa: B023 - wait_until calls it before the loop moves on
         assert job["state"] == "succeeded", job
         assert job["owner"].split(":")[0] in cluster.workers(), job
         caller.wait_workload(workload, "available")

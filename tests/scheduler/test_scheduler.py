@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ MINUTE = timedelta(minutes=1)
 @pytest.fixture
 def first_fire() -> datetime:
     """The first fire time of `schedule()`: tomorrow 21:00 UTC, naive like the database."""
-    tomorrow = datetime.now(timezone.utc).date() + DAY
+    tomorrow = datetime.now(UTC).date() + DAY
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, 21, 0)
 
 
@@ -53,7 +53,7 @@ def scheduled_workloads(api: Service, jobschedule: dict[str, Any], count: int = 
 
 def workload_column(api: Service, ids: list[str], column: Any) -> list[Any]:
     with api.runtime.database.reader() as session:
-        found = dict(session.execute(sa.select(Workload.id, column).where(Workload.id.in_(ids))).all())
+        found: dict[str, Any] = dict(session.execute(sa.select(Workload.id, column).where(Workload.id.in_(ids))).all())
     return [found[i] for i in ids]
 
 
@@ -298,7 +298,7 @@ def race(schedulers: list[Scheduler], now: datetime) -> list[int]:
         try:
             start.wait()
             fired[index] = schedulers[index].tick(now)
-        except BaseException as exc:  # reported by the test thread
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(schedulers))]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import InvalidInput, NotFound, Unavailable
-from cairn.targets import FilesystemTarget, ObjectNotFound, Target, TargetFull, TargetIOError, map_os_error
+from cairn.targets import FilesystemTarget, ObjectNotFound, Target, TargetError, TargetFull, TargetIOError, map_os_error
 from cairn.targets.base import READ_SLACK
 
 
@@ -108,7 +108,7 @@ def test_free_space_is_reported(target: FilesystemTarget) -> None:
 def test_os_errors_map_to_unavailable(code: int, kind: type) -> None:
     mapped = map_os_error(OSError(code, os.strerror(code)), "writing x")
     assert isinstance(mapped, kind) and isinstance(mapped, Unavailable)
-    assert mapped.errno == code
+    assert isinstance(mapped, TargetError) and mapped.errno == code
 
 
 def test_a_real_enospc_from_the_kernel_becomes_target_full(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -34,8 +35,9 @@ def refusal(raw: object) -> InvalidInput:
     return caught.value
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+        microsecond: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
 
 
 def local(when: datetime, name: str) -> datetime:
@@ -402,7 +404,7 @@ def test_a_five_hourly_schedule_counts_elapsed_hours_across_daylight_saving() ->
     times = fires({"timezone": "Europe/Berlin", "start_date": "03/28/2026", "start_time": "21:00",
                    "interval": 5}, utc(2026, 3, 28), utc(2026, 3, 30))
     assert times[0] == utc(2026, 3, 28, 20)
-    assert all(b - a == timedelta(hours=5) for a, b in zip(times, times[1:]))
+    assert all(b - a == timedelta(hours=5) for a, b in pairwise(times))
 
 
 def test_a_multi_day_interval_keeps_its_wall_clock() -> None:

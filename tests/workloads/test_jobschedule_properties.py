@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,7 +37,7 @@ def wall(when: datetime, name: str) -> datetime:
     return when.astimezone(zone(name)).replace(tzinfo=None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shift_days(name: str) -> tuple[date, ...]:
     """The days on which the zone's offset changes, 2024 to 2027."""
     tz, day, days = zone(name), date(2024, 1, 1), []
@@ -134,7 +135,7 @@ def test_fire_times_strictly_increase_and_stay_between_start_and_end(data: st.Da
     schedule = data.draw(schedules())
     start, end = data.draw(windows(schedule))
     fires = list(fire_times(schedule, start, end))
-    assert all(a < b for a, b in zip(fires, fires[1:]))
+    assert all(a < b for a, b in pairwise(fires))
     assert all(start < fire <= end for fire in fires)
     # nothing before the start: a start time in a gap moves later, never earlier
     assert all(wall(fire, schedule.timezone) >= first_wall(schedule) for fire in fires)
@@ -153,7 +154,7 @@ def test_short_intervals_across_a_shift_never_fire_twice_at_one_instant(
     schedule = schedule_of(name, day - timedelta(days=2), time(hour), hours)
     opening = datetime.combine(day, time(), UTC) - timedelta(days=1)
     fires = list(fire_times(schedule, opening, opening + timedelta(days=3)))
-    assert all(a < b for a, b in zip(fires, fires[1:]))
+    assert all(a < b for a, b in pairwise(fires))
     expected = reference_fire_times(schedule, opening + timedelta(days=3))
     assert fires == [fire for fire in expected if fire > opening]
 
@@ -197,7 +198,7 @@ def test_other_intervals_are_exactly_their_hours_apart(data: st.DataObject) -> N
     start, end = data.draw(windows(schedule))
     fires = list(fire_times(schedule, start, end + timedelta(days=10)))
     step = timedelta(hours=schedule.interval_hours)
-    assert all(b - a == step for a, b in zip(fires, fires[1:]))
+    assert all(b - a == step for a, b in pairwise(fires))
 
 
 @SETTINGS

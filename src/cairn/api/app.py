@@ -9,8 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 from cairn import __version__
 from cairn.api import faults, models
-from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.routes import global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
 from cairn.runtime import Runtime
 

@@ -38,7 +38,13 @@ import orjson
 from cairn.api import views
 from cairn.clock import utcnow
 from cairn.workloads.records import (
-    NO_USAGE, StorageUsage, WorkloadRecord, WorkloadSummary, WorkloadVersion, as_datetime)
+    NO_USAGE,
+    StorageUsage,
+    WorkloadRecord,
+    WorkloadSummary,
+    WorkloadVersion,
+    as_datetime,
+)
 
 MAX_ENTRIES = 20_000
 
@@ -103,7 +109,7 @@ class WorkloadViewCache:
         entries: _Entries[bytes] = self._entries(("summary", links.endpoint))
         encoded = entries.lookup(versions)
         if None in encoded:
-            missing = {v[0]: v[1] for v, body in zip(versions, encoded) if body is None}
+            missing = {v[0]: v[1] for v, body in zip(versions, encoded, strict=True) if body is None}
             fresh = {}
             for summary in fetch(list(missing)).values():
                 body = orjson.dumps(views.workload_summary(summary, links))
@@ -112,7 +118,7 @@ class WorkloadViewCache:
                 # is never wrong to show, and the next list sees the newer version.
                 entries.put(summary.id, missing[summary.id], body)
                 fresh[summary.id] = body
-            encoded = [body if body is not None else fresh.get(v[0]) for v, body in zip(versions, encoded)]
+            encoded = [body if body is not None else fresh.get(v[0]) for v, body in zip(versions, encoded, strict=True)]
         return b"".join((b'{"workloads":[', b",".join([body for body in encoded if body is not None]), b"]}"))
 
     def details(self, versions: Sequence[WorkloadVersion],
@@ -125,20 +131,20 @@ class WorkloadViewCache:
             ("detail", links.endpoint, backup_target_label is not None))
         pieces = entries.lookup(versions)
         if None in pieces:
-            missing = {v[0]: v[1] for v, p in zip(versions, pieces) if p is None}
+            missing = {v[0]: v[1] for v, p in zip(versions, pieces, strict=True) if p is None}
             fresh = {}
             for record in fetch(list(missing)).values():
                 made = self._detail_pieces(record, links, backup_target_label)
                 entries.put(record.id, missing[record.id], made)
                 fresh[record.id] = made
-            pieces = [p if p is not None else fresh.get(v[0]) for v, p in zip(versions, pieces)]
+            pieces = [p if p is not None else fresh.get(v[0]) for v, p in zip(versions, pieces, strict=True)]
         flag = b"true" if global_jobscheduler else b"false"
         usage_json = {wid: _usage_json(u) for wid, u in usage.items() if u is not NO_USAGE}
         # Workloads on the same schedule share their next fire time: convert and encode
         # each one once (keyed by the value as read).
         nextruns: dict[object, bytes] = {}
         out: list[bytes] = []
-        for (workload_id, _, fire_value), p in zip(versions, pieces):
+        for (workload_id, _, fire_value), p in zip(versions, pieces, strict=True):
             if p is None:
                 continue
             nextrun = b""

@@ -6,10 +6,10 @@ them key by key.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import functools
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cairn.clock import isoformat
@@ -104,7 +104,7 @@ def nextrun(next_fire_at: datetime | None, stored_schedule: dict[str, Any], now:
     computing it from the schedule is the rare case."""
     if next_fire_at is not None and next_fire_at > now:
         return math.ceil((next_fire_at - now).total_seconds())
-    aware_now = now.replace(tzinfo=timezone.utc)
+    aware_now = now.replace(tzinfo=UTC)
     upcoming = next_fire_time(JobSchedule.from_storage(stored_schedule), aware_now)
     if upcoming is None:
         return None
@@ -120,7 +120,7 @@ def _static_view(stored: tuple[tuple[str, Any], ...], appliance_timezone: str) -
     # Every field but nextrun depends on the stored schedule alone, and most workloads
     # share a handful of schedules: parse and format each one once.
     view = JobSchedule.from_storage(dict(stored)).wire(
-        appliance_timezone=appliance_timezone, global_jobscheduler=False, now=datetime.now(timezone.utc))
+        appliance_timezone=appliance_timezone, global_jobscheduler=False, now=datetime.now(UTC))
     view.pop("nextrun", None)
     return view
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
@@ -50,6 +50,7 @@ def service_session(settings: KeystoneAuthSettings) -> ks_session.Session:
     """A keystoneauth1 session logged in as Cairn's service user (lazily: nothing is
     sent until the first request)."""
     settings.check()
+    assert settings.auth_url and settings.password  # check() refused a section without them
     auth = v3.Password(auth_url=settings.auth_url, username=settings.username,
                        password=settings.password, project_name=settings.project_name,
                        user_domain_name=settings.user_domain_name,
@@ -177,6 +178,6 @@ class KeystoneTokenValidator:
 def _epoch(value: Any) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     raise NotAuthenticated("The token has no expiry Cairn can read.")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import uuid
 import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Callable, ContextManager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -65,7 +66,7 @@ class LocalTokenValidator:
     of requests costs one lookup; unknown tokens are never cached.
     """
 
-    def __init__(self, reader: Callable[[], ContextManager[Session]]) -> None:
+    def __init__(self, reader: Callable[[], AbstractContextManager[Session]]) -> None:
         self._reader = reader
         self._cache: dict[str, tuple[Identity, datetime | None, float]] = {}
 

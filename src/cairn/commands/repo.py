@@ -2,7 +2,7 @@
 gc, stats, forget, list). PATH is a directory: a local disk or an NFS mount.
 
 Output is one JSON object on stdout (machine-readable: the benchmark and scripts parse it);
-errors leave through `cairn.cli.main` as a one-line message and exit status 2, and
+errors leave through `cairn.commands.run` as a one-line message and exit status 2, and
 `verify` exits 1 when it finds problems.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from cairn.commands import run
 from cairn.engine import KeyFile, Passphrase, Repository
 from cairn.engine.config import DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE
 from cairn.engine.crypto import KeySource
@@ -26,7 +27,7 @@ PASSPHRASE_ENV = "CAIRN_REPO_PASSPHRASE"
 
 
 def _emit(obj: Any) -> None:
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         obj = dataclasses.asdict(obj)
     click.echo(json.dumps(obj, sort_keys=True))
 
@@ -169,10 +170,7 @@ def list_cmd(path: str, passphrase_file: str | None, key_file: str | None) -> No
 
 def main() -> None:
     """`python -m cairn.commands.repo ARGS` is `cairn repo ARGS`, with the same error handling."""
-    from cairn.cli import main as cli_main
-
-    sys.argv[1:1] = ["repo"]
-    cli_main()
+    run(repo)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import click
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from cairn import __version__
 from cairn.config import Settings
@@ -48,7 +48,8 @@ def schema_problem(database: Database) -> str | None:
             current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
         where = database.engine.url.render_as_string(hide_password=True)
-        return f"the database {where} does not answer ({type(exc.orig or exc).__name__}: {exc.orig or exc})."
+        cause = (exc.orig if isinstance(exc, DBAPIError) else None) or exc
+        return f"the database {where} does not answer ({type(cause).__name__}: {cause})."
     if current == head:
         return None
     return (f"the database is at schema revision {current or 'none (empty)'}, this Cairn needs {head}: "
@@ -70,7 +71,7 @@ def database_answers(database: Database) -> bool:
         with database.reader() as session:
             session.execute(select(1))
         return True
-    except Exception:  # any failure to reach the database means unhealthy
+    except Exception:  # noqa: BLE001 - any failure to reach the database means unhealthy
         return False
 
 

@@ -13,8 +13,7 @@ import logging
 import click
 
 from cairn.commands import settings_from
-from cairn.commands.roles import (HealthServer, check_ready, database_answers, health_option, loop_alive,
-                                  wait_for_signal)
+from cairn.commands.roles import HealthServer, check_ready, database_answers, health_option, loop_alive, wait_for_signal
 from cairn.commands.serve import configure_logging
 from cairn.runtime import build_runtime
 

@@ -26,12 +26,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from cairn.errors import Unavailable
 

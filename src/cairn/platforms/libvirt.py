@@ -26,9 +26,16 @@ from typing import Any
 
 from cairn.errors import CairnError, Conflict, NotFound, Unavailable
 from cairn.platforms.base import Capture, DiskInfo, InstanceInfo
-from cairn.platforms.libvirt_backup import (CHECKPOINT_PREFIX, delete_checkpoint, new_member, open_capture)
-from cairn.platforms.libvirt_domain import (OWNER_NS, OWNER_PREFIX, DomainDescription, beside, describe,
-                                            owner_element, restored_domain_xml)
+from cairn.platforms.libvirt_backup import CHECKPOINT_PREFIX, delete_checkpoint, new_member, open_capture
+from cairn.platforms.libvirt_domain import (
+    OWNER_NS,
+    OWNER_PREFIX,
+    DomainDescription,
+    beside,
+    describe,
+    owner_element,
+    restored_domain_xml,
+)
 from cairn.system_python import import_system_modules
 
 log = logging.getLogger(__name__)

@@ -80,11 +80,12 @@ def _owner(root: ET.Element) -> str | None:
 
 def _memory_kib(root: ET.Element) -> int:
     memory = root.find("memory")
-    if memory is None or not (memory.text or "").strip():
+    text = "" if memory is None else (memory.text or "").strip()
+    if memory is None or not text:
         return 0
     factor = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
               "mb": 1000 * 1000 / 1024, "g": 1024 ** 2, "gib": 1024 ** 2, "gb": 1000 ** 3 / 1024}
-    return int(int(memory.text.strip()) * factor.get(memory.get("unit", "KiB").lower(), 1))
+    return int(int(text) * factor.get(memory.get("unit", "KiB").lower(), 1))
 
 
 def describe(xml: str) -> DomainDescription:

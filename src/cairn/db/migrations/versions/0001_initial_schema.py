@@ -1,13 +1,13 @@
 """Initial schema, with the two fixed workload types seeded.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 21:57:00.604109
 """
-from alembic import op
-import sqlalchemy as sa
 from datetime import datetime
 
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = '0001'
