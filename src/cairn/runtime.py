@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cairn.auth.policy import PolicyEnforcer
@@ -164,6 +164,6 @@ def build_platform(settings: Settings, database: Database) -> Platform:
 
 def _check_timezone(name: str) -> None:
     try:
-        parse_jobschedule({}, service_timezone=name, now=datetime.now(timezone.utc))
+        parse_jobschedule({}, service_timezone=name, now=datetime.now(UTC))
     except InvalidInput:
         raise InvalidInput(f"timezone: {name!r} is not a known timezone.", "timezone") from None

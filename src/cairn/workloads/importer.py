@@ -9,7 +9,7 @@ workload whose row is live already is left alone. Imported workloads are `availa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,7 +60,7 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
     if session.get(WorkloadType, type_id) is None:
         type_id = "f82ce76f-17fe-438b-aa37-7a023058e50d"
     schedule = JobSchedule.from_storage(document.jobschedule)
-    upcoming = next_fire_time(schedule, now.replace(tzinfo=timezone.utc)) if schedule.enabled else None
+    upcoming = next_fire_time(schedule, now.replace(tzinfo=UTC)) if schedule.enabled else None
     values = dict(
         project_id=document.project_id, user_id=document.user_id, name=document.name,
         description=document.description, workload_type_id=type_id,
@@ -68,7 +68,7 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
         jobschedule=document.jobschedule, meta=metadata, policy_id=policy_id,
         backup_target=target_name, created_at=document.created_at or now, updated_at=now,
         deleted=False, deleted_at=None, full_required=True,
-        next_fire_at=upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None)
+        next_fire_at=upcoming.astimezone(UTC).replace(tzinfo=None) if upcoming else None)
     if existing is None:
         session.add(Workload(id=document.id, **values))
     else:

@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +30,7 @@ from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobsc
 from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
-from cairn.workloads.records import (
-    WorkloadSummary, get_workload, instance_owners, lock_workload)
+from cairn.workloads.records import WorkloadSummary, get_workload, instance_owners, lock_workload
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 
@@ -247,7 +246,7 @@ class WorkloadService:
             values = get_policy(session, policy_id).field_values
             merged.update({name: values[name] for name in POLICY_FIELDS if name in values})
         return parse_jobschedule(merged, service_timezone=self.service_timezone,
-                                 now=now.replace(tzinfo=timezone.utc), base=base)
+                                 now=now.replace(tzinfo=UTC), base=base)
 
 
 def _require(status: str, allowed: tuple[str, ...], action: str) -> None:
@@ -277,8 +276,8 @@ def _next_fire(schedule: JobSchedule, now: datetime) -> datetime | None:
     """The next fire time as stored (naive UTC), or None when nothing is scheduled."""
     if not schedule.enabled:
         return None
-    upcoming = next_fire_time(schedule, now.replace(tzinfo=timezone.utc))
-    return upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None
+    upcoming = next_fire_time(schedule, now.replace(tzinfo=UTC))
+    return upcoming.astimezone(UTC).replace(tzinfo=None) if upcoming else None
 
 
 def approx_size_gb(instances: list[InstanceInfo]) -> str:

@@ -24,6 +24,7 @@ from cairn.errors import Conflict
 from cairn.jobs.dispatch import WORKER_KEY
 from cairn.platforms.base import InstanceInfo, Platform
 
+
 def worker_for(instances: Iterable[InstanceInfo]) -> str | None:
     """The one host reaching every disk of `instances`, or None when any worker can."""
     by_host: dict[str, list[str]] = {}

@@ -34,10 +34,10 @@ from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import states
+from cairn.workloads.job_rows import ProgressReporter, cancel_work, settle_unfinished
 from cairn.workloads.placement import instances_routing
 from cairn.workloads.records import get_workload
 from cairn.workloads.snapshot_records import SnapshotDisk, SnapshotInstance, snapshot_record
-from cairn.workloads.job_rows import ProgressReporter, cancel_work, settle_unfinished
 from cairn.workloads.storage import BackupTargets
 
 log = logging.getLogger(__name__)

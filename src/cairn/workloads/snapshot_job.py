@@ -32,7 +32,12 @@ from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import WorkloadRecord, get_workload
 from cairn.workloads.retention_step import RetentionStep
 from cairn.workloads.snapshot_records import (
-    SnapshotDisk, SnapshotInstance, SnapshotRecord, get_snapshot, latest_available)
+    SnapshotDisk,
+    SnapshotInstance,
+    SnapshotRecord,
+    get_snapshot,
+    latest_available,
+)
 from cairn.workloads.snapshot_type import FULL, INCREMENTAL
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.target_data import WorkloadData, manifest_key

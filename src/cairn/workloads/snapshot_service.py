@@ -30,8 +30,7 @@ from cairn.workloads.placement import instances_routing
 from cairn.workloads.records import lock_workload
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT
-from cairn.workloads.snapshot_records import (
-    SnapshotRecord, get_snapshot, incrementals_since_full, latest_available)
+from cairn.workloads.snapshot_records import SnapshotRecord, get_snapshot, incrementals_since_full, latest_available
 from cairn.workloads.snapshot_type import SnapshotRequest, choose_type
 
 SCHEDULED_NAME = "jobscheduler"
