@@ -103,6 +103,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
     targets = BackupTargets(settings.backup_targets)
     gc_wait = settings.gc_wait_seconds
     hooks = WorkloadHooks()
+    hooks.on_create.append(targets.prepare_workload)
     hooks.on_available.append(lambda record: snapshots.publish_workload(targets, record))
     hooks.on_reset.append(snapshots.ResetCleanup(targets, gc_wait))
     hooks.on_reset.append(snapshots.ForgetPlatformHistory(platform))

@@ -67,6 +67,8 @@ class WorkloadInput:
 class WorkloadHooks:
     """Steps other capabilities add to reset and delete (each gets the session's work)."""
 
+    #: in the create job, before the workload becomes available (its repository is made)
+    on_create: list[Callable[[WorkloadRecord], None]] = field(default_factory=list)
     on_available: list[Callable[[WorkloadRecord], None]] = field(default_factory=list)
     on_reset: list[Callable[[JobContext, str], None]] = field(default_factory=list)
     on_delete_data: list[Callable[[JobContext, str], None]] = field(default_factory=list)
@@ -333,6 +335,8 @@ class CreateWorkloadJob:
                 raise NotFound(f"Instance {member.id} could not be found.")
             self.platform.confirm(found[member.id])
             instances.append(found[member.id])
+        for prepare in self.hooks.on_create:
+            prepare(record)
         # The write is one statement: writers take turns, and everything else was read
         # before (a creating workload's metadata cannot change: modify waits for available).
         metadata = {**record.metadata, "workload_approx_backup_size": _approx_size_gb(instances)}
