@@ -20,7 +20,7 @@ from cairn.targets.marker import MARKER_NAME
 from cairn.workloads.storage import BackupTarget, BackupTargets
 from tests.api.test_snapshots import take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, wait_status
-from tests.conftest import Service, variant_service
+from tests.conftest import Service, variant_service, wait_until
 
 
 def tree(path: Path) -> list[str]:
@@ -31,7 +31,7 @@ def tree(path: Path) -> list[str]:
 def run_cairn(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "CAIRN_CONFIG_FILE": str(config)}
     return subprocess.run([sys.executable, "-m", "cairn", *args], capture_output=True, text=True,
-                          env=environment, timeout=120)
+                          env=environment, timeout=120, check=False)
 
 
 def write_config(tmp_path: Path, *targets: TargetSettings) -> Path:
@@ -189,3 +189,22 @@ def test_embedded_default_is_initialised_only_while_no_workload_expects_data_the
     vanished = BackupTarget("default", tmp_path / "unmounted" / "targets" / "default", None, None)
     assert not init_embedded_default(vanished, api.runtime.database)  # workloads live on "default"
     assert not (tmp_path / "unmounted").exists()
+
+
+def test_a_workload_whose_create_failed_on_an_unmarked_target_is_deleted_once_it_is_set_up(
+        api: Service, tmp_path: Path) -> None:
+    path = tmp_path / "nfs1"
+    path.mkdir()
+    token = api.token()
+    with variant_service(api, init_targets=False, targets=(TargetSettings("nfs1", path),)) as service:
+        created = create_workload(service, token, [service.add_instance()])
+        wait_status(service, token, created["id"], "error")
+        with service.client(token) as client:
+            assert client.delete(f"/v1/p1/workloads/{created['id']}").status_code == 202
+        refused = wait_status(service, token, created["id"], "error")
+        assert "Delete did not complete" in refused["error_msg"] and str(path) in refused["error_msg"]
+        assert tree(path) == []
+        service.runtime.targets.get("nfs1").init()
+        with service.client(token) as client:
+            assert client.delete(f"/v1/p1/workloads/{created['id']}").status_code == 202
+            wait_until(lambda: client.get(f"/v1/p1/workloads/{created['id']}").status_code == 404)

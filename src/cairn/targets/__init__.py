@@ -2,7 +2,13 @@
 
 from cairn.targets.base import Target, TargetWriter, validate_key
 from cairn.targets.errors import (
-    ObjectNotFound, TargetError, TargetFull, TargetIOError, TargetNotReady, map_os_error)
+    ObjectNotFound,
+    TargetError,
+    TargetFull,
+    TargetIOError,
+    TargetNotReady,
+    map_os_error,
+)
 from cairn.targets.filesystem import FilesystemTarget
 
 __all__ = [

@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cairn.errors import Conflict
@@ -73,13 +73,11 @@ def _parse(data: bytes, path: Path) -> TargetMarker:
     if document.get("version") != MARKER_VERSION:
         raise ValueError(f"{path} has marker version {document.get('version')!r}; this Cairn reads "
                          f"version {MARKER_VERSION}")
-    fields = {}
     for key in ("name", "id", "created_at"):
         value = document.get(key)
         if not isinstance(value, str) or not value:
             raise ValueError(f"{path}: field {key!r} must be a non-empty string")
-        fields[key] = value
-    return TargetMarker(**fields)
+    return TargetMarker(name=document["name"], id=document["id"], created_at=document["created_at"])
 
 
 def inspect(name: str, root: Path) -> TargetState:
@@ -117,7 +115,7 @@ def initialise(name: str, root: Path) -> tuple[TargetMarker, bool]:
         raise Conflict(f"Backup target {name}: {root} is not initialised: {state.detail}. Nothing was "
                        "written; fix the configuration or remove that file on purpose.")
     marker = TargetMarker(name=name, id=str(uuid.uuid4()),
-                          created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+                          created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -43,7 +43,7 @@ from cairn.workloads.retention import Kept, expired_snapshots
 from cairn.workloads.snapshot_records import (
     SnapshotDisk, SnapshotInstance, SnapshotRecord, count_live, get_snapshot,
     incrementals_since_full, latest_available, snapshot_record)
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, RepositoryMissing
 
 log = logging.getLogger(__name__)
 
@@ -541,7 +541,10 @@ class ResetCleanup:
                 kept = set(session.scalars(select(Snapshot.id).where(
                     Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False),
                     Snapshot.status.in_((states.SNAP_AVAILABLE, states.SNAP_DELETING)))))
-        repository = self.targets.repository(_target_name(workload), workload.project_id)
+        try:
+            repository = self.targets.repository(_target_name(workload), workload.project_id)
+        except RepositoryMissing:  # its create job failed before making one: nothing stored
+            return
         leftovers = {key.split("/")[1] for key in repository.list_manifests()
                      if key.startswith(f"{workload_id}/") and key.split("/")[1] not in kept}
         for snapshot_id in sorted(leftovers):
@@ -580,7 +583,10 @@ class DeleteWorkloadData:
             return
         catalog.remove_workload(self.targets.get(workload.backup_target).catalog(workload.project_id),
                                 workload_id)
-        repository = self.targets.repository(workload.backup_target, workload.project_id)
+        try:
+            repository = self.targets.repository(workload.backup_target, workload.project_id)
+        except RepositoryMissing:  # its create job failed before making one: nothing stored
+            return
         for key in repository.list_manifests():  # leftovers of failed snapshots
             if key.startswith(f"{workload_id}/"):
                 try:
