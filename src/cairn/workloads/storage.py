@@ -4,11 +4,10 @@ where on a target each project's data lives.
 Layout of a target (self-describing, so `cairn workload import` can rebuild the
 database from it)::
 
+    <target path>/cairn-target.json                         the target's marker (targets/marker.py)
     <target path>/projects/<project>/repo/                  the project's chunk store (engine)
     <target path>/projects/<project>/workloads/<workload>/workload.json
     <target path>/projects/<project>/workloads/<workload>/snapshots/<snapshot>.json
-
-    <target path>/cairn-target.json                         the target's marker (targets/marker.py)
 
 One repository per project: deduplication inside a project, no leak across projects.
 A disk's manifest key in the repository is `<workload>/<snapshot>/<instance>/<disk index>`.
