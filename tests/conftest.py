@@ -123,6 +123,8 @@ class Service:
     def reset_tables(self) -> None:
         """Empty every table but the seeded ones, and the backup targets."""
         shutil.rmtree(self.data_dir / "targets", ignore_errors=True)
+        for target in self.runtime.targets:
+            target.init()
         with self.runtime.database.engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
                 if table.name not in KEEP_TABLES:
@@ -149,9 +151,12 @@ def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def serving(settings: Settings, backend: str) -> Iterator[Service]:
-    """A runtime made from `settings` behind a real server on a free loopback port."""
+def serving(settings: Settings, backend: str, init_targets: bool = True) -> Iterator[Service]:
+    """A runtime made from `settings` behind a real server on a free loopback port; its
+    backup targets are initialised (`cairn target init`) unless told not to."""
     runtime = build_runtime(settings)
+    for target in runtime.targets if init_targets else ():
+        target.init()
     runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
     port = free_port()
     server, thread = start_server(create_app(runtime), port)
@@ -200,11 +205,11 @@ def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
 
 
 @contextlib.contextmanager
-def variant_service(base: Service, **overrides: Any) -> Iterator[Service]:
+def variant_service(base: Service, init_targets: bool = True, **overrides: Any) -> Iterator[Service]:
     """Another service on `base`'s database with some settings changed (its own server)."""
     from dataclasses import replace
 
-    with serving(replace(base.runtime.settings, **overrides), base.backend) as service:
+    with serving(replace(base.runtime.settings, **overrides), base.backend, init_targets) as service:
         yield service
 
 

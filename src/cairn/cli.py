@@ -22,6 +22,7 @@ COMMANDS = {
     "instance": "cairn.commands.instance:instance",
     "workload": "cairn.commands.workload:workload",
     "repo": "cairn.commands.repo:repo",
+    "target": "cairn.commands.target:target",
     "config": "cairn.commands.config:config",
     "policy": "cairn.commands.policy:policy",
     "api": "cairn.commands.api:api",

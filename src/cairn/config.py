@@ -355,7 +355,9 @@ def sample_config() -> str:
               "# The NFS export string clients know it by (the nfs_share list filter).",
               "#export = 192.0.2.10:/exports/cairn",
               "# Encrypt the repositories created on this target with this passphrase.",
-              "#passphrase_file = /etc/cairn/nfs1.passphrase", ""]
+              "#passphrase_file = /etc/cairn/nfs1.passphrase",
+              "# Set each target up once, with the share mounted: `cairn target init nfs1`",
+              "# (Cairn writes only into a target whose cairn-target.json names it).", ""]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import click
 from cairn.commands import settings_from
 from cairn.commands.roles import check_ready
 from cairn.commands.serve import configure_logging
+from cairn.commands.target import prepare_targets
 from cairn.runtime import build_runtime
 
 
@@ -30,6 +31,7 @@ def api(ctx: click.Context, host: str | None, port: int | None) -> None:
     runtime = build_runtime(settings, broker=True)
     try:
         check_ready(settings, runtime.database, "api")
+        prepare_targets(settings, runtime.targets, runtime.database, "api")
         app = create_app(runtime)
         app.state.role = "api"
         uvicorn.run(app, host=settings.host, port=settings.port,

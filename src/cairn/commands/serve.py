@@ -44,9 +44,13 @@ def ensure_admin_token(runtime: Runtime) -> str | None:
 
 
 def prepare(settings: Settings) -> Runtime:
+    from cairn.commands.target import prepare_targets
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    return build_runtime(settings)
+    runtime = build_runtime(settings)
+    prepare_targets(settings, runtime.targets, runtime.database, "serve")
+    return runtime
 
 
 @click.command()

@@ -16,6 +16,7 @@ import click
 from cairn.commands import settings_from
 from cairn.commands.roles import HealthServer, check_ready, database_answers, health_option, wait_for_signal
 from cairn.commands.serve import configure_logging
+from cairn.commands.target import prepare_targets
 from cairn.runtime import build_runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def worker(ctx: click.Context, name: str | None, health_port: int | None) -> Non
     server = health = None
     try:
         check_ready(settings, runtime.database, "worker")
+        prepare_targets(settings, runtime.targets, runtime.database, "worker")
         assert runtime.messaging is not None and runtime.runner is not None  # check_ready saw a transport
         server = WorkerServer(runtime.messaging, runtime.runner, settings.worker_host, settings.worker_threads)
         server.start()

@@ -1,7 +1,14 @@
 """Backup targets: where repositories live (`Target` protocol, `FilesystemTarget`)."""
 
 from cairn.targets.base import Target, TargetWriter, validate_key
-from cairn.targets.errors import ObjectNotFound, TargetError, TargetFull, TargetIOError, map_os_error
+from cairn.targets.errors import (
+    ObjectNotFound,
+    TargetError,
+    TargetFull,
+    TargetIOError,
+    TargetNotReady,
+    map_os_error,
+)
 from cairn.targets.filesystem import FilesystemTarget
 
 __all__ = [
@@ -11,6 +18,7 @@ __all__ = [
     "TargetError",
     "TargetFull",
     "TargetIOError",
+    "TargetNotReady",
     "TargetWriter",
     "map_os_error",
     "validate_key",

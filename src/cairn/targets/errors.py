@@ -4,6 +4,8 @@
     ├── NotFound
     │   └── ObjectNotFound      the key does not exist on the target
     └── Unavailable
+        ├── TargetNotReady      the target's marker is missing, foreign or unreadable
+        │                       (an unmounted share, a wrong path): nothing is written
         └── TargetError         the target failed an operation (retrying may work)
             ├── TargetFull      ENOSPC / EDQUOT: no room left
             └── TargetIOError   EIO, ESTALE, EACCES, ... anything else from the OS
@@ -24,6 +26,17 @@ class ObjectNotFound(NotFound):
     def __init__(self, message: str, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class TargetNotReady(Unavailable):
+    """A configured target's path does not hold its own marker (`cairn.targets.marker`);
+    `state` is the marker state found (`missing`, `unmarked`, `foreign`, `unreadable`)."""
+
+    def __init__(self, message: str, target: str, path: str, state: str) -> None:
+        super().__init__(message)
+        self.target = target
+        self.path = path
+        self.state = state
 
 
 class TargetError(Unavailable):

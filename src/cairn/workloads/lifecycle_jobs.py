@@ -32,7 +32,7 @@ from cairn.platforms.base import Platform
 from cairn.workloads import states
 from cairn.workloads.lifecycle import approx_size_gb
 from cairn.workloads.records import WorkloadRecord, get_workload
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, RepositoryMissing
 from cairn.workloads.target_data import WorkloadData
 
 
@@ -71,6 +71,9 @@ class CreateWorkloadJob:
                 raise NotFound(f"Instance {member.id} could not be found.")
             self.platform.confirm(found[member.id])
             instances.append(found[member.id])
+        # Its project's repository is made here, on a worker that reaches the target (and
+        # only on a target whose marker is its own), before the workload is available.
+        self.targets.prepare_workload(record)
         # The write is one statement: writers take turns, and everything else was read
         # before (a creating workload's metadata cannot change: modify waits for available).
         metadata = {**record.metadata, "workload_approx_backup_size": approx_size_gb(instances)}
@@ -111,15 +114,20 @@ class ResetWorkloadJob:
                     Snapshot.status.in_((states.SNAP_AVAILABLE, states.SNAP_DELETING)))))
         job.checkpoint()
         if workload.backup_target:
-            data = WorkloadData(self.targets, workload)
-            leftovers = data.snapshot_ids_with_manifests() - kept
-            for snapshot_id in sorted(leftovers):
-                job.checkpoint()
-                data.remove_snapshot(snapshot_id)
-            if leftovers:
-                data.collect_garbage(self.gc_wait_seconds)
+            self._remove_leftovers(job, WorkloadData(self.targets, workload), kept)
         job.checkpoint()
         self.platform.forget_history([m.id for m in workload.instances])
+
+    def _remove_leftovers(self, job: JobContext, data: WorkloadData, kept: set[str]) -> None:
+        try:
+            leftovers = data.snapshot_ids_with_manifests() - kept
+        except RepositoryMissing:  # its create job failed before making one: nothing stored
+            return
+        for snapshot_id in sorted(leftovers):
+            job.checkpoint()
+            data.remove_snapshot(snapshot_id)
+        if leftovers:
+            data.collect_garbage(self.gc_wait_seconds)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         assert job.workload_id is not None
@@ -145,7 +153,10 @@ class DeleteWorkloadJob:
         if not workload.backup_target:
             return
         data = WorkloadData(self.targets, workload)
-        data.remove_all()
+        try:
+            data.remove_all()
+        except RepositoryMissing:  # its create job failed before making one: nothing stored
+            return
         data.collect_garbage(self.gc_wait_seconds)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:

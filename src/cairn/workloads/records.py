@@ -246,3 +246,9 @@ def storage_usage(session: Session, workload_ids: list[str],
                 incremental_count=kinds.get("incremental", (0, 0))[0],
                 incremental_bytes=kinds.get("incremental", (0, 0))[1])
     return usage
+
+
+def count_on_target(session: Session, target_name: str) -> int:
+    """How many workloads (not deleted) keep their backups on the target `target_name`."""
+    return int(session.scalar(select(func.count()).select_from(Workload).where(
+        Workload.backup_target == target_name, Workload.deleted.is_(False))) or 0)

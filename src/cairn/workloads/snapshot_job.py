@@ -76,6 +76,7 @@ class SnapshotJob:
                     status=states.SNAP_EXECUTING, host=socket.gethostname(), updated_at=started,
                     progress_msg="Reading the instances' disks."))
         data = WorkloadData(self.targets, workload)
+        data.repository  # noqa: B018 - opened (target checked) before any disk is captured
         progress = ProgressReporter(job, snapshot_id, sum(i.size for i in instances), "Copying")
         parents = {i.id: i.platform for i in parent.instances} if parent is not None else {}
         # A parallel workload is one consistency group (its instances are captured at the
@@ -193,7 +194,10 @@ class SnapshotJob:
             except CairnError as exc:
                 if job.cancel_requested:
                     raise JobCancelled("The snapshot was cancelled.") from exc
-                raise type(exc)(f"Disk {disk.path} of instance {instance.name}: {exc.message}") from exc
+                # the same error, saying which disk: its kind and fields stay as they are
+                exc.message = f"Disk {disk.path} of instance {instance.name}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
             except OSError as exc:
                 raise InvalidInput(f"Disk {disk.path} of instance {instance.name} could not be read: "
                                    f"{exc.strerror or exc}") from exc

@@ -4,26 +4,50 @@ where on a target each project's data lives.
 Layout of a target (self-describing, so `cairn workload import` can rebuild the
 database from it)::
 
+    <target path>/cairn-target.json                         the target's marker (targets/marker.py)
     <target path>/projects/<project>/repo/                  the project's chunk store (engine)
     <target path>/projects/<project>/workloads/<workload>/workload.json
     <target path>/projects/<project>/workloads/<workload>/snapshots/<snapshot>.json
 
 One repository per project: deduplication inside a project, no leak across projects.
 A disk's manifest key in the repository is `<workload>/<snapshot>/<instance>/<disk index>`.
+
+Nothing is created by accident. Every access to a target first checks its marker
+(`BackupTarget.check`): a path without its own marker (an unmounted share's empty mount
+point, a missing directory, another target's path) raises `TargetNotReady` before
+anything is written. A project's repository is created only by `create_repository` (the
+workload create job); `repository` opens, and a missing one is `RepositoryMissing`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.config import TargetSettings
 from cairn.engine import KeyFile, Repository
 from cairn.engine.errors import RepositoryExists, RepositoryNotFound
-from cairn.errors import InvalidInput, NotFound
+from cairn.errors import Conflict, InvalidInput, NotFound
+from cairn.targets import marker
 from cairn.targets.filesystem import FilesystemTarget
+from cairn.targets.marker import TargetMarker, TargetState
+from cairn.workloads.records import WorkloadRecord
+
+log = logging.getLogger(__name__)
+
+
+class RepositoryMissing(NotFound):
+    """A project has no repository on a (verified) target: it is created with the
+    project's first workload on that target, never on first use."""
+
+    def __init__(self, message: str, target: str, path: str) -> None:
+        super().__init__(message)
+        self.target = target
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -52,27 +76,45 @@ class BackupTarget:
         stats = os.statvfs(probe)
         return stats.f_bavail * stats.f_frsize
 
+    def state(self) -> TargetState:
+        """What the target's path holds (its marker state); reads only."""
+        return marker.inspect(self.name, self.path)
+
+    def check(self) -> TargetMarker:
+        """The target's marker; `TargetNotReady` (naming target and path) unless the path
+        holds this target's own marker. Called before anything touches the target."""
+        found = self.state()
+        if not found.ready:
+            raise found.error()
+        assert found.marker is not None
+        return found.marker
+
+    def init(self) -> tuple[TargetMarker, bool]:
+        """Write this target's marker (an operator's act); idempotent, see `marker.initialise`."""
+        return marker.initialise(self.name, self.path)
+
     def project_dir(self, project_id: str) -> Path:
         return self.path / "projects" / project_id
 
     def catalog(self, project_id: str) -> FilesystemTarget:
-        """The project's directory, whose `workloads/` tree is the catalog (`catalog.py`)."""
-        path = self.project_dir(project_id)
-        (path / "workloads").mkdir(parents=True, exist_ok=True)
-        return FilesystemTarget(path)
+        """The project's directory, whose `workloads/` tree is the catalog (`catalog.py`);
+        its folders are made by the first file written there, not by looking."""
+        self.check()
+        return FilesystemTarget(self.project_dir(project_id))
 
     def projects(self) -> list[str]:
+        self.check()
         root = self.path / "projects"
         return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
     def repository_target(self, project_id: str) -> FilesystemTarget:
-        path = self.project_dir(project_id) / "repo"
-        path.mkdir(parents=True, exist_ok=True)
-        return FilesystemTarget(path)
+        """The project's repository directory (not created: `Repository.init` makes it)."""
+        self.check()
+        return FilesystemTarget(self.project_dir(project_id) / "repo")
 
 
 class BackupTargets:
-    """The configured targets; opens (creating on first use) each project's repository."""
+    """The configured targets; opens each project's repository, creates one on purpose."""
 
     def __init__(self, targets: tuple[TargetSettings, ...]) -> None:
         if len({t.name for t in targets}) != len(targets):
@@ -80,8 +122,12 @@ class BackupTargets:
         self._targets = {t.name: BackupTarget.from_settings(t) for t in targets}
         self._init_lock = threading.Lock()
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[BackupTarget]:
         return iter(self._targets.values())
+
+    def states(self) -> list[TargetState]:
+        """Every target's marker state, in configuration order (reads only)."""
+        return [target.state() for target in self._targets.values()]
 
     def get(self, name: str) -> BackupTarget:
         try:
@@ -98,22 +144,54 @@ class BackupTargets:
                            f"configured: {', '.join(self._targets)}.", "workload.metadata.backup_media_target")
 
     def choose(self) -> BackupTarget:
-        """The target with the most free space."""
-        return max(self._targets.values(), key=lambda t: t.free_space())
+        """The target with the most free space among those whose marker checks; when none
+        does here (an API host that mounts no target), among all: the create job, which
+        runs where the target is mounted, checks it again."""
+        ready = [t for t in self._targets.values() if t.state().ready]
+        return max(ready or self._targets.values(), key=lambda t: t.free_space())
 
     def names_matching(self, share: str) -> list[str]:
         return [t.name for t in self._targets.values() if t.matches(share)]
 
+    def _key(self, target: BackupTarget) -> KeyFile | None:
+        return KeyFile(str(target.passphrase_file)) if target.passphrase_file else None
+
     def repository(self, target_name: str, project_id: str) -> Repository:
+        """Open the project's repository on the target; `TargetNotReady` when the target's
+        marker does not check, `RepositoryMissing` when there is no repository. Never creates."""
         target = self.get(target_name)
         store = target.repository_target(project_id)
-        key = KeyFile(str(target.passphrase_file)) if target.passphrase_file else None
+        try:
+            return Repository.open(store, key=self._key(target))
+        except RepositoryNotFound:
+            raise RepositoryMissing(
+                f"Backup target {target.name} at {target.path} has no repository for project "
+                f"{project_id} ({store.root}); it is created when a workload is created there.",
+                target.name, str(target.path)) from None
+
+    def create_repository(self, target_name: str, project_id: str) -> Repository:
+        """The project's repository on the target, created if it has none yet (by the
+        workload create job, on the host that reaches the target). The target's marker is
+        checked first: an unmounted share gets nothing."""
+        target = self.get(target_name)
+        store = target.repository_target(project_id)
+        key = self._key(target)
         try:
             return Repository.open(store, key=key)
         except RepositoryNotFound:
             pass
         with self._init_lock:
             try:
-                return Repository.init(store, encryption=key)
+                repository = Repository.init(store, encryption=key)
             except RepositoryExists:  # another process made it first
                 return Repository.open(store, key=key)
+        log.info("created the repository of project %s on backup target %s (%s)", project_id,
+                 target.name, store.root)
+        return repository
+
+    def prepare_workload(self, workload: WorkloadRecord) -> None:
+        """The create job's step: the workload's project gets its repository on the
+        workload's target (checked first), so its snapshots have somewhere to go."""
+        if not workload.backup_target:
+            raise Conflict(f"Workload {workload.id} has no backup target.")
+        self.create_repository(workload.backup_target, workload.project_id)
