@@ -36,6 +36,7 @@ from cairn.scheduler import Scheduler
 from cairn.workloads import lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads import restores, snapshots
+from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
 from cairn.workloads.restores import RestoreService
 from cairn.workloads.snapshots import SnapshotService
@@ -123,7 +124,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
 
         messaging = Messaging(settings.transport_url, settings.worker_threads)
         notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
-        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database)
+        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database, NOTICE_FACTS)
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
