@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import errno
 import importlib
+import os
 import pkgutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,8 +154,6 @@ def test_every_error_kind_renders_as_an_openstack_fault(raising_server: str, kin
     (errno.ENOTDIR, "packs/x", target_errors.TargetIOError, 503),
 ], ids=lambda v: errno.errorcode.get(v, str(v)) if isinstance(v, int) else None)
 def test_os_errors_map_to_target_errors(err: int, key: str | None, kind: type[CairnError], status: int) -> None:
-    import os
-
     mapped = target_errors.map_os_error(OSError(err, os.strerror(err)) if err != errno.ENOENT
                                         else FileNotFoundError(err, os.strerror(err)), "reading", key)
     assert type(mapped) is kind and faults.status_of(mapped) == status  # type: ignore[arg-type]
@@ -172,14 +171,12 @@ def test_a_filesystem_target_reports_os_failures_as_target_errors(tmp_path: Path
 
 def test_a_lost_database_connection_is_connection_lost(sqlite_database: Database) -> None:
     lost = OperationalError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
-    with pytest.raises(ConnectionLost) as caught:
-        with sqlite_database.unit_of_work() as session:
-            session.execute(text("SELECT 1"))
-            raise lost
+    with pytest.raises(ConnectionLost) as caught, sqlite_database.unit_of_work() as session:
+        session.execute(text("SELECT 1"))
+        raise lost
     assert faults.status_of(caught.value) == 503
-    with pytest.raises(ConnectionLost):
-        with sqlite_database.reader():
-            raise lost
+    with pytest.raises(ConnectionLost), sqlite_database.reader():
+        raise lost
 
 
 def test_an_unreachable_libvirt_is_unavailable_and_a_missing_domain_not_found() -> None:

@@ -29,7 +29,7 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cairn.engine import config, crypto, index, locks, manifest, packs
+from cairn.engine import config, crypto, index, locks, manifest
 from cairn.engine.chunks import (BLOB_HEADER, BLOB_MAGIC, ENC_AESGCM, ENC_ZSTD, ZERO_ID, decode_blob,
                                  decode_blob_into, encode_chunk)
 from cairn.engine.config import CONFIG_FORMAT, CONFIG_MAGIC, RepositoryConfig, decode_config, encode_config
