@@ -4,11 +4,14 @@
 `<event>.end` or `<event>.error` once the job's closing transaction has committed (so a
 listener never hears of an ending that rolled back). The reaper settles expired jobs
 through the same handler, so a worker that died still yields `<event>.error`. The domain
-code is not touched: which job kinds notify, and under which event name, is a mapping
-given by whoever builds the handlers (`cairn.runtime`).
+code is not touched: which job kinds notify, under which event name, and what each kind
+adds to its payload are mappings given by whoever builds the handlers (`cairn.runtime`).
 
-Payloads carry the ids, the project, timings and, for snapshots and restores, the sizes
-read from the subject's row after it settled.
+A payload is built from the job record (ids, project, kind), the outcome (state, error),
+how long this process ran the job, and, at the end, the `Facts` of the job's kind: a
+function given with the handler that says what the job's subject became (for snapshots
+and restores their status, sizes and times, from `cairn.workloads.notices`). This module
+reads no domain table itself: the jobs layer sits below the domain.
 """
 
 from __future__ import annotations
