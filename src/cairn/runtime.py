@@ -37,6 +37,7 @@ from cairn.workloads import lifecycle, restores
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
+from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.restores import RestoreService
 from cairn.workloads.retention_step import RetentionStep
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
@@ -118,7 +119,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
 
         messaging = Messaging(settings.transport_url, settings.worker_threads)
         notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
-        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database)
+        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database, NOTICE_FACTS)
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)

@@ -8,7 +8,10 @@ import pytest
 from cairn.workloads.snapshot_type import FULL, INCREMENTAL, SnapshotRequest, choose_type
 
 
-def kind(request: SnapshotRequest = SnapshotRequest(), *, has_parent: bool = True, full_required: bool = False,
+ASKED_NOTHING = SnapshotRequest()
+
+
+def kind(request: SnapshotRequest = ASKED_NOTHING, *, has_parent: bool = True, full_required: bool = False,
          interval: int = -1, incrementals: int = 0) -> str:
     return choose_type(request, has_parent=has_parent, full_required=full_required,
                        fullbackup_interval=interval, incrementals=incrementals)

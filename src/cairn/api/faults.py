@@ -3,7 +3,10 @@
     {"<faultName>": {"code": N, "message": "..."}}
 
 400 badRequest, 403 forbidden, 404 itemNotFound, 409 conflictingRequest, 413 overLimit,
-503 serviceUnavailable, anything else computeFault. 401 uses the Keystone shape
+503 serviceUnavailable, anything else computeFault. Every kind of `CairnError` has its
+status in `STATUS_OF` (tests/api/test_fault_mapping.py walks the class tree to keep it
+so); damaged stored data is 500 on purpose: it is neither the caller's mistake nor an
+outage that retrying mends. 401 uses the Keystone shape
 `{"error": {"code": 401, "title": "Unauthorized", "message": ...}}` with a
 `WWW-Authenticate` header.
 """
@@ -19,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from cairn import errors
+from cairn.engine.errors import IntegrityError
+from cairn.jobs.runner import JobCancelled
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,8 @@ STATUS_OF: tuple[tuple[type[errors.CairnError], int], ...] = (
     (errors.Conflict, 409),
     (errors.TooLarge, 413),
     (errors.Unavailable, 503),
+    (JobCancelled, 409),
+    (IntegrityError, 500),
 )
 
 WWW_AUTHENTICATE = 'Keystone uri="{uri}"'

@@ -63,6 +63,6 @@ def decode_config(data: bytes) -> RepositoryConfig:
     if len(data) != CONFIG_SIZE + 32 or blake3.blake3(data[:CONFIG_SIZE]).digest() != data[CONFIG_SIZE:]:
         raise CorruptObject("config: checksum mismatch", file=CONFIG_KEY)
     _magic, _version, flags, chunk_size, pack_size, repo_id, created = struct.unpack_from(CONFIG_FORMAT, data)
-    if flags & ~FLAG_ENCRYPTED or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+    if flags & ~FLAG_ENCRYPTED or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE or chunk_size % 4096:
         raise CorruptObject("config: unknown flags or chunk size out of range", file=CONFIG_KEY)
     return RepositoryConfig(chunk_size, pack_size, bool(flags & FLAG_ENCRYPTED), repo_id, created)

@@ -44,6 +44,14 @@ TAG_SIZE = 16
 DEFAULT_SCRYPT_LOG2_N = 15
 DEFAULT_SCRYPT_R = 8
 DEFAULT_SCRYPT_P = 1
+# What a reader accepts from a key file, whose header anyone who can write the target can
+# forge (its checksum is unkeyed): scrypt needs 128 * r * (N + p + 2) bytes and time in
+# proportion to N * r * p, so without limits one forged file would exhaust a host's memory
+# or hold `open` for hours. 1 GiB is 32 times what Cairn's own parameters need.
+MIN_SCRYPT_LOG2_N, MAX_SCRYPT_LOG2_N = 10, 24
+MAX_SCRYPT_R = 64
+MAX_SCRYPT_P = 16
+MAX_SCRYPT_MEMORY = 1 << 30
 
 # cryptography added the *_into methods in a recent release; older ones copy once more.
 _DECRYPT_INTO = hasattr(AESGCM, "decrypt_into")
@@ -140,9 +148,15 @@ class Sealer:
             out[:] = self._aead.decrypt(bytes(sealed[:NONCE_SIZE]), sealed[NONCE_SIZE:], aad)
 
 
+def _scrypt_memory(log2_n: int, r: int, p: int) -> int:
+    """Bytes OpenSSL's scrypt allocates for these parameters (its V and B arrays)."""
+    return 128 * r * ((1 << log2_n) + p + 2)
+
+
 def _derive(material: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     n = 1 << log2_n
-    return hashlib.scrypt(material, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + (1 << 20), dklen=32)
+    return hashlib.scrypt(material, salt=salt, n=n, r=r, p=p, maxmem=_scrypt_memory(log2_n, r, p) + (1 << 20),
+                          dklen=32)
 
 
 def new_master() -> bytes:
@@ -178,8 +192,13 @@ def unwrap_master(blob: bytes, source: KeySource, name: str) -> bytes:
     """Return the master secret in key file `blob`; `WrongKey` if `source` does not fit."""
     check_key_file(blob, name)
     _magic, _version, kdf, log2_n, r, p, salt, nonce = struct.unpack_from(KEYFILE_HEADER, blob)
-    if kdf != KDF_SCRYPT or not 10 <= log2_n <= 24:
-        raise UnsupportedFormat(f"{name}: unknown key derivation {kdf}/{log2_n}")
+    if kdf != KDF_SCRYPT:
+        raise UnsupportedFormat(f"{name}: unknown key derivation {kdf}")
+    if (not MIN_SCRYPT_LOG2_N <= log2_n <= MAX_SCRYPT_LOG2_N or not 1 <= r <= MAX_SCRYPT_R
+            or not 1 <= p <= MAX_SCRYPT_P or _scrypt_memory(log2_n, r, p) > MAX_SCRYPT_MEMORY):
+        raise UnsupportedFormat(f"{name}: scrypt parameters N=2^{log2_n}, r={r}, p={p} are outside what this "
+                                f"code accepts (r <= {MAX_SCRYPT_R}, p <= {MAX_SCRYPT_P}, "
+                                f"at most {MAX_SCRYPT_MEMORY >> 20} MiB)")
     wrapping = _derive(source.material(), salt, log2_n, r, p)
     try:
         return AESGCM(wrapping).decrypt(nonce, blob[KEYFILE_HEADER_SIZE:KEYFILE_HEADER_SIZE + WRAPPED_SIZE],

@@ -15,7 +15,9 @@ docs/format.md ("Concurrency").
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
 import threading
 import time
@@ -31,6 +33,19 @@ BEAT_SUFFIX = ".beat"
 EXCLUSIVE_KEY = "locks/exclusive.lock"
 PLAN_KEY = "locks/gc-plan.json"
 HOST = socket.gethostname()
+_PACK_HEX = re.compile(r"[0-9a-f]{32}")
+# What json.loads and the field conversions raise on a damaged file: bad JSON or UTF-8
+# (ValueError), a missing key or a wrong shape (KeyError, TypeError), a number too big
+# for a float or an int (OverflowError), nesting deeper than the parser recurses.
+_DAMAGE = (ValueError, KeyError, TypeError, OverflowError, RecursionError)
+
+
+def _finite(value: object) -> float:
+    """`value` as a finite float: a NaN heartbeat would make a lock never go stale."""
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 @dataclass(frozen=True)
@@ -89,17 +104,17 @@ def read_lock(target: Target, key: str) -> LockRecord | None:
     try:
         obj = json.loads(data)
         rec = LockRecord(str(obj["kind"]), str(obj["id"]), str(obj["host"]), int(obj["pid"]),
-                         float(obj["created"]), float(obj["heartbeat"]))
-    except (ValueError, KeyError, TypeError):
+                         _finite(obj["created"]), _finite(obj["heartbeat"]))
+    except _DAMAGE:
         return LockRecord("damaged", key, "", 0, 0.0, 0.0)
     try:
         beat = json.loads(target.get(beat_key(key)))
         # The exclusive lock's name is reused: only a beat of this holder counts.
         if beat["id"] == rec.id:
-            rec.heartbeat = max(rec.heartbeat, float(beat["heartbeat"]))
+            rec.heartbeat = max(rec.heartbeat, _finite(beat["heartbeat"]))
     except ObjectNotFound:
         pass
-    except (ValueError, KeyError, TypeError):
+    except _DAMAGE:
         pass  # a damaged beat is no beat: the lock ages, which costs its holder a retry at worst
     return rec
 
@@ -243,7 +258,13 @@ def read_plan(target: Target) -> GcPlan | None:
         return None
     try:
         obj = json.loads(data)
-        return GcPlan(str(obj["id"]), float(obj["created"]), [str(p) for p in obj["doomed_packs"]],
-                      [str(w) for w in obj["waits_for"]])
-    except (ValueError, KeyError, TypeError):
+        doomed, waits_for = obj["doomed_packs"], obj["waits_for"]
+        # A string or an object would iterate as characters or keys; a pack name that is
+        # not 32 hex digits would fail later, in the backup that reads the plan.
+        if not isinstance(doomed, list) or not isinstance(waits_for, list):
+            raise TypeError("doomed_packs and waits_for must be lists")
+        if not all(isinstance(p, str) and _PACK_HEX.fullmatch(p) for p in doomed):
+            raise ValueError("doomed_packs must name packs by 32 lowercase hex digits")
+        return GcPlan(str(obj["id"]), _finite(obj["created"]), list(doomed), [str(w) for w in waits_for])
+    except _DAMAGE:
         raise CorruptObject(f"{PLAN_KEY}: damaged GC plan; run `cairn repo gc` to replace it", file=PLAN_KEY) from None

@@ -4,25 +4,26 @@
 `<event>.end` or `<event>.error` once the job's closing transaction has committed (so a
 listener never hears of an ending that rolled back). The reaper settles expired jobs
 through the same handler, so a worker that died still yields `<event>.error`. The domain
-code is not touched: which job kinds notify, and under which event name, is a mapping
-given by whoever builds the handlers (`cairn.runtime`).
+code is not touched: which job kinds notify, under which event name, and what each kind
+adds to its payload are mappings given by whoever builds the handlers (`cairn.runtime`).
 
-Payloads carry the ids, the project, timings and, for snapshots and restores, the sizes
-read from the subject's row after it settled.
+A payload is built from the job record (ids, project, kind), the outcome (state, error),
+how long this process ran the job, and, at the end, the `Facts` of the job's kind: a
+function given with the handler that says what the job's subject became (for snapshots
+and restores their status, sizes and times, from `cairn.workloads.notices`). This module
+reads no domain table itself: the jobs layer sits below the domain.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from cairn.db.database import Database, after_commit
-from cairn.db.models import Restore, Snapshot
 from cairn.jobs import records
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobHandler, Outcome
@@ -38,14 +39,21 @@ class Notifier(Protocol):
     def error(self, ctxt: dict[str, Any], event_type: str, payload: dict[str, Any]) -> None: ...
 
 
+#: What a job's subject became, for its end notification: called in the job's closing
+#: transaction, after the handler settled it; the keys join the payload.
+Facts = Callable[[Session, JobRecord], Mapping[str, Any]]
+
+
 class NotifyingHandler:
     """A job handler that announces its job's start and end."""
 
-    def __init__(self, inner: JobHandler, event: str, notifier: Notifier, database: Database) -> None:
+    def __init__(self, inner: JobHandler, event: str, notifier: Notifier, database: Database,
+                 facts: Facts | None = None) -> None:
         self.inner = inner
         self.event = event
         self._notifier = notifier
         self._database = database
+        self._facts = facts
         # job id → when this process began it. An entry stays behind only when this
         # process lost the job's lease (another settled it): rare, and a float each.
         self._started: dict[str, float] = {}
@@ -72,8 +80,11 @@ class NotifyingHandler:
                                    "workload_id": job.workload_id, "subject_id": job.subject_id}
         if outcome is not None:
             payload.update(state=outcome.state, error=outcome.error)
-        if session is not None and job.subject_id:
-            payload.update(_subject_facts(session, job.subject_id))
+        if session is not None and self._facts is not None:
+            try:
+                payload.update(self._facts(session, job))
+            except Exception:  # the job's end must commit even when its notice is poorer
+                log.warning("could not gather the facts of job %s for its notification", job.id, exc_info=True)
         return payload
 
     def _send(self, level: str, event_type: str, payload: dict[str, Any]) -> None:
@@ -83,27 +94,11 @@ class NotifyingHandler:
             log.warning("could not send notification %s", event_type, exc_info=True)
 
 
-def _subject_facts(session: Session, subject_id: str) -> dict[str, Any]:
-    # populate_existing: settle may have changed the row with a bulk UPDATE
-    snapshot = session.get(Snapshot, subject_id, populate_existing=True)
-    if snapshot is not None:
-        return {"snapshot_id": snapshot.id, "status": snapshot.status, "size": snapshot.size,
-                "uploaded_size": snapshot.uploaded_size, "restore_size": snapshot.restore_size,
-                "created_at": _iso(snapshot.created_at), "finished_at": _iso(snapshot.finished_at)}
-    restore = session.get(Restore, subject_id, populate_existing=True)
-    if restore is not None:
-        return {"restore_id": restore.id, "snapshot_id": restore.snapshot_id, "status": restore.status,
-                "size": restore.size, "uploaded_size": restore.uploaded_size,
-                "created_at": _iso(restore.created_at), "finished_at": _iso(restore.finished_at)}
-    return {}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def notifying(handlers: Mapping[str, JobHandler], events: Mapping[str, str], notifier: Notifier,
-              database: Database) -> dict[str, JobHandler]:
-    """`handlers` with those whose kind is in `events` wrapped to notify under that name."""
-    return {kind: NotifyingHandler(handler, events[kind], notifier, database) if kind in events else handler
+              database: Database, facts: Mapping[str, Facts] | None = None) -> dict[str, JobHandler]:
+    """`handlers` with those whose kind is in `events` wrapped to notify under that name,
+    their end payloads completed by `facts[kind]` when there is one."""
+    facts = facts or {}
+    return {kind: NotifyingHandler(handler, events[kind], notifier, database, facts.get(kind))
+            if kind in events else handler
             for kind, handler in handlers.items()}

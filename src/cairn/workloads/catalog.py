@@ -202,7 +202,7 @@ def _load(catalog: Target, key: str, kind: type[WorkloadDocument] | type[Snapsho
         if not isinstance(data, dict):
             raise MalformedDocument("not a JSON object")
         return kind.from_json(data)
-    except (MalformedDocument, ValueError, KeyError, TypeError) as exc:
+    except (MalformedDocument, ValueError, KeyError, TypeError, RecursionError) as exc:
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         raise InvalidInput(f"Catalog file {key} cannot be read: {detail}.", "format") from None
 
