@@ -35,7 +35,7 @@ from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
-from cairn.workloads import restores, snapshots
+from cairn.workloads import cleanup, restores, snapshots
 from cairn.workloads.lifecycle import WorkloadHooks, WorkloadService
 from cairn.workloads.restores import RestoreService
 from cairn.workloads.snapshots import SnapshotService
@@ -116,6 +116,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
             platform, targets, clock, after_success=[snapshots.RetentionStep(targets, clock, gc_wait)]),
         snapshots.JOB_SNAPSHOT_DELETE: snapshots.SnapshotDeleteJob(targets, clock, gc_wait),
         restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
+        cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
     }
     messaging: Messaging | None = None
     if settings.transport_url:

@@ -35,7 +35,7 @@ from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import Capture, InstanceInfo, InstanceView, Platform
-from cairn.workloads import catalog, states
+from cairn.workloads import catalog, cleanup, states
 from cairn.workloads.jobschedule import JobSchedule
 from cairn.workloads.placement import workload_routing
 from cairn.workloads.records import WorkloadRecord, get_workload, lock_workload
@@ -377,11 +377,10 @@ class SnapshotJob:
         row = session.get(Snapshot, job.subject_id)
         if row is not None and row.status in states.SNAP_RUNNING:
             target = session.scalar(select(Workload.backup_target).where(Workload.id == row.workload_id))
-            try:
-                if target:
-                    delete_snapshot_files(self.targets, target, row.project_id, row.workload_id, row.id)
-            except CairnError as exc:  # reset removes what is left
-                log.warning("could not clean up snapshot %s: %s", row.id, exc.message)
+            if target:
+                # never here: the reaper settles in a process that may not reach the target
+                cleanup.request_cleanup(session, job, now, also=[
+                    cleanup.snapshot_data(target, row.project_id, row.workload_id, row.id)])
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
         settle_unfinished(session, row, status, outcome.error, now)
 
