@@ -33,7 +33,7 @@ from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
-from cairn.workloads import lifecycle, restores
+from cairn.workloads import cleanup, lifecycle, restores
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
@@ -112,6 +112,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
         JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
+        cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
     }
     messaging: Messaging | None = None
     if settings.transport_url:

@@ -120,3 +120,50 @@ def test_a_snapshot_and_a_restore_complete_when_every_step_loses_its_connection(
     assert [sha256(path) for path in restored_disks(api, [i["id"] for i in done["instances"]])] == [sha256(raw)]
     with api.runtime.database.reader() as session:  # the original and one restored, not two
         assert session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 2
+
+
+def reads(column: str, skip: int = 0) -> Match:
+    """Matches a SELECT of `column` (`table.column`) alone, after letting `skip` such
+    statements (that it was asked about) through."""
+    seen = [0]
+
+    def match(statement: str, _parameters: Any) -> bool:
+        if not statement.startswith(f"SELECT {column} "):
+            return False
+        seen[0] += 1
+        return seen[0] > skip
+    return match
+
+
+def sets(table: str, column: str) -> Match:
+    """Matches an UPDATE of `table` that sets `column` first."""
+    return lambda statement, _parameters: statement.startswith(f"UPDATE {table} SET {column}=")
+
+
+def test_a_failed_restore_is_cleaned_up_when_its_steps_lose_their_connection(
+        api: Service, tmp_path: Path, killer: Callable[[dict[str, Match]], ConnectionKiller]) -> None:
+    from tests.workloads.test_cleanup import data_disk, jobs_of_kind, leftovers, lose_manifest
+
+    disks = tmp_path / "disks"
+    token = api.token("p1")
+    web, db = (register(api, "p1", name, data_disk(disks / f"{name}.raw")) for name in ("web", "db"))
+    workload = create_workload(api, token, [web, db])["id"]
+    wait_status(api, token, workload, "available")
+    taken = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"])
+    wait_status(api, token, workload, "available")
+    lose_manifest(api, {"workload": workload, "snapshot": taken["id"]}, db)  # web is written, then db fails
+
+    # asked in this order: the second read is the clean-up job's (the settlement's own
+    # read, run again once its connection was killed, is let through)
+    steps = killer({"destinations recorded": sets("jobs", "destinations"),
+                    "destinations read to settle": reads("jobs.destinations"),
+                    "destinations read to clean up": reads("jobs.destinations", skip=1),
+                    "cleanup succeeded": updates("jobs", "succeeded")})
+    done = restore(api, token, workload, taken["id"], {"type": "openstack", "oneclickrestore": True})
+    assert done["status"] == "error", done
+    wait_until(lambda: not steps.pending, timeout=60)
+    assert sorted(steps.fired) == ["cleanup succeeded", "destinations read to clean up",
+                                   "destinations read to settle", "destinations recorded"]
+    wait_until(lambda: [j.state for j in jobs_of_kind(api, "cleanup")] == ["succeeded"], timeout=60)
+    assert leftovers(disks, done["id"]) == []
+    wait_status(api, token, workload, "available")

@@ -42,12 +42,11 @@ documents = st.one_of(st.binary(max_size=100), json_values.map(lambda v: json.du
 
 
 @FUZZ
-@example(document=b"\xff")
-@example(document=b"[]")
-@example(document=b'{"format": "cairn-workload/1"}')
+@example(document=b"\xff", name="workload.json")
+@example(document=b"[]", name="snapshots/s1.json")
+@example(document=b'{"format": "cairn-workload/1"}', name="workload.json")
 @given(document=documents, name=st.sampled_from(["workload.json", "snapshots/s1.json"]))
-def test_damaged_catalog_file_is_refused_with_a_cairn_error_naming_it(document: bytes, name: str = "workload.json"
-                                                                      ) -> None:
+def test_damaged_catalog_file_is_refused_with_a_cairn_error_naming_it(document: bytes, name: str) -> None:
     with scratch_target() as target:
         catalog.write_workload(target, WORKLOAD)
         target.put(f"workloads/w1/{name}", document)

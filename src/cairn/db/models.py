@@ -156,7 +156,10 @@ class Job(Base):
 
     `state`: queued → running → succeeded | failed | cancelled. A running job's
     `owner` renews `lease_expires_at`; the reaper fails a running job whose lease has
-    expired and runs its kind's cleanup.
+    expired and settles its subject. `destinations` lists what the job writes outside
+    the database (files it creates, data on a backup target), recorded before it writes
+    them, so that a `cleanup` job can remove them after the job failed, wherever the
+    process that ran it went (`cairn.workloads.cleanup`).
     """
 
     __tablename__ = "jobs"
@@ -176,6 +179,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    #: what the job writes outside the database, recorded before it writes it (NULL: nothing)
+    destinations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class Snapshot(Base):

@@ -15,11 +15,10 @@ from sqlalchemy.orm import Session
 
 from cairn.db.database import after_commit
 from cairn.jobs import records
+from cairn.jobs.records import WORKER_KEY
 from cairn.jobs.runner import JobRunner
 
-#: the job payload key naming the one worker a job must run on (absent: any worker);
-#: the broker dispatcher casts such a job to that worker's own queue
-WORKER_KEY = "worker"
+__all__ = ["WORKER_KEY", "Dispatcher", "InProcessDispatcher", "enqueue"]
 
 log = logging.getLogger(__name__)
 

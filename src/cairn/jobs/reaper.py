@@ -1,8 +1,12 @@
 """The reaper: fails jobs whose worker stopped renewing the lease, re-rings lost doorbells.
 
 A running job whose lease expired is ended `failed` and its handler settles the
-subject (cleans partial data, unlocks the workload). A queued job nobody claimed for a
-while is dispatched again; claiming is atomic, so a duplicate doorbell is harmless.
+subject in the same transaction (marks it failed, unlocks the workload). The reaper runs
+in `cairn scheduler`, which may reach neither the dead worker's disks nor its backup
+target, so a settlement never touches them: it queues a `cleanup` job routed where the
+dead job ran (`cairn.workloads.cleanup`), which the reaper rings once the settlement has
+committed. A queued job nobody claimed for a while is dispatched again (a routed one
+waits for its worker to start); claiming is atomic, so a duplicate doorbell is harmless.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime, timedelta
 from cairn.db.database import Database
 from cairn.jobs import records
 from cairn.jobs.dispatch import Dispatcher
-from cairn.jobs.runner import JobHandler, Outcome
+from cairn.jobs.runner import JobHandler, Outcome, ring_follow_ups
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class Reaper:
         reaped = 0
         for job in expired:
             with self.database.unit_of_work() as session:
+                ring_follow_ups(session, self.dispatcher.dispatch)
                 if records.finish_job(session, job.id, job.owner, records.FAILED, now, LEASE_LOST):
                     self.handlers[job.kind].settle(session, job, Outcome(records.FAILED, LEASE_LOST))
                     reaped += 1

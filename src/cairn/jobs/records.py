@@ -19,6 +19,10 @@ from cairn.db.models import Job
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 
+#: the job payload key naming the one worker a job must run on (absent: any worker);
+#: the broker dispatcher casts such a job to that worker's own queue
+WORKER_KEY = "worker"
+
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -130,6 +134,32 @@ def stale_queued_jobs(session: Session, older_than: datetime) -> list[JobRecord]
 
 def touch(session: Session, job_id: str, now: datetime) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(updated_at=now))
+
+
+def record_destinations(session: Session, job_id: str, owner: str | None,
+                        destinations: list[dict[str, Any]]) -> bool:
+    """Set what a running job is about to write outside the database (replacing what it
+    said before, so a step run again after a lost commit does no harm). False when the
+    job is no longer `owner`'s: it was reaped, and whatever it writes now nobody would
+    clean up, so the caller must stop."""
+    conditions = [Job.id == job_id, Job.state == RUNNING]
+    if owner is not None:
+        conditions.append(Job.owner == owner)
+    result = session.execute(update(Job).where(*conditions).values(destinations=destinations))
+    return result.rowcount == 1
+
+
+def add_destinations(session: Session, job_id: str, destinations: list[dict[str, Any]]) -> None:
+    """Add to a job's destinations whatever it does not list yet (any state)."""
+    known = job_destinations(session, job_id)
+    merged = known + [d for d in destinations if d not in known]
+    if merged != known:
+        session.execute(update(Job).where(Job.id == job_id).values(destinations=merged))
+
+
+def job_destinations(session: Session, job_id: str) -> list[dict[str, Any]]:
+    """What a job recorded it writes outside the database (empty when unknown)."""
+    return list(session.scalar(select(Job.destinations).where(Job.id == job_id)) or [])
 
 
 def get_job(session: Session, job_id: str) -> JobRecord | None:

@@ -6,6 +6,11 @@ an unlock takes effect within a fraction of a second); the handler observes it t
 `JobContext.cancel_requested` and `JobContext.checkpoint()`.
 A job whose lease was lost (the reaper already failed it) is not ended again here.
 
+A handler's `settle` may queue follow-up jobs (`follow_up`: a clean-up after a failed
+restore or snapshot). They are rung by whoever settled, once the closing transaction has
+committed: the runner runs them itself, right after, when they may run where the settled
+job ran (same routing, so the same host); the reaper rings them through its dispatcher.
+
 A dropped database connection does not fail a job: the claim, the end, and the handlers'
 own reads and state writes run again on a fresh connection (`reconnecting`). Each claim
 has an owner name of its own (`host:pid/random`), so a claim whose commit was lost after
@@ -21,11 +26,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from cairn.db.database import Database, reconnecting
+from cairn.db.database import Database, after_commit, reconnecting
 from cairn.errors import CairnError
 from cairn.jobs import records
 from cairn.jobs.records import JobRecord
@@ -33,6 +38,8 @@ from cairn.jobs.records import JobRecord
 log = logging.getLogger(__name__)
 
 CANCEL_POLL_SECONDS = 0.25
+#: `Session.info` key: who rings the follow-up jobs a settlement queues in that session
+_FOLLOW_UPS = "cairn_follow_ups"
 
 
 class JobCancelled(CairnError):
@@ -76,6 +83,24 @@ class JobHandler(Protocol):
         ...
 
 
+def follow_up(session: Session, kind: str, project_id: str, now: datetime, **fields: Any) -> str:
+    """Queue a job from inside a handler's `settle`, rung once the settlement commits.
+
+    Whoever settles (the runner, the reaper) says how to ring it (`ring_follow_ups`);
+    a follow-up queued where nobody did is rung by the reaper after a lease.
+    """
+    job_id = records.create_job(session, kind, project_id, now, **fields)
+    ring = session.info.get(_FOLLOW_UPS)
+    if ring is not None:
+        after_commit(session, lambda: ring(job_id))
+    return job_id
+
+
+def ring_follow_ups(session: Session, ring: Callable[[str], None]) -> None:
+    """Have the follow-ups queued in `session` rung by `ring(job_id)` after its commit."""
+    session.info[_FOLLOW_UPS] = ring
+
+
 class JobRunner:
     def __init__(self, database: Database, handlers: Mapping[str, JobHandler], owner: str,
                  lease: timedelta, clock: Callable[[], datetime]) -> None:
@@ -102,12 +127,29 @@ class JobRunner:
         stop.set()
         beat.join()
         # A second attempt after a lost commit that did apply finds the job ended: no-op.
+        follow_ups: list[str] = []
         for attempt in reconnecting():
             with attempt, self.database.unit_of_work() as session:
+                ring_follow_ups(session, follow_ups.append)
                 if records.finish_job(session, job_id, owner, outcome.state, self.clock(), outcome.error):
                     handler.settle(session, record, outcome)
         log.info("job %s (%s) ended %s%s", job_id, record.kind, outcome.state,
                  f": {outcome.error}" if outcome.error else "")
+        for follow_up_id in follow_ups:
+            self._run_follow_up(record, follow_up_id)
+
+    def _run_follow_up(self, settled: JobRecord, job_id: str) -> None:
+        """Run a follow-up of `settled` here when it may run where `settled` ran; else
+        it stays queued and the reaper rings it (this process may not reach its host)."""
+        for attempt in reconnecting():
+            with attempt, self.database.reader() as session:
+                job = records.get_job(session, job_id)
+        if job is None:
+            return
+        worker = job.payload.get(records.WORKER_KEY)
+        if worker and worker != settled.payload.get(records.WORKER_KEY):
+            return
+        self.run(job_id)
 
     def _execute(self, handler: JobHandler, context: JobContext) -> Outcome:
         if context.record.cancel_requested:

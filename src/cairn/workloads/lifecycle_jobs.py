@@ -84,7 +84,7 @@ class CreateWorkloadJob:
                                         meta=metadata)
         if available:
             record = dataclasses.replace(record, status=states.AVAILABLE, metadata=metadata, updated_at=now)
-        WorkloadData(self.targets, record).publish_workload()
+        WorkloadData.of(self.targets, record).publish_workload(record)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         if outcome.state != jobs.SUCCEEDED and job.workload_id:
@@ -114,7 +114,7 @@ class ResetWorkloadJob:
                     Snapshot.status.in_((states.SNAP_AVAILABLE, states.SNAP_DELETING)))))
         job.checkpoint()
         if workload.backup_target:
-            self._remove_leftovers(job, WorkloadData(self.targets, workload), kept)
+            self._remove_leftovers(job, WorkloadData.of(self.targets, workload), kept)
         job.checkpoint()
         self.platform.forget_history([m.id for m in workload.instances])
 
@@ -152,7 +152,7 @@ class DeleteWorkloadJob:
         workload = _read_workload(job)
         if not workload.backup_target:
             return
-        data = WorkloadData(self.targets, workload)
+        data = WorkloadData.of(self.targets, workload)
         try:
             data.remove_all()
         except RepositoryMissing:  # its create job failed before making one: nothing stored

@@ -6,8 +6,13 @@
   disks listed in `vdisks` when that list is given.
 - `inplace`: the chosen disks are written back over the original instance's disk files.
 
-The workload is `locked` while a restore runs. A failed or cancelled restore removes the
-files it created; an in-place restore cannot be undone, and says so in its error.
+The workload is `locked` while a restore runs. Before it writes a disk, a restore job
+records in its job row every file it will write (`cairn.workloads.cleanup`): the new
+files, and for an in-place restore the original disks it overwrites. When it fails, is
+cancelled or is reaped after its worker died, its settlement marks it `error` or
+`cancelled`, unlocks the workload and queues a `cleanup` job on the same worker, which
+removes the new files and the data engine's temporary files; an original disk is never
+removed. An in-place restore cannot be undone, and says so in its error.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from cairn.jobs.dispatch import WORKER_KEY, Dispatcher, enqueue
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import InstanceInfo, Platform
-from cairn.workloads import states
+from cairn.workloads import cleanup, states
 from cairn.workloads.job_rows import ProgressReporter, cancel_work, settle_unfinished
 from cairn.workloads.placement import instances_routing
 from cairn.workloads.records import get_workload
@@ -264,7 +269,6 @@ class RestoreJob:
         self.platform = platform
         self.targets = targets
         self.clock = clock
-        self._created: dict[str, list[str]] = {}
 
     def run(self, job: JobContext) -> None:
         restore_id = job.record.subject_id
@@ -282,8 +286,12 @@ class RestoreJob:
                            tuple(c["vdisks"]) if c.get("vdisks") is not None else None)
             for c in options.get("instances", [])), options=options)
         plan = plan_restore(request, snapshot.instances, restore_id, self.platform, snapshot.project_id)
+        destinations = [cleanup.created_file(d.destination) if d.creates_file
+                        else cleanup.overwritten_file(d.destination) for item in plan for d in item.disks]
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
+                # before any disk is written: a clean-up finds them even if this process dies
+                cleanup.plan_destinations(session, job.record, destinations)
                 session.execute(update(Restore).where(Restore.id == restore_id).values(
                     status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
         if not workload.backup_target:
@@ -291,7 +299,6 @@ class RestoreJob:
         repository = self.targets.repository(workload.backup_target, snapshot.project_id)
         total = sum(d.source.size for p in plan for d in p.disks)
         progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
-        created = self._created.setdefault(restore_id, [])
         restored = []
         for item in plan:
             window = (self.platform.inplace_window(item.live, options) if item.inplace and item.live
@@ -299,8 +306,6 @@ class RestoreJob:
             with window:
                 for disk in item.disks:
                     job.checkpoint()
-                    if disk.creates_file:
-                        created.append(disk.destination)
                     try:
                         repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
                                            progress=progress.for_disk(disk.destination, disk.destination),
@@ -329,7 +334,6 @@ class RestoreJob:
                     status=states.RESTORE_AVAILABLE, progress_percent=100, progress_msg="Restore is complete.",
                     uploaded_size=total, instances=restored, finished_at=now, updated_at=now,
                     time_taken=int(time.monotonic() - started)))
-        self._created.pop(restore_id, None)
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         assert job.subject_id is not None
@@ -339,12 +343,7 @@ class RestoreJob:
                                                    Workload.status == states.LOCKED)
                             .values(status=states.AVAILABLE, updated_at=now))
             return
-        for path in self._created.pop(job.subject_id, []):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not remove %s of a failed restore: %s", path, exc)
         status = states.RESTORE_CANCELLED if outcome.state == jobs.CANCELLED else states.RESTORE_ERROR
         settle_unfinished(session, session.get(Restore, job.subject_id), status, outcome.error, now)
+        # never here: the reaper settles in a process that may not reach the disks
+        cleanup.request_cleanup(session, job, now)

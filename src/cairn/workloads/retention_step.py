@@ -51,10 +51,10 @@ class RetentionStep:
         self.clock = clock
         self.gc_wait_seconds = gc_wait_seconds
 
-    def __call__(self, job: JobContext, data: WorkloadData) -> None:
+    def __call__(self, job: JobContext, workload: WorkloadRecord, data: WorkloadData) -> None:
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
-                removals = mark_expired(session, data.workload, self.clock())
+                removals = mark_expired(session, workload, self.clock())
         for removal in removals:
             data.remove_snapshot(removal.snapshot_id)
             for attempt in reconnecting():

@@ -41,7 +41,7 @@ class SnapshotDeleteJob:
         for attempt in reconnecting():
             with attempt, job.database.reader() as session:
                 workload = get_workload(session, job.record.workload_id, None)
-        data = WorkloadData(self.targets, workload)
+        data = WorkloadData.of(self.targets, workload)
         data.remove_snapshot(snapshot_id)
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:

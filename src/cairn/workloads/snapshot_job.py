@@ -4,8 +4,8 @@ repository, publishes the snapshot, then applies retention.
 In order (the commit order of the data engine extended to the service): every disk's
 manifest → the snapshot's catalog file → the row `available`. A crash at any point
 leaves only garbage: manifests of a snapshot whose row never became available are
-removed by the job's settlement (or the reaper's), and by reset; their chunks go at the
-next garbage collection.
+removed by the clean-up job its settlement (or the reaper's) queues on the worker that
+wrote them (`cleanup.py`), and by reset; their chunks go at the next garbage collection.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import Capture, InstanceInfo, InstanceView, Platform
-from cairn.workloads import states
+from cairn.workloads import cleanup, states
 from cairn.workloads.catalog import SnapshotDocument
 from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import WorkloadRecord, get_workload
@@ -75,7 +75,7 @@ class SnapshotJob:
                 session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
                     status=states.SNAP_EXECUTING, host=socket.gethostname(), updated_at=started,
                     progress_msg="Reading the instances' disks."))
-        data = WorkloadData(self.targets, workload)
+        data = WorkloadData.of(self.targets, workload)
         data.repository  # noqa: B018 - opened (target checked) before any disk is captured
         progress = ProgressReporter(job, snapshot_id, sum(i.size for i in instances), "Copying")
         parents = {i.id: i.platform for i in parent.instances} if parent is not None else {}
@@ -93,7 +93,7 @@ class SnapshotJob:
                 captures.append(capture)
                 try:
                     def copy(view: InstanceView) -> tuple[SnapshotInstance, int]:
-                        return self._copy_instance(job, data, snapshot_id, view, parent, progress)
+                        return self._copy_instance(job, data, workload, snapshot_id, view, parent, progress)
                     if parallel:
                         with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="snap") as pool:
                             captured.extend(pool.map(copy, capture.views))
@@ -101,7 +101,7 @@ class SnapshotJob:
                         captured.extend(copy(view) for view in capture.views)
                 finally:
                     capture.close()
-            self._publish(job, data, snapshot, instances, captured, captures)
+            self._publish(job, data, workload, snapshot, instances, captured, captures)
         except BaseException:
             for capture in captures:
                 _quietly(capture.discard, f"undoing the capture of snapshot {snapshot_id}")
@@ -110,16 +110,15 @@ class SnapshotJob:
             _quietly(capture.commit, f"after snapshot {snapshot_id}")
         if self.retention is not None:
             try:
-                self.retention(job, data)
+                self.retention(job, workload, data)
             except CairnError as exc:  # the snapshot is safe; retention or GC can run next time
                 log.warning("after snapshot %s: %s", snapshot_id, exc.message)
 
-    def _publish(self, job: JobContext, data: WorkloadData, snapshot: SnapshotRecord,
+    def _publish(self, job: JobContext, data: WorkloadData, workload: WorkloadRecord, snapshot: SnapshotRecord,
                  instances: list[InstanceInfo], captured: list[tuple[SnapshotInstance, int]],
                  captures: list[Capture]) -> None:
         """The catalog file, then the row `available`: the snapshot's commit point."""
         job.checkpoint()
-        workload = data.workload
         added = sum(size for _, size in captured)
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
@@ -138,7 +137,7 @@ class SnapshotJob:
             time_taken=int((finished - snapshot.created_at).total_seconds()),
             warning_msg=" ".join(warnings) or None, metadata=snapshot.metadata,
             instances=tuple(instance for instance, _ in captured))
-        data.publish_snapshot(document)
+        data.publish_snapshot(workload, document)
         job.checkpoint()
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
@@ -166,7 +165,8 @@ class SnapshotJob:
             self.platform.confirm(instance)
         return ordered
 
-    def _copy_instance(self, job: JobContext, data: WorkloadData, snapshot_id: str, view: InstanceView,
+    def _copy_instance(self, job: JobContext, data: WorkloadData, workload: WorkloadRecord, snapshot_id: str,
+                       view: InstanceView,
                        parent: SnapshotRecord | None, progress: ProgressReporter) -> tuple[SnapshotInstance, int]:
         instance = view.instance
         parent_disks = {}
@@ -179,7 +179,7 @@ class SnapshotJob:
         for index, disk_view in enumerate(view.disks):
             disk = disk_view.disk
             job.checkpoint()
-            key = manifest_key(data.workload.id, snapshot_id, instance.id, index)
+            key = manifest_key(workload.id, snapshot_id, instance.id, index)
             label = f"disk {index + 1} of {instance.name} ({disk.path})"
             parent_key = parent_disks.get(disk.path)
             # Changed ranges are relative to the parent's copy of this very disk.
@@ -219,10 +219,10 @@ class SnapshotJob:
             return
         row = session.get(Snapshot, job.subject_id)
         if row is not None and row.status in states.SNAP_RUNNING:
-            try:
-                WorkloadData(self.targets, get_workload(session, row.workload_id, None)).remove_snapshot(row.id)
-            except CairnError as exc:  # reset removes what is left
-                log.warning("could not clean up snapshot %s: %s", row.id, exc.message)
+            target = session.scalar(select(Workload.backup_target).where(Workload.id == row.workload_id))
+            if target:  # removed by a clean-up job on the worker that wrote it
+                cleanup.request_cleanup(session, job, now, also=[
+                    cleanup.snapshot_data(target, row.project_id, row.workload_id, row.id)])
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
         settle_unfinished(session, row, status, outcome.error, now)
 

@@ -38,52 +38,57 @@ def target_name(workload: WorkloadRecord) -> str:
 class WorkloadData:
     """One workload's files on its target, for the length of one job."""
 
-    def __init__(self, targets: BackupTargets, workload: WorkloadRecord) -> None:
+    def __init__(self, targets: BackupTargets, target: str, project_id: str, workload_id: str) -> None:
         self.targets = targets
-        self.workload = workload
-        self.target = targets.get(target_name(workload))
+        self.target = targets.get(target)
+        self.project_id = project_id
+        self.workload_id = workload_id
         self._repository: Repository | None = None
+
+    @classmethod
+    def of(cls, targets: BackupTargets, workload: WorkloadRecord) -> WorkloadData:
+        return cls(targets, target_name(workload), workload.project_id, workload.id)
 
     @property
     def repository(self) -> Repository:
         """The project's repository, opened on first use."""
         if self._repository is None:
-            self._repository = self.targets.repository(self.target.name, self.workload.project_id)
+            self._repository = self.targets.repository(self.target.name, self.project_id)
         return self._repository
 
     @property
     def catalog(self) -> Target:
-        return self.target.catalog(self.workload.project_id)
+        return self.target.catalog(self.project_id)
 
-    def publish_workload(self) -> None:
+    def publish_workload(self, workload: WorkloadRecord) -> None:
         """Write the workload's description to the catalog (for import)."""
-        catalog.write_workload(self.catalog, WorkloadDocument.from_record(self.workload))
+        catalog.write_workload(self.catalog, WorkloadDocument.from_record(workload))
 
-    def publish_snapshot(self, document: SnapshotDocument) -> None:
+    def publish_snapshot(self, workload: WorkloadRecord, document: SnapshotDocument) -> None:
         """The workload's description, then the snapshot's: after this the target alone
         can bring the snapshot back."""
-        self.publish_workload()
+        self.publish_workload(workload)
         catalog.write_snapshot(self.catalog, document)
 
     def snapshot_ids_with_manifests(self) -> set[str]:
         """Every snapshot of this workload that has at least one manifest on the target."""
-        prefix = f"{self.workload.id}/"
+        prefix = f"{self.workload_id}/"
         return {key.split("/")[1] for key in self.repository.list_manifests() if key.startswith(prefix)}
 
     def remove_snapshot(self, snapshot_id: str) -> None:
         """Catalog file first, then manifests; safe to repeat."""
-        catalog.remove_snapshot(self.catalog, self.workload.id, snapshot_id)
-        self._delete_manifests(f"{self.workload.id}/{snapshot_id}/")
+        catalog.remove_snapshot(self.catalog, self.workload_id, snapshot_id)
+        self._delete_manifests(f"{self.workload_id}/{snapshot_id}/")
 
     def remove_all(self) -> None:
         """The workload's catalog, then every manifest it has (those of failed snapshots too)."""
-        catalog.remove_workload(self.catalog, self.workload.id)
-        self._delete_manifests(f"{self.workload.id}/")
+        catalog.remove_workload(self.catalog, self.workload_id)
+        self._delete_manifests(f"{self.workload_id}/")
 
     def collect_garbage(self, wait_seconds: float) -> None:
         report = self.repository.gc(wait_seconds=wait_seconds)
         log.info("garbage collection for project %s: %d packs deleted, %d repacked, %d bytes freed%s",
-                 self.workload.project_id, report.packs_deleted, report.packs_repacked, report.bytes_freed,
+                 self.project_id, report.packs_deleted, report.packs_repacked, report.bytes_freed,
                  " (plan pending: backups still running)" if report.pending else "")
 
     def _delete_manifests(self, prefix: str) -> None:
