@@ -54,6 +54,27 @@ def test_a_write_whose_connection_is_killed_raises_connection_lost_and_writes_no
     assert settings(server_db) == {}
 
 
+def test_reads_that_finished_before_their_connection_was_killed_keep_their_result(server_db: Database) -> None:
+    with server_db.unit_of_work() as session:
+        session.add(ServiceSetting(key="kept", value="1"))
+    with server_db.reader() as session:
+        found = list(session.scalars(select(ServiceSetting.key)))
+        kill_connection_of(server_db, session)  # the reader's rollback meets a dead connection
+    assert found == ["kept"]
+    assert settings(server_db) == {"kept": "1"}  # and the next session gets a live one
+
+
+def test_an_error_in_a_unit_of_work_is_not_hidden_by_its_rollback_on_a_killed_connection(
+        server_db: Database) -> None:
+    with pytest.raises(Conflict, match="the block's own error"):
+        with server_db.unit_of_work() as session:
+            session.add(ServiceSetting(key="never", value="1"))
+            session.flush()
+            kill_connection_of(server_db, session)
+            raise Conflict("the block's own error")
+    assert settings(server_db) == {}
+
+
 def test_a_read_whose_connection_is_killed_raises_connection_lost(server_db: Database) -> None:
     with pytest.raises(ConnectionLost):
         with server_db.reader() as session:

@@ -134,11 +134,11 @@ class Database:
             yield session
             session.commit()
         except DBAPIError as exc:
-            session.rollback()
+            _roll_back(session)
             _raise_lost(exc)
             raise
         except BaseException:
-            session.rollback()
+            _roll_back(session)
             raise
         finally:
             callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
@@ -160,12 +160,22 @@ class Database:
             _raise_lost(exc)
             raise
         finally:
-            session.rollback()
+            _roll_back(session)
             session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _roll_back(session: Session) -> None:
+    """Roll back, letting go of a connection the server dropped: the error that ends the
+    block (or its reads, which stay valid) must not be replaced by the rollback's."""
+    try:
+        session.rollback()
+    except DBAPIError:
+        log.warning("the rollback found the database connection lost; it is discarded")
+        session.invalidate()
 
 
 def _raise_lost(exc: DBAPIError) -> None:
