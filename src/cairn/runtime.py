@@ -33,12 +33,13 @@ from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
-from cairn.workloads import cleanup, lifecycle, restores
+from cairn.workloads import cleanup, lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
 from cairn.workloads.notices import NOTICE_FACTS
-from cairn.workloads.restores import RestoreService
+from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
+from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
@@ -92,7 +93,7 @@ NOTIFIED_EVENTS = {
     lifecycle.JOB_CREATE: "workload.create",
     lifecycle.JOB_DELETE: "workload.delete",
     JOB_SNAPSHOT: "snapshot.create",
-    restores.JOB_RESTORE: "restore",
+    JOB_RESTORE: "restore",
 }
 
 
@@ -111,7 +112,7 @@ def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
         lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait),
         JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
-        restores.JOB_RESTORE: restores.RestoreJob(platform, targets, clock),
+        JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
     }
     messaging: Messaging | None = None

@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +20,15 @@ import pytest
 from cairn.config import TargetSettings
 from cairn.workloads import job_rows
 from tests.api.test_snapshots import (
-    MiB, register, restore, restored_disks, sha256, snapshot, take_snapshot, wait_snapshot)
+    MiB,
+    register,
+    restore,
+    restored_disks,
+    sha256,
+    snapshot,
+    take_snapshot,
+    wait_snapshot,
+)
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, free_port, variant_service, wait_until
 

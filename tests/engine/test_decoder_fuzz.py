@@ -30,8 +30,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cairn.engine import config, crypto, index, locks, manifest
-from cairn.engine.chunks import (BLOB_HEADER, BLOB_MAGIC, ENC_AESGCM, ENC_ZSTD, ZERO_ID, decode_blob,
-                                 decode_blob_into, encode_chunk)
+from cairn.engine.chunks import (
+    BLOB_HEADER,
+    BLOB_MAGIC,
+    ENC_AESGCM,
+    ENC_ZSTD,
+    ZERO_ID,
+    decode_blob,
+    decode_blob_into,
+    encode_chunk,
+)
 from cairn.engine.config import CONFIG_FORMAT, CONFIG_MAGIC, RepositoryConfig, decode_config, encode_config
 from cairn.engine.crypto import KEYFILE_HEADER, KEYFILE_MAGIC, Passphrase, RepoKeys, Sealer
 from cairn.engine.errors import CorruptObject, IntegrityError, UnsupportedFormat, WrongKey

@@ -24,7 +24,8 @@ from cairn.jobs.reaper import LEASE_LOST, Reaper
 from cairn.jobs.records import JobRecord
 from cairn.platforms.local import register_instance
 from cairn.workloads import cleanup
-from cairn.workloads.restores import RestoreRequest, RestoreService, plan_restore
+from cairn.workloads.restore_plan import RestoreRequest, plan_on
+from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.snapshot_records import snapshot_record
 from cairn.workloads.snapshot_service import SnapshotService
 from cairn.workloads.snapshot_type import SnapshotRequest
@@ -146,7 +147,7 @@ def test_a_reaped_restore_is_error_and_a_cleanup_on_its_worker_removes_its_files
         instances = snapshot_record(session.get_one(Snapshot, protected["snapshot"])).instances
     # the dead worker had planned its disks, written the first and begun the second
     job = claim_as_a_dead_worker(api, started.id)
-    plan = plan_restore(RestoreRequest(), instances, started.id, api.runtime.platform, "p1")
+    plan = plan_on(api.runtime.platform, RestoreRequest(), instances, started.id, "p1")
     first, second = plan[0].disks[0].destination, plan[1].disks[0].destination
     with api.runtime.database.unit_of_work() as session:
         cleanup.plan_destinations(session, job, [cleanup.created_file(first), cleanup.created_file(second)])

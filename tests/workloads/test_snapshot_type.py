@@ -7,7 +7,6 @@ import pytest
 
 from cairn.workloads.snapshot_type import FULL, INCREMENTAL, SnapshotRequest, choose_type
 
-
 ASKED_NOTHING = SnapshotRequest()
 
 

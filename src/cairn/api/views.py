@@ -17,7 +17,7 @@ from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
 from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
-from cairn.workloads.restores import RestoreRecord
+from cairn.workloads.restore_records import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
 
 

@@ -16,7 +16,7 @@ from cairn.engine.config import RepositoryConfig
 from cairn.engine.crypto import KeyFile, Passphrase
 from cairn.engine.gc import GcReport
 from cairn.engine.locks import LockTiming
-from cairn.engine.repository import RepoStats, Repository
+from cairn.engine.repository import Repository, RepoStats
 from cairn.engine.sources import Extent, Source, open_source
 from cairn.engine.verify import Problem, VerifyReport
 

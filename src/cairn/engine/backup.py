@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from cairn.engine import pipeline
 from cairn.engine.chunks import DEFAULT_ZSTD_LEVEL, ID_SIZE, ZERO_ID, encode_chunk, is_zero

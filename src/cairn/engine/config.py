@@ -42,7 +42,7 @@ class RepositoryConfig:
     created_ns: int = 0
 
     @classmethod
-    def new(cls, chunk_size: int, pack_size: int, encrypted: bool) -> "RepositoryConfig":
+    def new(cls, chunk_size: int, pack_size: int, encrypted: bool) -> RepositoryConfig:
         return cls(chunk_size, pack_size, encrypted, os.urandom(16), time.time_ns())
 
 

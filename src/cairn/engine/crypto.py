@@ -94,7 +94,7 @@ class RepoKeys:
     id_key: bytes
 
     @classmethod
-    def from_master(cls, master: bytes) -> "RepoKeys":
+    def from_master(cls, master: bytes) -> RepoKeys:
         return cls(data_key=master[:32], id_key=master[32:64])
 
     def mac_key(self) -> bytes:

@@ -25,8 +25,17 @@ from cairn.engine.chunks import decode_blob
 from cairn.engine.crypto import Sealer
 from cairn.engine.errors import CorruptObject
 from cairn.engine.index import IndexEntry, write_segment
-from cairn.engine.locks import (PLAN_KEY, GcPlan, Lock, LockTiming, list_locks, read_lock, remove_lock,
-                                remove_orphan_beats, write_plan)
+from cairn.engine.locks import (
+    PLAN_KEY,
+    GcPlan,
+    Lock,
+    LockTiming,
+    list_locks,
+    read_lock,
+    remove_lock,
+    remove_orphan_beats,
+    write_plan,
+)
 from cairn.engine.packs import PackWriter, pack_id_from_key, pack_key
 from cairn.targets.base import Target
 

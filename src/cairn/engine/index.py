@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from cairn.engine.crypto import Sealer
 from cairn.engine.errors import CorruptObject, UnsupportedFormat

@@ -166,7 +166,7 @@ class Lock:
         self._last_beat = time.monotonic()
         self._max_gap = 0.0
 
-    def acquire(self) -> "Lock":
+    def acquire(self) -> Lock:
         if self.exclusive:
             self._acquire_exclusive()
         else:
@@ -226,7 +226,7 @@ class Lock:
         except Exception:  # noqa: BLE001 - a lock left behind only goes stale
             pass
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from cairn.engine.chunks import BLOB_HEADER_SIZE, BlobInfo, parse_blob_header
 from cairn.engine.errors import CorruptObject, UnsupportedFormat

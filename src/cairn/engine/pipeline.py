@@ -9,7 +9,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _POLL = 0.05
 
@@ -18,7 +19,7 @@ class Stopped(Exception):
     """Raised inside a pipeline thread when another thread has asked everyone to stop."""
 
 
-def put(q: "queue.Queue[Any]", item: Any, stop: threading.Event) -> None:
+def put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
     while True:
         if stop.is_set():
             raise Stopped
@@ -29,7 +30,7 @@ def put(q: "queue.Queue[Any]", item: Any, stop: threading.Event) -> None:
             continue
 
 
-def get(q: "queue.Queue[Any]", stop: threading.Event) -> Any:
+def get(q: queue.Queue[Any], stop: threading.Event) -> Any:
     while True:
         if stop.is_set():
             raise Stopped
@@ -39,7 +40,7 @@ def get(q: "queue.Queue[Any]", stop: threading.Event) -> Any:
             continue
 
 
-def end(q: "queue.Queue[Any]", stop: threading.Event, consumers: int) -> None:
+def end(q: queue.Queue[Any], stop: threading.Event, consumers: int) -> None:
     """Tell each of `consumers` threads reading `q` that no more work comes (a None
     each); gives up quietly once the crew is stopping, as no one is reading then."""
     for _ in range(consumers):
@@ -53,7 +54,7 @@ class LastOut:
     """Counts down the `producers` threads feeding `q`; the last one to finish tells its
     `consumers` that no more work comes (see `end`)."""
 
-    def __init__(self, producers: int, q: "queue.Queue[Any]", stop: threading.Event, consumers: int) -> None:
+    def __init__(self, producers: int, q: queue.Queue[Any], stop: threading.Event, consumers: int) -> None:
         self._left = producers
         self._lock = threading.Lock()
         self._q, self._stop, self._consumers = q, stop, consumers

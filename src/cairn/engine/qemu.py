@@ -14,8 +14,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from cairn.engine.errors import SourceError, ToolFailed
 from cairn.system_python import import_system_modules

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 
 from cairn.engine.backup import BackupResult, CancelFn, ProgressFn, run_backup
 from cairn.engine.catalog import read_manifests, read_segments
-from cairn.engine.config import (CONFIG_KEY, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, MAX_CHUNK_SIZE,
-                                 MIN_CHUNK_SIZE, RepositoryConfig, decode_config, encode_config)
+from cairn.engine.config import (
+    CONFIG_KEY,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PACK_SIZE,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    RepositoryConfig,
+    decode_config,
+    encode_config,
+)
 from cairn.engine.crypto import KeySource, RepoKeys, Sealer, new_master, unwrap_master, wrap_master
 from cairn.engine.errors import CorruptObject, ManifestNotFound, RepositoryExists, RepositoryNotFound, WrongKey
 from cairn.engine.gc import DEFAULT_REPACK_BELOW, GcReport, run_gc
@@ -75,7 +83,7 @@ class Repository:
     @classmethod
     def init(cls, target: Target, encryption: KeySource | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
              pack_size: int = DEFAULT_PACK_SIZE, timing: LockTiming | None = None,
-             workers: int = DEFAULT_WORKERS) -> "Repository":
+             workers: int = DEFAULT_WORKERS) -> Repository:
         """Create a new repository; `encryption` is a `Passphrase` or `KeyFile`, or None."""
         if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE or chunk_size % 4096:
             raise InvalidInput(f"chunk size must be a multiple of 4096 between {MIN_CHUNK_SIZE} and "
@@ -100,7 +108,7 @@ class Repository:
 
     @classmethod
     def open(cls, target: Target, key: KeySource | None = None, timing: LockTiming | None = None,
-             workers: int = DEFAULT_WORKERS) -> "Repository":
+             workers: int = DEFAULT_WORKERS) -> Repository:
         """Open an existing repository; `WrongKey` if `key` is missing or does not fit."""
         try:
             config = decode_config(target.get(CONFIG_KEY))

@@ -30,7 +30,7 @@ import os
 import queue
 import stat
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from cairn.engine import pipeline
 from cairn.engine.chunks import BLOB_HEADER_SIZE, ID_SIZE, SEAL_OVERHEAD, ZERO_ID, decode_blob, decode_blob_into

@@ -13,8 +13,8 @@ does not grow with the disk; a chunk repeated in two windows is read once per wi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from cairn.engine.chunks import ID_SIZE, ZERO_ID
 from cairn.engine.manifest import Manifest

@@ -81,7 +81,7 @@ class _FileSource:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "_FileSource":
+    def __enter__(self) -> _FileSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,7 +191,7 @@ class Qcow2Source:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "Qcow2Source":
+    def __enter__(self) -> Qcow2Source:
         return self
 
     def __exit__(self, *exc: object) -> None:

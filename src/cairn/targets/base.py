@@ -21,7 +21,8 @@ object as `ObjectNotFound`, ENOSPC as `TargetFull`, other I/O as `TargetIOError`
 from __future__ import annotations
 
 import posixpath
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from cairn.errors import InvalidInput
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from typing import Iterator
+from collections.abc import Iterator
 
 from cairn.targets.base import READ_SLACK, validate_key
 from cairn.targets.errors import TargetIOError, map_os_error

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cairn.db.models import Restore, Snapshot
 from cairn.jobs.notify import Facts
 from cairn.jobs.records import JobRecord
-from cairn.workloads.restores import JOB_RESTORE
+from cairn.workloads.restore_job import JOB_RESTORE
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT
 
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
-from cairn.workloads.restores import InstanceChoice, RestoreRequest, get_restore, list_restores
+from cairn.workloads.restore_plan import InstanceChoice, RestoreRequest
+from cairn.workloads.restore_records import get_restore, list_restores
 
 router = APIRouter(prefix="/v1/{project_id}", tags=["restores"])
 Token = Depends(deps.auth_token)

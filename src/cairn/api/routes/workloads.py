@@ -10,7 +10,12 @@ from cairn.clock import utcnow
 from cairn.workloads import global_scheduler
 from cairn.workloads.lifecycle import WorkloadInput
 from cairn.workloads.records import (
-    get_workload, list_workload_versions, storage_usage, workload_summaries_by_id, workloads_by_id)
+    get_workload,
+    list_workload_versions,
+    storage_usage,
+    workload_summaries_by_id,
+    workloads_by_id,
+)
 
 router = APIRouter(prefix="/v1/{project_id}/workloads", tags=["workloads"])
 

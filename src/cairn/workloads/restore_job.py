@@ -1,0 +1,124 @@
+"""The restore job: writes a snapshot's disks back, as new instances or over the originals.
+
+The workload is `locked` while a restore runs. Before it writes a disk, a restore job
+records in its job row every file it will write (`cairn.workloads.cleanup`): the new
+files, and for an in-place restore the original disks it overwrites. When it fails, is
+cancelled or is reaped after its worker died, its settlement marks it `error` or
+`cancelled`, unlocks the workload and queues a `cleanup` job on the same worker, which
+removes the new files and the data engine's temporary files; an original disk is never
+removed. An in-place restore cannot be undone, and says so in its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from cairn.db.database import reconnecting
+from cairn.db.models import Restore, Snapshot, Workload
+from cairn.errors import CairnError, Conflict
+from cairn.jobs import records as jobs
+from cairn.jobs.dispatch import WORKER_KEY
+from cairn.jobs.records import JobRecord
+from cairn.jobs.runner import JobCancelled, JobContext, Outcome
+from cairn.platforms.base import Platform
+from cairn.workloads import cleanup, states
+from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
+from cairn.workloads.records import get_workload
+from cairn.workloads.restore_plan import InstanceChoice, RestoreRequest, plan_on
+from cairn.workloads.snapshot_records import snapshot_record
+from cairn.workloads.storage import BackupTargets
+
+JOB_RESTORE = "restore"
+
+
+class RestoreJob:
+    def __init__(self, platform: Platform, targets: BackupTargets, clock: Callable[[], datetime]) -> None:
+        self.platform = platform
+        self.targets = targets
+        self.clock = clock
+
+    def run(self, job: JobContext) -> None:
+        restore_id = job.record.subject_id
+        assert restore_id is not None and job.record.workload_id is not None
+        started = time.monotonic()
+        for attempt in reconnecting():
+            with attempt, job.database.reader() as session:
+                row = session.get_one(Restore, restore_id)
+                snapshot = snapshot_record(session.get_one(Snapshot, row.snapshot_id))
+                workload = get_workload(session, job.record.workload_id, None)
+                options = dict(row.options or {})
+                restore_type = row.restore_type
+        request = RestoreRequest(restore_type=restore_type, instances=tuple(
+            InstanceChoice(c["id"], c.get("include", True), c.get("name"),
+                           tuple(c["vdisks"]) if c.get("vdisks") is not None else None)
+            for c in options.get("instances", [])), options=options)
+        plan = plan_on(self.platform, request, snapshot.instances, restore_id, snapshot.project_id)
+        destinations = [cleanup.created_file(d.destination) if d.creates_file
+                        else cleanup.overwritten_file(d.destination) for item in plan for d in item.disks]
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                # before any disk is written: a clean-up finds them even if this process dies
+                cleanup.plan_destinations(session, job.record, destinations)
+                session.execute(update(Restore).where(Restore.id == restore_id).values(
+                    status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
+        if not workload.backup_target:
+            raise Conflict(f"Workload {workload.id} has no backup target.")
+        repository = self.targets.repository(workload.backup_target, snapshot.project_id)
+        total = sum(d.source.size for p in plan for d in p.disks)
+        progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
+        restored = []
+        for item in plan:
+            window = (self.platform.inplace_window(item.live, options) if item.inplace and item.live
+                      else contextlib.nullcontext())
+            with window:
+                for disk in item.disks:
+                    job.checkpoint()
+                    try:
+                        repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
+                                           progress=progress.for_disk(disk.destination, disk.destination),
+                                           cancel=lambda: job.cancel_requested)
+                    except CairnError as exc:
+                        if job.cancel_requested:
+                            raise JobCancelled("The restore was cancelled.") from exc
+                        undo = " The disk may be partly overwritten." if not disk.creates_file else ""
+                        # the same error, saying which disk: its kind and fields stay as they are
+                        exc.message = f"Disk {disk.source.path} of instance {item.source.name}: {exc.message}{undo}"
+                        exc.args = (exc.message,)
+                        raise
+            if item.inplace:
+                restored.append({"id": item.source.id, "name": item.name, "status": "available"})
+            else:
+                for attempt in reconnecting():
+                    with attempt:
+                        info = self.platform.restore_instance(
+                            snapshot.project_id, item.name,
+                            [(d.source.device, d.destination, d.source.format) for d in item.disks],
+                            item.source.platform, restore_id, job.record.payload.get(WORKER_KEY))
+                restored.append({"id": info.id, "name": info.name, "status": "available"})
+        job.checkpoint()
+        for attempt in reconnecting():
+            with attempt, job.database.unit_of_work() as session:
+                now = self.clock()
+                session.execute(update(Restore).where(Restore.id == restore_id).values(
+                    status=states.RESTORE_AVAILABLE, progress_percent=100, progress_msg="Restore is complete.",
+                    uploaded_size=total, instances=restored, finished_at=now, updated_at=now,
+                    time_taken=int(time.monotonic() - started)))
+
+    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
+        assert job.subject_id is not None
+        now = self.clock()
+        if outcome.state == jobs.SUCCEEDED:
+            session.execute(update(Workload).where(Workload.id == job.workload_id,
+                                                   Workload.status == states.LOCKED)
+                            .values(status=states.AVAILABLE, updated_at=now))
+            return
+        status = states.RESTORE_CANCELLED if outcome.state == jobs.CANCELLED else states.RESTORE_ERROR
+        settle_unfinished(session, session.get(Restore, job.subject_id), status, outcome.error, now)
+        # never here: the reaper settles in a process that may not reach the disks
+        cleanup.request_cleanup(session, job, now)
