@@ -44,8 +44,10 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool, 
           limit: int | None, marker: str | None) -> Response:
     runtime = deps.runtime_of(request)
     scope: str | None = project_id
-    if deps.parse_bool("all", all_):
-        runtime.enforcer.authorize(rules.SNAPSHOT_GET_ALL_TENANTS, ctx)
+    # `all` from a caller the all-projects rule does not allow means their own project,
+    # as from the original API, not a 403.
+    if (deps.parse_bool("all", all_)
+            and runtime.enforcer.allows(rules.SNAPSHOT_GET_ALL_TENANTS, ctx, project_id)):
         scope = None
     wanted = SnapshotFilter(project_id=scope, workload_id=workload_id, status=status,
                             date_from=_date("date_from", date_from), date_to=_date("date_to", date_to),

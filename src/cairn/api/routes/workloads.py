@@ -31,8 +31,10 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
           limit: int | None, marker: str | None) -> Response:
     runtime = deps.runtime_of(request)
     scope: str | None = project_id
-    if deps.parse_bool("all_workloads", all_workloads):
-        runtime.enforcer.authorize(rules.WORKLOAD_GET_ALL_TENANTS, ctx)
+    # A caller the all-projects rule does not allow gets their own project, as from the
+    # original API: clients send all_workloads (and all_tenants) whoever runs them.
+    if (deps.parse_bool("all_workloads", all_workloads)
+            and runtime.enforcer.allows(rules.WORKLOAD_GET_ALL_TENANTS, ctx, project_id)):
         scope = None
     if project_filter:
         if project_filter != project_id:
