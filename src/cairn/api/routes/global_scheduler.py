@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -15,7 +17,7 @@ router = APIRouter(prefix="/v1/{project_id}/global_job_scheduler", tags=["global
 
 @router.get("", response_model=models.GlobalSchedulerOut, summary="Is the global job scheduler on?")
 def status(request: Request, project_id: str,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_GET_GLOBAL_JOB_SCHEDULER)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET_GLOBAL_JOB_SCHEDULER)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         return deps.json_response({"global_job_scheduler": global_scheduler.is_enabled(session)})
@@ -29,12 +31,12 @@ def _switch(request: Request, enabled: bool) -> Response:
 
 
 @router.post("/enable", response_model=models.GlobalSchedulerOut, summary="Turn the global job scheduler on")
-def enable(request: Request, project_id: str,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE)) -> Response:
+def enable(request: Request, project_id: str, ctx: Annotated[
+        RequestContext, deps.allowed(rules.WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE)]) -> Response:
     return _switch(request, True)
 
 
 @router.post("/disable", response_model=models.GlobalSchedulerOut, summary="Turn the global job scheduler off")
-def disable(request: Request, project_id: str,
-            ctx: RequestContext = deps.allowed(rules.WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE)) -> Response:
+def disable(request: Request, project_id: str, ctx: Annotated[
+        RequestContext, deps.allowed(rules.WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE)]) -> Response:
     return _switch(request, False)

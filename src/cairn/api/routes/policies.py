@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -22,7 +24,7 @@ def _input(body: models.PolicyBody) -> PolicyInput:
 
 @router.post("", response_model=models.PolicyOne, summary="Create a workload policy")
 def create_policy(request: Request, project_id: str, body: models.PolicyCreateRequest,
-                  ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_CREATE)) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_CREATE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         record = policies.create_policy(session, _input(body.workload_policy))
@@ -31,7 +33,7 @@ def create_policy(request: Request, project_id: str, body: models.PolicyCreateRe
 
 @router.get("", response_model=models.PolicyList, summary="List workload policies")
 def list_policies(request: Request, project_id: str,
-                  ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_GET)) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         records = policies.list_policies(session)
@@ -41,8 +43,8 @@ def list_policies(request: Request, project_id: str,
 @router.get("/assigned/{assigned_project}", response_model=models.AssignedPolicies,
             summary="List the policies assigned to a project")
 def assigned(request: Request, project_id: str, assigned_project: str,
-             ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_GET_ASSIGNED,
-                                                target="assigned_project")) -> Response:
+             ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET_ASSIGNED,
+                                                target="assigned_project")]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         records = policies.assigned_policies(session, assigned_project)
@@ -51,7 +53,7 @@ def assigned(request: Request, project_id: str, assigned_project: str,
 
 @router.get("/{policy_id}", response_model=models.PolicyOne, summary="Show a workload policy")
 def show_policy(request: Request, project_id: str, policy_id: str,
-                ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_GET)) -> Response:
+                ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         record = policies.get_policy(session, policy_id)
@@ -60,7 +62,7 @@ def show_policy(request: Request, project_id: str, policy_id: str,
 
 @router.put("/{policy_id}", response_model=models.PolicyOne, summary="Modify a workload policy")
 def update_policy(request: Request, project_id: str, policy_id: str, body: models.PolicyUpdateRequest,
-                  ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_UPDATE)) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         record = policies.update_policy(session, policy_id, _input(body.policy))
@@ -69,7 +71,7 @@ def update_policy(request: Request, project_id: str, policy_id: str, body: model
 
 @router.delete("/{policy_id}", status_code=202, response_class=Response, summary="Delete a workload policy")
 def delete_policy(request: Request, project_id: str, policy_id: str,
-                  ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_DELETE)) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         policies.delete_policy(session, policy_id)
@@ -79,7 +81,7 @@ def delete_policy(request: Request, project_id: str, policy_id: str,
 @router.post("/{policy_id}/assign", response_model=models.PolicyAssigned,
              summary="Assign a workload policy to projects")
 def assign_policy(request: Request, project_id: str, policy_id: str, body: models.PolicyAssignRequest,
-                  ctx: RequestContext = deps.allowed(rules.WORKLOAD_POLICY_ASSIGN)) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_ASSIGN)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         record, failed = policies.assign_policy(session, policy_id, body.policy.add_projects,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
@@ -43,14 +45,14 @@ def _start(request: Request, project_id: str, snapshot_id: str, body: models.Res
              response_model=models.RestoreOne, summary="Restore a snapshot")
 def start(request: Request, project_id: str, workload_id: str, snapshot_id: str,
           body: models.RestoreCreateRequest,
-          ctx: RequestContext = deps.allowed(rules.RESTORE_CREATE)) -> Response:
+          ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_CREATE)]) -> Response:
     return _start(request, project_id, snapshot_id, body, ctx, workload_id)
 
 
 @router.post("/snapshots/{snapshot_id}", status_code=202, response_model=models.RestoreOne,
              summary="Restore a snapshot (the original's short form)")
 def start_short(request: Request, project_id: str, snapshot_id: str, body: models.RestoreCreateRequest,
-                ctx: RequestContext = deps.allowed(rules.RESTORE_CREATE)) -> Response:
+                ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_CREATE)]) -> Response:
     return _start(request, project_id, snapshot_id, body, ctx, None)
 
 
@@ -66,13 +68,14 @@ def _list(request: Request, project_id: str, ctx: RequestContext, snapshot_id: s
 
 @router.get("/restores", response_model=models.RestoreList, summary="List restores")
 def list_summaries(request: Request, project_id: str,
-                   ctx: RequestContext = deps.allowed(rules.RESTORE_GET_ALL),
+                   ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_GET_ALL)],
                    snapshot_id: str | None = Query(None, max_length=64), limit: int | None = None) -> Response:
     return _list(request, project_id, ctx, snapshot_id, limit)
 
 
 @router.get("/restores/detail", response_model=models.RestoreList, summary="List restores with details")
-def list_details(request: Request, project_id: str, ctx: RequestContext = deps.allowed(rules.RESTORE_GET_ALL),
+def list_details(request: Request, project_id: str,
+                 ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_GET_ALL)],
                  snapshot_id: str | None = Query(None, max_length=64), limit: int | None = None) -> Response:
     return _list(request, project_id, ctx, snapshot_id, limit)
 
@@ -87,21 +90,21 @@ def _show(request: Request, project_id: str, restore_id: str, ctx: RequestContex
 
 @router.get("/restores/{restore_id}", response_model=models.RestoreOne, summary="Show a restore")
 def show(request: Request, project_id: str, restore_id: str,
-         ctx: RequestContext = deps.allowed(rules.RESTORE_GET)) -> Response:
+         ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_GET)]) -> Response:
     return _show(request, project_id, restore_id, ctx)
 
 
 @router.get("/workloads/{workload_id}/snapshots/{snapshot_id}/restores/{restore_id}",
             response_model=models.RestoreOne, summary="Show a restore of a snapshot")
 def show_of_snapshot(request: Request, project_id: str, workload_id: str, snapshot_id: str, restore_id: str,
-                     ctx: RequestContext = deps.allowed(rules.RESTORE_GET)) -> Response:
+                     ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_GET)]) -> Response:
     return _show(request, project_id, restore_id, ctx, snapshot_id)
 
 
 @router.delete("/restores/{restore_id}", status_code=202, response_class=Response,
                summary="Delete a restore record (restored instances stay)")
 def delete(request: Request, project_id: str, restore_id: str,
-           ctx: RequestContext = deps.allowed(rules.RESTORE_DELETE)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         runtime.restores.delete(session, restore_id, None if ctx.is_admin else project_id)
@@ -117,11 +120,11 @@ def _cancel(request: Request, project_id: str, restore_id: str, ctx: RequestCont
 
 @router.get("/restores/{restore_id}/cancel", response_model=models.RestoreOne, summary="Cancel a restore")
 def cancel_get(request: Request, project_id: str, restore_id: str,
-               ctx: RequestContext = deps.allowed(rules.RESTORE_CANCEL)) -> Response:
+               ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_CANCEL)]) -> Response:
     return _cancel(request, project_id, restore_id, ctx)
 
 
 @router.post("/restores/{restore_id}/cancel", response_model=models.RestoreOne, summary="Cancel a restore")
 def cancel_post(request: Request, project_id: str, restore_id: str,
-                ctx: RequestContext = deps.allowed(rules.RESTORE_CANCEL)) -> Response:
+                ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_CANCEL)]) -> Response:
     return _cancel(request, project_id, restore_id, ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -27,8 +28,9 @@ def _date(name: str, value: str | None) -> datetime | None:
 
 
 @router.post("/workloads/{workload_id}", response_model=models.SnapshotOne, summary="Take a snapshot now")
-def take(request: Request, project_id: str, workload_id: str, body: models.SnapshotCreateRequest | None = None,
-         full: str | None = None, ctx: RequestContext = deps.allowed(rules.SNAPSHOT_CREATE)) -> Response:
+def take(request: Request, project_id: str, workload_id: str,
+         ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_CREATE)],
+         body: models.SnapshotCreateRequest | None = None, full: str | None = None) -> Response:
     runtime = deps.runtime_of(request)
     snap = body.snapshot if body else models.SnapshotBody()
     wanted = SnapshotRequest(name=snap.name, description=snap.description,
@@ -61,7 +63,7 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool, 
 
 @router.get("/snapshots", response_model=models.SnapshotList, summary="List snapshots")
 def list_summaries(request: Request, project_id: str,
-                   ctx: RequestContext = deps.allowed(rules.SNAPSHOT_GET_ALL),
+                   ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_GET_ALL)],
                    workload_id: str | None = Query(None, max_length=64), status: str | None = Query(None, max_length=32),
                    date_from: str | None = Query(None, max_length=32), date_to: str | None = Query(None, max_length=32),
                    all: str | None = None, limit: int | None = None,
@@ -71,7 +73,7 @@ def list_summaries(request: Request, project_id: str,
 
 @router.get("/snapshots/detail", response_model=models.SnapshotDetailList, summary="List snapshots with details")
 def list_details(request: Request, project_id: str,
-                 ctx: RequestContext = deps.allowed(rules.SNAPSHOT_GET_ALL),
+                 ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_GET_ALL)],
                  workload_id: str | None = Query(None, max_length=64), status: str | None = Query(None, max_length=32),
                  date_from: str | None = Query(None, max_length=32), date_to: str | None = Query(None, max_length=32),
                  all: str | None = None, limit: int | None = None,
@@ -89,20 +91,20 @@ def _show(request: Request, project_id: str, snapshot_id: str, ctx: RequestConte
 
 @router.get("/snapshots/{snapshot_id}", response_model=models.SnapshotDetailOne, summary="Show a snapshot")
 def show(request: Request, project_id: str, snapshot_id: str,
-         ctx: RequestContext = deps.allowed(rules.SNAPSHOT_GET)) -> Response:
+         ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_GET)]) -> Response:
     return _show(request, project_id, snapshot_id, ctx)
 
 
 @router.get("/workloads/{workload_id}/snapshots/{snapshot_id}", response_model=models.SnapshotDetailOne,
             summary="Show a snapshot of a workload")
 def show_of_workload(request: Request, project_id: str, workload_id: str, snapshot_id: str,
-                     ctx: RequestContext = deps.allowed(rules.SNAPSHOT_GET)) -> Response:
+                     ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_GET)]) -> Response:
     return _show(request, project_id, snapshot_id, ctx, workload_id)
 
 
 @router.delete("/snapshots/{snapshot_id}", status_code=202, response_class=Response, summary="Delete a snapshot")
 def delete(request: Request, project_id: str, snapshot_id: str,
-           ctx: RequestContext = deps.allowed(rules.SNAPSHOT_DELETE)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         runtime.snapshots.delete(session, snapshot_id, None if ctx.is_admin else project_id)
@@ -118,11 +120,11 @@ def _cancel(request: Request, project_id: str, snapshot_id: str, ctx: RequestCon
 
 @router.get("/snapshots/{snapshot_id}/cancel", response_model=models.SnapshotOne, summary="Cancel a snapshot")
 def cancel_get(request: Request, project_id: str, snapshot_id: str,
-               ctx: RequestContext = deps.allowed(rules.SNAPSHOT_CANCEL)) -> Response:
+               ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_CANCEL)]) -> Response:
     return _cancel(request, project_id, snapshot_id, ctx)
 
 
 @router.post("/snapshots/{snapshot_id}/cancel", response_model=models.SnapshotOne, summary="Cancel a snapshot")
 def cancel_post(request: Request, project_id: str, snapshot_id: str,
-                ctx: RequestContext = deps.allowed(rules.SNAPSHOT_CANCEL)) -> Response:
+                ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_CANCEL)]) -> Response:
     return _cancel(request, project_id, snapshot_id, ctx)

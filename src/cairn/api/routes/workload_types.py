@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.responses import Response
@@ -25,19 +27,19 @@ def _all(request: Request, project_id: str, ctx: RequestContext) -> Response:
 
 @router.get("", response_model=models.WorkloadTypeList, summary="List workload types")
 def list_types(request: Request, project_id: str,
-               ctx: RequestContext = deps.allowed(rules.WORKLOAD_TYPE_GET)) -> Response:
+               ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
     return _all(request, project_id, ctx)
 
 
 @router.get("/detail", response_model=models.WorkloadTypeList, summary="List workload types with details")
 def list_type_details(request: Request, project_id: str,
-                      ctx: RequestContext = deps.allowed(rules.WORKLOAD_TYPE_GET)) -> Response:
+                      ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
     return _all(request, project_id, ctx)
 
 
 @router.get("/{type_id}", response_model=models.WorkloadTypeOne, summary="Show a workload type")
 def show_type(request: Request, project_id: str, type_id: str,
-              ctx: RequestContext = deps.allowed(rules.WORKLOAD_TYPE_GET)) -> Response:
+              ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         row = session.get(WorkloadType, type_id)

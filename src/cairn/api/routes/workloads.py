@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
@@ -61,7 +63,7 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
 
 @router.get("", response_model=models.WorkloadList, summary="List workloads")
 def list_summaries(request: Request, project_id: str,
-                   ctx: RequestContext = deps.allowed(rules.WORKLOAD_GET_ALL),
+                   ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET_ALL)],
                    all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
                    project: str | None = Query(None, alias="project_id", max_length=64),
                    limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
@@ -70,7 +72,7 @@ def list_summaries(request: Request, project_id: str,
 
 @router.get("/detail", response_model=models.WorkloadDetailList, summary="List workloads with details")
 def list_details(request: Request, project_id: str,
-                 ctx: RequestContext = deps.allowed(rules.WORKLOAD_GET_ALL),
+                 ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET_ALL)],
                  all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
                  project: str | None = Query(None, alias="project_id", max_length=64),
                  limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
@@ -79,7 +81,7 @@ def list_details(request: Request, project_id: str,
 
 @router.post("", status_code=202, response_model=models.WorkloadCreated, summary="Create a workload")
 def create(request: Request, project_id: str, body: models.WorkloadCreateRequest,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_CREATE)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)]) -> Response:
     runtime = deps.runtime_of(request)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
@@ -90,7 +92,7 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
 
 @router.get("/{workload_id}", response_model=models.WorkloadOne, summary="Show a workload")
 def show(request: Request, project_id: str, workload_id: str,
-         ctx: RequestContext = deps.allowed(rules.WORKLOAD_GET)) -> Response:
+         ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         record = get_workload(session, workload_id, None if ctx.is_admin else project_id)
@@ -110,7 +112,7 @@ def _scope(ctx_is_admin: bool, project_id: str) -> str | None:
 
 @router.put("/{workload_id}", status_code=202, response_class=Response, summary="Modify a workload")
 def modify(request: Request, project_id: str, workload_id: str, body: models.WorkloadUpdateRequest,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_UPDATE)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
@@ -120,7 +122,7 @@ def modify(request: Request, project_id: str, workload_id: str, body: models.Wor
 
 @router.delete("/{workload_id}", status_code=202, response_class=Response, summary="Delete a workload")
 def delete(request: Request, project_id: str, workload_id: str,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_DELETE),
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_DELETE)],
            database_only: str | None = None) -> Response:
     runtime = deps.runtime_of(request)
     keep_data = deps.parse_bool("database_only", database_only)
@@ -133,7 +135,7 @@ def delete(request: Request, project_id: str, workload_id: str,
 
 @router.post("/{workload_id}/unlock", status_code=202, response_class=Response, summary="Unlock a workload")
 def unlock(request: Request, project_id: str, workload_id: str,
-           ctx: RequestContext = deps.allowed(rules.WORKLOAD_UNLOCK)) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UNLOCK)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
@@ -142,7 +144,7 @@ def unlock(request: Request, project_id: str, workload_id: str,
 
 @router.post("/{workload_id}/reset", status_code=202, response_class=Response, summary="Reset a workload")
 def reset(request: Request, project_id: str, workload_id: str,
-          ctx: RequestContext = deps.allowed(rules.WORKLOAD_RESET)) -> Response:
+          ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_RESET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
