@@ -51,6 +51,8 @@ def test_every_route_names_one_registered_rule(api: Service) -> None:
         where = f"{sorted(route.methods or ())} {route.path}"
         assert len(checks) == 1, f"{where} checks its caller {len(checks)} times"
         assert checks[0].rule.name in REGISTERED, where
+        if checks[0].target is not None:  # the project the rule is checked on is in the path
+            assert f"{{{checks[0].target}}}" in route.path, where
         assert token_readers_outside_allowed(route.dependant) == 0, f"{where} reads the token itself"
 
 
