@@ -39,6 +39,7 @@ _BASE_RULES = (
     policy.RuleDefault("admin_api", "is_admin:True", "Administrators only."),
 )
 
+
 @dataclass(frozen=True)
 class Rule:
     """A policy rule an API action is checked against: its name, default and purpose."""
