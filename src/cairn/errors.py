@@ -32,6 +32,7 @@ The whole tree, with the module of each class beyond this one and its HTTP statu
     │   │   ├── TargetFull          targets: ENOSPC / EDQUOT
     │   │   └── TargetIOError       targets: EIO, EACCES, ESTALE, ... every other OSError
     │   ├── ToolFailed              engine: qemu-img / qemu-nbd / an NBD write failed
+    │   ├── CleanupFailed           workloads.cleanup: a file a failed job wrote could not be removed
     │   └── ConnectionLost          db.database: a DBAPIError that invalidated the connection
     ├── IntegrityError         500  engine: stored data is damaged; never retried, never ignored
     │   ├── CorruptObject           a config, key file, pack, segment, manifest or GC plan fails its checks

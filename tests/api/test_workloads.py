@@ -151,15 +151,17 @@ def test_tenant_sees_only_its_own_project(api: Service, member: str) -> None:
     assert cross.json() == {"badRequest": {"code": 400, "message": "Malformed request url"}}
 
 
-def test_all_workloads_is_for_admins_only(api: Service, member: str) -> None:
-    create_workload(api, member, [api.add_instance("p1")])
+def test_all_workloads_lists_every_project_for_admins_only(api: Service, member: str) -> None:
+    mine = create_workload(api, member, [api.add_instance("p1")])
     create_workload(api, api.token("p2", "u2"), [api.add_instance("p2")], project="p2")
     admin = api.token("admin", "root", roles=("admin",))
     with api.client(member) as client:
-        refused = client.get("/v1/p1/workloads", params={"all_workloads": "true"})
+        own = client.get("/v1/p1/workloads", params={"all_workloads": "true"}).json()["workloads"]
+        refused = client.get("/v1/p1/workloads", params={"project_id": "p2"})
     with api.client(admin) as client:
         everything = client.get("/v1/admin/workloads", params={"all_workloads": "True"}).json()["workloads"]
         only_p2 = client.get("/v1/admin/workloads", params={"project_id": "p2"}).json()["workloads"]
+    assert [w["id"] for w in own] == [mine["id"]]
     assert refused.status_code == 403
     assert refused.json()["forbidden"]["message"] == \
         "Policy doesn't allow workload:get_all_tenants to be performed."

@@ -1,4 +1,5 @@
-"""What every route needs: the runtime, the caller's context, links, JSON responses."""
+"""What every route needs: the runtime, the caller and their right to act (`Allowed`),
+links, JSON responses."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.views import Links
 from cairn.auth.context import RequestContext
+from cairn.auth.policy import WORKLOAD_VIEW_BACKUP_TARGET, Rule, check_registered
 from cairn.errors import CairnError, InvalidInput, NotAuthenticated
 from cairn.runtime import Runtime
 
@@ -31,15 +34,50 @@ def view_cache_of(request: Request) -> WorkloadViewCache:
     return request.app.state.view_cache  # type: ignore[no-any-return]
 
 
-def authenticate(request: Request, token: str | None, project_id: str) -> RequestContext:
-    """The caller's context; enforces the token and the project-in-URL rule."""
+async def authenticate(request: Request, token: str | None, project_id: str) -> RequestContext:
+    """The caller's context; enforces the token and the project-in-URL rule.
+
+    A token the validator remembers is answered here, on the event loop; only a token it
+    must look up (database, Keystone) costs a trip to a worker thread.
+    """
     if not token:
         raise NotAuthenticated("The request you have made requires authentication.")
-    identity = runtime_of(request).validator.validate(token)
+    validator = runtime_of(request).validator
+    identity = validator.remembered(token)
+    if identity is None:
+        identity = await run_in_threadpool(validator.validate, token)
     if identity.project_id != project_id and not identity.is_admin:
         raise InvalidInput("Malformed request url", "project_id")
     return RequestContext(identity=identity, project_id=project_id,
                           request_id=request.scope.get("state", {}).get("request_id", "-"))
+
+
+class Allowed:
+    """The dependency of every authenticated route: who calls, and may they do `rule`.
+
+    `Depends(Allowed(policy.WORKLOAD_GET))` gives the handler the caller's context once
+    three checks have passed, in this order: a valid token (else 401), the URL's project
+    is the caller's own unless they are an administrator (else 400), and `rule` allows
+    them on the target project (else 403). The target is the URL's project, or the path
+    parameter `target` names. It is a coroutine so that a remembered caller costs no
+    thread of its own; the handler's thread is the only one a request takes.
+    """
+
+    def __init__(self, rule: Rule, target: str | None = None) -> None:
+        check_registered(rule)  # at import of the route, not at its first request
+        self.rule = rule
+        self.target = target
+
+    async def __call__(self, request: Request, token: str | None = Depends(auth_token)) -> RequestContext:
+        path = request.path_params
+        ctx = await authenticate(request, token, path["project_id"])
+        runtime_of(request).enforcer.authorize(self.rule, ctx, path[self.target] if self.target else None)
+        return ctx
+
+
+def allowed(rule: Rule, target: str | None = None) -> Any:
+    """`Depends(Allowed(rule, target))`, the default of a handler's `ctx` parameter."""
+    return Depends(Allowed(rule, target))
 
 
 def links_for(request: Request) -> Links:
@@ -79,7 +117,7 @@ def parse_limit(value: int | None, maximum: int) -> int:
 
 def target_label(runtime: Runtime, ctx: RequestContext, project_id: str) -> Callable[[str], str] | None:
     """How to show a workload's backup target, for callers allowed to see it (admins)."""
-    if not runtime.enforcer.allows("workload:view_backup_target", ctx, project_id):
+    if not runtime.enforcer.allows(WORKLOAD_VIEW_BACKUP_TARGET, ctx, project_id):
         return None
 
     def label(name: str) -> str:

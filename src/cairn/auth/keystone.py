@@ -113,6 +113,9 @@ class KeystoneTokenValidator:
         #: token key → the lock held while Keystone is asked about it
         self._asking: dict[str, threading.Lock] = {}
 
+    def remembered(self, token: str) -> Identity | None:
+        return self._cached(hashlib.sha256(token.encode()).hexdigest())
+
     def validate(self, token: str) -> Identity:
         key = hashlib.sha256(token.encode()).hexdigest()
         identity = self._cached(key)

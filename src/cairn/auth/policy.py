@@ -5,6 +5,11 @@ an operator overrides any of them in a YAML policy file (`policy_file` option;
 `cairn policy sample` prints one with every default). Project actions default to
 `admin_or_owner`, cross-project and operator actions to `admin`.
 
+Each action's rule is a `Rule` constant declared beside its default, and code names
+rules only through those constants. The enforcer refuses (`UnregisteredRule`) to decide
+about a name without a registered default: oslo.policy would deny it to everyone,
+administrators included, and say nothing, so a mistyped name would look like a 403.
+
 Decisions are remembered by everything they depend on (rule, caller, target project):
 evaluating a rule through oslo.policy costs a few hundred microseconds, every request
 asks at least once, and the same few callers ask the same questions. A change of the
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from oslo_config import cfg
@@ -33,46 +39,110 @@ _BASE_RULES = (
     policy.RuleDefault("admin_api", "is_admin:True", "Administrators only."),
 )
 
-#: (rule name, default, what it guards)
-ACTIONS: tuple[tuple[str, str, str], ...] = (
-    ("workload:get_all", ADMIN_OR_OWNER, "List workloads of a project."),
-    ("workload:get_all_tenants", ADMIN, "List the workloads of every project (all_workloads=true)."),
-    ("workload:get", ADMIN_OR_OWNER, "Show a workload."),
-    ("workload:create", ADMIN_OR_OWNER, "Create a workload."),
-    ("workload:update", ADMIN_OR_OWNER, "Modify a workload."),
-    ("workload:delete", ADMIN_OR_OWNER, "Delete a workload."),
-    ("workload:delete_database_only", ADMIN, "Delete a workload's rows but keep its data (database_only=true)."),
-    ("workload:unlock", ADMIN_OR_OWNER, "Unlock a workload."),
-    ("workload:reset", ADMIN_OR_OWNER, "Reset a workload."),
-    ("workload:view_backup_target", ADMIN, "See metadata.backup_media_target."),
-    ("workload:choose_backup_target", ADMIN, "Name the backup target of a new workload."),
-    ("snapshot:create", ADMIN_OR_OWNER, "Take a snapshot of a workload."),
-    ("snapshot:get_all", ADMIN_OR_OWNER, "List snapshots."),
-    ("snapshot:get_all_tenants", ADMIN, "List the snapshots of every project (all=true)."),
-    ("snapshot:get", ADMIN_OR_OWNER, "Show a snapshot."),
-    ("snapshot:delete", ADMIN_OR_OWNER, "Delete a snapshot."),
-    ("snapshot:cancel", ADMIN_OR_OWNER, "Cancel a running snapshot."),
-    ("restore:create", ADMIN_OR_OWNER, "Restore a snapshot."),
-    ("restore:get_all", ADMIN_OR_OWNER, "List restores."),
-    ("restore:get", ADMIN_OR_OWNER, "Show a restore."),
-    ("restore:delete", ADMIN_OR_OWNER, "Delete a restore record."),
-    ("restore:cancel", ADMIN_OR_OWNER, "Cancel a running restore."),
-    ("workload_type:get", ADMIN_OR_OWNER, "List and show workload types."),
-    ("workload:policy_create", ADMIN, "Create a workload policy."),
-    ("workload:policy_update", ADMIN, "Modify a workload policy."),
-    ("workload:policy_delete", ADMIN, "Delete a workload policy."),
-    ("workload:policy_assign", ADMIN, "Assign a workload policy to projects."),
-    ("workload:policy_get", ADMIN, "List and show workload policies."),
-    ("workload:policy_get_assigned", ADMIN_OR_OWNER, "List the policies assigned to a project."),
-    ("workload:get_global_job_scheduler", ADMIN_OR_OWNER, "Read the global job scheduler switch."),
-    ("workload:global_job_scheduler_enable", ADMIN, "Turn the global job scheduler on."),
-    ("workload:global_job_scheduler_disable", ADMIN, "Turn the global job scheduler off."),
-)
+
+@dataclass(frozen=True)
+class Rule:
+    """A policy rule an API action is checked against: its name, default and purpose."""
+
+    name: str
+    default: str
+    description: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UnregisteredRule(LookupError):
+    """A rule was asked about that has no registered default: a programming error.
+
+    oslo.policy answers "no" to a rule it does not know, so a mistyped name would deny
+    everyone, administrators included, without a word; Cairn refuses to decide instead.
+    Deliberately not a `CairnError`: it is a bug to fix, never a fault for the caller.
+    """
+
+
+_DECLARED: list[Rule] = []
+
+
+def _action(name: str, default: str, description: str) -> Rule:
+    rule = Rule(name, default, description)
+    _DECLARED.append(rule)
+    return rule
+
+
+# Every action's rule, in the order `cairn policy sample` prints them. Code names a rule
+# by its constant, so a mistyped one is a NameError at import, not a silent 403.
+WORKLOAD_GET_ALL = _action("workload:get_all", ADMIN_OR_OWNER, "List workloads of a project.")
+WORKLOAD_GET_ALL_TENANTS = _action(
+    "workload:get_all_tenants", ADMIN,
+    "List the workloads of every project (all_workloads=true).")
+WORKLOAD_GET = _action("workload:get", ADMIN_OR_OWNER, "Show a workload.")
+WORKLOAD_CREATE = _action("workload:create", ADMIN_OR_OWNER, "Create a workload.")
+WORKLOAD_UPDATE = _action("workload:update", ADMIN_OR_OWNER, "Modify a workload.")
+WORKLOAD_DELETE = _action("workload:delete", ADMIN_OR_OWNER, "Delete a workload.")
+WORKLOAD_DELETE_DATABASE_ONLY = _action(
+    "workload:delete_database_only", ADMIN,
+    "Delete a workload's rows but keep its data (database_only=true).")
+WORKLOAD_UNLOCK = _action("workload:unlock", ADMIN_OR_OWNER, "Unlock a workload.")
+WORKLOAD_RESET = _action("workload:reset", ADMIN_OR_OWNER, "Reset a workload.")
+WORKLOAD_VIEW_BACKUP_TARGET = _action(
+    "workload:view_backup_target", ADMIN,
+    "See metadata.backup_media_target.")
+WORKLOAD_CHOOSE_BACKUP_TARGET = _action(
+    "workload:choose_backup_target", ADMIN,
+    "Name the backup target of a new workload.")
+SNAPSHOT_CREATE = _action("snapshot:create", ADMIN_OR_OWNER, "Take a snapshot of a workload.")
+SNAPSHOT_GET_ALL = _action("snapshot:get_all", ADMIN_OR_OWNER, "List snapshots.")
+SNAPSHOT_GET_ALL_TENANTS = _action(
+    "snapshot:get_all_tenants", ADMIN,
+    "List the snapshots of every project (all=true).")
+SNAPSHOT_GET = _action("snapshot:get", ADMIN_OR_OWNER, "Show a snapshot.")
+SNAPSHOT_DELETE = _action("snapshot:delete", ADMIN_OR_OWNER, "Delete a snapshot.")
+SNAPSHOT_CANCEL = _action("snapshot:cancel", ADMIN_OR_OWNER, "Cancel a running snapshot.")
+RESTORE_CREATE = _action("restore:create", ADMIN_OR_OWNER, "Restore a snapshot.")
+RESTORE_GET_ALL = _action("restore:get_all", ADMIN_OR_OWNER, "List restores.")
+RESTORE_GET = _action("restore:get", ADMIN_OR_OWNER, "Show a restore.")
+RESTORE_DELETE = _action("restore:delete", ADMIN_OR_OWNER, "Delete a restore record.")
+RESTORE_CANCEL = _action("restore:cancel", ADMIN_OR_OWNER, "Cancel a running restore.")
+WORKLOAD_TYPE_GET = _action("workload_type:get", ADMIN_OR_OWNER, "List and show workload types.")
+WORKLOAD_POLICY_CREATE = _action("workload:policy_create", ADMIN, "Create a workload policy.")
+WORKLOAD_POLICY_UPDATE = _action("workload:policy_update", ADMIN, "Modify a workload policy.")
+WORKLOAD_POLICY_DELETE = _action("workload:policy_delete", ADMIN, "Delete a workload policy.")
+WORKLOAD_POLICY_ASSIGN = _action("workload:policy_assign", ADMIN, "Assign a workload policy to projects.")
+WORKLOAD_POLICY_GET = _action("workload:policy_get", ADMIN, "List and show workload policies.")
+WORKLOAD_POLICY_GET_ASSIGNED = _action(
+    "workload:policy_get_assigned", ADMIN_OR_OWNER,
+    "List the policies assigned to a project.")
+WORKLOAD_GET_GLOBAL_JOB_SCHEDULER = _action(
+    "workload:get_global_job_scheduler", ADMIN_OR_OWNER,
+    "Read the global job scheduler switch.")
+WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE = _action(
+    "workload:global_job_scheduler_enable", ADMIN,
+    "Turn the global job scheduler on.")
+WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE = _action(
+    "workload:global_job_scheduler_disable", ADMIN,
+    "Turn the global job scheduler off.")
+
+#: every action's rule (in declaration order)
+ACTIONS: tuple[Rule, ...] = tuple(_DECLARED)
 
 
 def rule_defaults() -> list[policy.RuleDefault]:
-    return [*_BASE_RULES, *(policy.RuleDefault(name, check, description)
-                            for name, check, description in ACTIONS)]
+    return [*_BASE_RULES, *(policy.RuleDefault(rule.name, rule.default, rule.description)
+                            for rule in ACTIONS)]
+
+
+#: the name of every rule with a registered default; nothing else may be asked about
+REGISTERED: frozenset[str] = frozenset(rule.name for rule in rule_defaults())
+
+
+def check_registered(rule: Rule | str) -> str:
+    """The rule's name; raises UnregisteredRule when it has no registered default."""
+    name = rule.name if isinstance(rule, Rule) else rule
+    if name not in REGISTERED:
+        raise UnregisteredRule(f"Policy rule {name!r} is not registered: every rule needs a default "
+                               f"in cairn.auth.policy before code may ask about it.")
+    return name
 
 
 #: most decisions remembered; past it they are all forgotten (a handful of callers is usual)
@@ -96,9 +166,12 @@ class PolicyEnforcer:
         self._enforcer.register_defaults(rule_defaults())
         self._enforcer.load_rules()
 
-    def allows(self, rule: str, context: RequestContext, target_project: str) -> bool:
+    def allows(self, rule: Rule | str, context: RequestContext, target_project: str) -> bool:
+        """Whether `rule` allows the caller on `target_project`; raises UnregisteredRule
+        for a rule without a registered default (oslo.policy would just say no)."""
+        name = rule.name if isinstance(rule, Rule) else rule
         identity = context.identity
-        key = (rule, target_project, identity.project_id, identity.user_id, identity.roles,
+        key = (name, target_project, identity.project_id, identity.user_id, identity.roles,
                context.is_admin)
         state = self._file_state
         if self._policy_file is not None:
@@ -109,7 +182,9 @@ class PolicyEnforcer:
                     self._file_state = state
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._evaluate(rule, context, target_project)
+            # Checked only here: a remembered decision is always about a registered rule.
+            check_registered(name)
+            decision = self._evaluate(name, context, target_project)
             with self._lock:
                 # Not kept if the file changed meanwhile: it may come from the old rules.
                 if state == self._file_state:
@@ -134,7 +209,8 @@ class PolicyEnforcer:
             return None
         return (stat.st_mtime_ns, stat.st_size)
 
-    def authorize(self, rule: str, context: RequestContext, target_project: str | None = None) -> None:
+    def authorize(self, rule: Rule | str, context: RequestContext,
+                  target_project: str | None = None) -> None:
         """Raise NotAuthorized unless `rule` allows the caller on `target_project`."""
         if not self.allows(rule, context, target_project or context.project_id):
             raise NotAuthorized(f"Policy doesn't allow {rule} to be performed.")

@@ -70,26 +70,36 @@ class LocalTokenValidator:
         self._reader = reader
         self._cache: dict[str, tuple[Identity, datetime | None, float]] = {}
 
+    def remembered(self, token: str) -> Identity | None:
+        return self._remembered(hash_token(token))
+
+    def _remembered(self, digest: str) -> Identity | None:
+        cached = self._cache.get(digest)
+        if cached is None or cached[2] <= time.monotonic():
+            return None
+        identity, expires_at, _ = cached
+        if expires_at is not None and expires_at <= utcnow():
+            raise NotAuthenticated("The token has expired.")
+        return identity
+
     def validate(self, token: str) -> Identity:
         digest = hash_token(token)
-        now = utcnow()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[2] > time.monotonic():
-            identity, expires_at, _ = cached
-        else:
-            with self._reader() as session:
-                row = session.execute(
-                    select(Token.project_id, Token.user_id, Token.roles, Token.expires_at)
-                    .where(Token.token_hash == digest)).first()
-            if row is None:
-                raise NotAuthenticated("The request you have made requires authentication.")
-            roles = frozenset(r for r in row.roles.split(",") if r)
-            identity = Identity(project_id=row.project_id, user_id=row.user_id, roles=roles)
-            expires_at = row.expires_at
-            if len(self._cache) >= CACHE_ENTRIES:
-                self._cache.clear()
-            self._cache[digest] = (identity, expires_at, time.monotonic() + CACHE_SECONDS)
-        if expires_at is not None and expires_at <= now:
+        identity = self._remembered(digest)
+        if identity is not None:
+            return identity
+        with self._reader() as session:
+            row = session.execute(
+                select(Token.project_id, Token.user_id, Token.roles, Token.expires_at)
+                .where(Token.token_hash == digest)).first()
+        if row is None:
+            raise NotAuthenticated("The request you have made requires authentication.")
+        roles = frozenset(r for r in row.roles.split(",") if r)
+        identity = Identity(project_id=row.project_id, user_id=row.user_id, roles=roles)
+        expires_at = row.expires_at
+        if len(self._cache) >= CACHE_ENTRIES:
+            self._cache.clear()
+        self._cache[digest] = (identity, expires_at, time.monotonic() + CACHE_SECONDS)
+        if expires_at is not None and expires_at <= utcnow():
             raise NotAuthenticated("The token has expired.")
         return identity
 

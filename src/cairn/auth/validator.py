@@ -12,3 +12,9 @@ class TokenValidator(Protocol):
         """The identity behind `token`; raises NotAuthenticated when it is not valid,
         Unavailable when the identity service cannot be reached."""
         ...
+
+    def remembered(self, token: str) -> Identity | None:
+        """The identity behind `token` if it is known without blocking (no database,
+        no network), else None; raises NotAuthenticated for a remembered token that has
+        expired. Lets the API answer most requests without a thread of their own."""
+        ...

@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cairn.db.database import reconnecting
-from cairn.errors import CairnError, Conflict
+from cairn.errors import Conflict, Unavailable
 from cairn.jobs import records as jobs
 from cairn.jobs.reaper import LEASE_LOST
 from cairn.jobs.records import JobRecord
@@ -58,8 +58,9 @@ ORIGIN_KEY = "of_job"
 PARTIAL_INFIX = ".cairn-partial-"
 
 
-class CleanupFailed(CairnError):
-    """Something a job wrote could not be removed."""
+class CleanupFailed(Unavailable):
+    """Something a job wrote could not be removed (the disk or its directory refused);
+    the clean-up may succeed when it runs again."""
 
 
 def created_file(path: str) -> dict[str, Any]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
+from cairn.auth import policy as rules
+from cairn.auth.context import RequestContext
 from cairn.workloads import policies
 from cairn.workloads.policies import PolicyInput
 
 router = APIRouter(prefix="/v1/{project_id}/workload_policy", tags=["workload policies"])
-Token = Depends(deps.auth_token)
 
 
 def _input(body: models.PolicyBody) -> PolicyInput:
@@ -21,20 +24,17 @@ def _input(body: models.PolicyBody) -> PolicyInput:
 
 @router.post("", response_model=models.PolicyOne, summary="Create a workload policy")
 def create_policy(request: Request, project_id: str, body: models.PolicyCreateRequest,
-                  token: str | None = Token) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_CREATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_create", ctx)
     with runtime.database.unit_of_work() as session:
         record = policies.create_policy(session, _input(body.workload_policy))
     return deps.json_response({"policy": views.policy(record)})
 
 
 @router.get("", response_model=models.PolicyList, summary="List workload policies")
-def list_policies(request: Request, project_id: str, token: str | None = Token) -> Response:
+def list_policies(request: Request, project_id: str,
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_get", ctx)
     with runtime.database.reader() as session:
         records = policies.list_policies(session)
     return deps.json_response({"policy_list": [views.policy(r) for r in records]})
@@ -43,20 +43,18 @@ def list_policies(request: Request, project_id: str, token: str | None = Token) 
 @router.get("/assigned/{assigned_project}", response_model=models.AssignedPolicies,
             summary="List the policies assigned to a project")
 def assigned(request: Request, project_id: str, assigned_project: str,
-             token: str | None = Token) -> Response:
+             ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET_ASSIGNED,
+                                                target="assigned_project")]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_get_assigned", ctx, assigned_project)
     with runtime.database.reader() as session:
         records = policies.assigned_policies(session, assigned_project)
     return deps.json_response({"policies": [{"policy_id": r.id, "policy_name": r.name} for r in records]})
 
 
 @router.get("/{policy_id}", response_model=models.PolicyOne, summary="Show a workload policy")
-def show_policy(request: Request, project_id: str, policy_id: str, token: str | None = Token) -> Response:
+def show_policy(request: Request, project_id: str, policy_id: str,
+                ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_GET)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_get", ctx)
     with runtime.database.reader() as session:
         record = policies.get_policy(session, policy_id)
     return deps.json_response({"policy": views.policy(record)})
@@ -64,20 +62,17 @@ def show_policy(request: Request, project_id: str, policy_id: str, token: str | 
 
 @router.put("/{policy_id}", response_model=models.PolicyOne, summary="Modify a workload policy")
 def update_policy(request: Request, project_id: str, policy_id: str, body: models.PolicyUpdateRequest,
-                  token: str | None = Token) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_update", ctx)
     with runtime.database.unit_of_work() as session:
         record = policies.update_policy(session, policy_id, _input(body.policy))
     return deps.json_response({"policy": views.policy(record)})
 
 
 @router.delete("/{policy_id}", status_code=202, response_class=Response, summary="Delete a workload policy")
-def delete_policy(request: Request, project_id: str, policy_id: str, token: str | None = Token) -> Response:
+def delete_policy(request: Request, project_id: str, policy_id: str,
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_delete", ctx)
     with runtime.database.unit_of_work() as session:
         policies.delete_policy(session, policy_id)
     return deps.accepted()
@@ -86,10 +81,8 @@ def delete_policy(request: Request, project_id: str, policy_id: str, token: str 
 @router.post("/{policy_id}/assign", response_model=models.PolicyAssigned,
              summary="Assign a workload policy to projects")
 def assign_policy(request: Request, project_id: str, policy_id: str, body: models.PolicyAssignRequest,
-                  token: str | None = Token) -> Response:
+                  ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_POLICY_ASSIGN)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:policy_assign", ctx)
     with runtime.database.unit_of_work() as session:
         record, failed = policies.assign_policy(session, policy_id, body.policy.add_projects,
                                                 body.policy.remove_projects)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
+from cairn.auth import policy as rules
+from cairn.auth.context import RequestContext
 from cairn.db.models import WorkloadType
 from cairn.errors import NotFound
 
 router = APIRouter(prefix="/v1/{project_id}/workload_types", tags=["workload types"])
-Token = Depends(deps.auth_token)
 
 
-def _all(request: Request, project_id: str, token: str | None) -> Response:
+def _all(request: Request, project_id: str, ctx: RequestContext) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload_type:get", ctx)
     links = deps.links_for(request)
     with runtime.database.reader() as session:
         rows = session.scalars(select(WorkloadType).order_by(WorkloadType.name.desc())).all()
@@ -25,20 +26,21 @@ def _all(request: Request, project_id: str, token: str | None) -> Response:
 
 
 @router.get("", response_model=models.WorkloadTypeList, summary="List workload types")
-def list_types(request: Request, project_id: str, token: str | None = Token) -> Response:
-    return _all(request, project_id, token)
+def list_types(request: Request, project_id: str,
+               ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
+    return _all(request, project_id, ctx)
 
 
 @router.get("/detail", response_model=models.WorkloadTypeList, summary="List workload types with details")
-def list_type_details(request: Request, project_id: str, token: str | None = Token) -> Response:
-    return _all(request, project_id, token)
+def list_type_details(request: Request, project_id: str,
+                      ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
+    return _all(request, project_id, ctx)
 
 
 @router.get("/{type_id}", response_model=models.WorkloadTypeOne, summary="Show a workload type")
-def show_type(request: Request, project_id: str, type_id: str, token: str | None = Token) -> Response:
+def show_type(request: Request, project_id: str, type_id: str,
+              ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_TYPE_GET)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload_type:get", ctx)
     with runtime.database.reader() as session:
         row = session.get(WorkloadType, type_id)
         if row is None:

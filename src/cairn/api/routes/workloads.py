@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
+from cairn.auth import policy as rules
+from cairn.auth.context import RequestContext
 from cairn.clock import utcnow
 from cairn.workloads import global_scheduler
 from cairn.workloads.lifecycle import WorkloadInput
@@ -19,8 +23,6 @@ from cairn.workloads.records import (
 
 router = APIRouter(prefix="/v1/{project_id}/workloads", tags=["workloads"])
 
-Token = Depends(deps.auth_token)
-
 
 def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> WorkloadInput:
     return WorkloadInput(
@@ -31,19 +33,19 @@ def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> Workl
         metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None))
 
 
-def _list(request: Request, project_id: str, token: str | None, detail: bool,
+def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
           all_workloads: str | None, nfs_share: str | None, project_filter: str | None,
           limit: int | None, marker: str | None) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:get_all", ctx)
     scope: str | None = project_id
-    if deps.parse_bool("all_workloads", all_workloads):
-        runtime.enforcer.authorize("workload:get_all_tenants", ctx)
+    # A caller the all-projects rule does not allow gets their own project, as from the
+    # original API: clients send all_workloads (and all_tenants) whoever runs them.
+    if (deps.parse_bool("all_workloads", all_workloads)
+            and runtime.enforcer.allows(rules.WORKLOAD_GET_ALL_TENANTS, ctx, project_id)):
         scope = None
     if project_filter:
         if project_filter != project_id:
-            runtime.enforcer.authorize("workload:get_all_tenants", ctx)
+            runtime.enforcer.authorize(rules.WORKLOAD_GET_ALL_TENANTS, ctx)
         scope = project_filter
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
@@ -65,43 +67,42 @@ def _list(request: Request, project_id: str, token: str | None, detail: bool,
 
 
 @router.get("", response_model=models.WorkloadList, summary="List workloads")
-def list_summaries(request: Request, project_id: str, token: str | None = Token,
+def list_summaries(request: Request, project_id: str,
+                   ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET_ALL)],
                    all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
                    project: str | None = Query(None, alias="project_id", max_length=64),
                    limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
-    return _list(request, project_id, token, False, all_workloads, nfs_share, project, limit, marker)
+    return _list(request, project_id, ctx, False, all_workloads, nfs_share, project, limit, marker)
 
 
 @router.get("/detail", response_model=models.WorkloadDetailList, summary="List workloads with details")
-def list_details(request: Request, project_id: str, token: str | None = Token,
+def list_details(request: Request, project_id: str,
+                 ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET_ALL)],
                  all_workloads: str | None = None, nfs_share: str | None = Query(None, max_length=1024),
                  project: str | None = Query(None, alias="project_id", max_length=64),
                  limit: int | None = None, marker: str | None = Query(None, max_length=64)) -> Response:
-    return _list(request, project_id, token, True, all_workloads, nfs_share, project, limit, marker)
+    return _list(request, project_id, ctx, True, all_workloads, nfs_share, project, limit, marker)
 
 
 @router.post("", status_code=202, response_model=models.WorkloadCreated, summary="Create a workload")
 def create(request: Request, project_id: str, body: models.WorkloadCreateRequest,
-           token: str | None = Token) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:create", ctx)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
-        runtime.enforcer.authorize("workload:choose_backup_target", ctx)
+        runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
     with runtime.database.unit_of_work() as session:
         record = runtime.workloads.create(session, ctx, _input(body.workload))
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
 
 
 @router.get("/{workload_id}", response_model=models.WorkloadOne, summary="Show a workload")
-def show(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+def show(request: Request, project_id: str, workload_id: str,
+         ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_GET)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:get", ctx)
     with runtime.database.reader() as session:
         record = get_workload(session, workload_id, None if ctx.is_admin else project_id)
         enabled = global_scheduler.is_enabled(session)
-    runtime.enforcer.authorize("workload:get", ctx, record.project_id)
+    runtime.enforcer.authorize(rules.WORKLOAD_GET, ctx, record.project_id)
     body = views.workload_detail(record, deps.links_for(request),
                                  appliance_timezone=runtime.settings.timezone,
                                  global_jobscheduler=enabled,
@@ -116,10 +117,8 @@ def _scope(ctx_is_admin: bool, project_id: str) -> str | None:
 
 @router.put("/{workload_id}", status_code=202, response_class=Response, summary="Modify a workload")
 def modify(request: Request, project_id: str, workload_id: str, body: models.WorkloadUpdateRequest,
-           token: str | None = Token) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:update", ctx)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
                                  _scope(ctx.is_admin, project_id))
@@ -127,34 +126,31 @@ def modify(request: Request, project_id: str, workload_id: str, body: models.Wor
 
 
 @router.delete("/{workload_id}", status_code=202, response_class=Response, summary="Delete a workload")
-def delete(request: Request, project_id: str, workload_id: str, token: str | None = Token,
+def delete(request: Request, project_id: str, workload_id: str,
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_DELETE)],
            database_only: str | None = None) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:delete", ctx)
     keep_data = deps.parse_bool("database_only", database_only)
     if keep_data:
-        runtime.enforcer.authorize("workload:delete_database_only", ctx)
+        runtime.enforcer.authorize(rules.WORKLOAD_DELETE_DATABASE_ONLY, ctx)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
     return deps.accepted()
 
 
 @router.post("/{workload_id}/unlock", status_code=202, response_class=Response, summary="Unlock a workload")
-def unlock(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+def unlock(request: Request, project_id: str, workload_id: str,
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UNLOCK)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:unlock", ctx)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
     return deps.accepted()
 
 
 @router.post("/{workload_id}/reset", status_code=202, response_class=Response, summary="Reset a workload")
-def reset(request: Request, project_id: str, workload_id: str, token: str | None = Token) -> Response:
+def reset(request: Request, project_id: str, workload_id: str,
+          ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_RESET)]) -> Response:
     runtime = deps.runtime_of(request)
-    ctx = deps.authenticate(request, token, project_id)
-    runtime.enforcer.authorize("workload:reset", ctx)
     with runtime.database.unit_of_work() as session:
         runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
     return deps.accepted()
