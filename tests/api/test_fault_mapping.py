@@ -158,7 +158,7 @@ def test_every_error_kind_renders_as_an_openstack_fault(raising_server: str, kin
 def test_os_errors_map_to_target_errors(err: int, key: str | None, kind: type[CairnError], status: int) -> None:
     mapped = target_errors.map_os_error(OSError(err, os.strerror(err)) if err != errno.ENOENT
                                         else FileNotFoundError(err, os.strerror(err)), "reading", key)
-    assert type(mapped) is kind and faults.status_of(mapped) == status  # type: ignore[arg-type]
+    assert type(mapped) is kind and faults.status_of(mapped) == status
 
 
 def test_a_filesystem_target_reports_os_failures_as_target_errors(tmp_path: Path) -> None:

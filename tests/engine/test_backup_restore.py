@@ -113,7 +113,7 @@ def test_open_source_detects_raw_and_qcow2_and_reads_qcow2_directly_when_it_can(
         assert isinstance(src, Qcow2Source)
     text = make_disk(tmp_path / "t.raw", size=8 * MIB, extents=[(0, 2 * MIB, "text")])
     with open_source(to_qcow2(text, str(tmp_path / "t.qcow2"), compressed=True)) as src:
-        assert src.reads_through_nbd
+        assert isinstance(src, Qcow2Source) and src.reads_through_nbd
 
 
 def test_every_manifest_restores_after_its_parent_is_deleted_and_collected(tmp_path: Path, repo: Repository) -> None:

@@ -126,6 +126,7 @@ def claim_as_a_dead_worker(api: Service, subject_id: str) -> JobRecord:
     """Claim the subject's queued job for a worker that will never renew its lease."""
     with api.runtime.database.unit_of_work() as session:
         job_id = session.scalar(select(Job.id).where(Job.subject_id == subject_id))
+        assert job_id is not None
         record = records.claim_job(session, job_id, "host-a:1/dead", utcnow(), timedelta(seconds=1))
     assert record is not None
     return record

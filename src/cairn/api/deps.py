@@ -27,11 +27,11 @@ _FALSE = ("false", "0", "no")
 
 
 def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 def view_cache_of(request: Request) -> WorkloadViewCache:
-    return request.app.state.view_cache  # type: ignore[no-any-return]
+    return request.app.state.view_cache
 
 
 async def authenticate(request: Request, token: str | None, project_id: str) -> RequestContext:

@@ -205,6 +205,7 @@ def _pipeline(target: Target, config: RepositoryConfig, sealer: Sealer, source: 
                 pipeline.put(out_q, None, stop)
                 return
             idx, buf, n = item
+            result: tuple[int, bytes, bytes | None, bytes | None, int]
             try:
                 data: bytes | bytearray | memoryview = buf if n == cs else memoryview(buf)[:n]
                 if is_zero(buf if n == cs else bytes(data)):

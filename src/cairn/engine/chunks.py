@@ -72,7 +72,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dec
 
 
-def is_zero(data: bytes | bytearray, _cache: dict[int, bytes] = {}) -> bool:
+def is_zero(data: bytes | bytearray, _cache: dict[int, bytes] = {}) -> bool:  # noqa: B006 - the shared zero blocks
     """True if `data` is all zero bytes (one memcmp against a shared zero block)."""
     n = len(data)
     zero = _cache.get(n)

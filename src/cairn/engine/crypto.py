@@ -183,7 +183,8 @@ def check_key_file(blob: bytes, name: str) -> None:
         raise CorruptObject(f"{name}: truncated key file", file=name)
     version = struct.unpack_from("<H", blob, 8)[0]
     if version != KEYFILE_VERSION:
-        raise UnsupportedFormat(f"{name}: key file version {version} is not supported (this code reads {KEYFILE_VERSION})")
+        raise UnsupportedFormat(f"{name}: key file version {version} is not supported "
+                                f"(this code reads {KEYFILE_VERSION})")
     if len(blob) != KEYFILE_SIZE or blake3.blake3(blob[:-32]).digest() != blob[-32:]:
         raise CorruptObject(f"{name}: key file checksum mismatch", file=name)
 

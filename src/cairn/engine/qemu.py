@@ -46,7 +46,8 @@ def nbd_extents(handle: Any, size: int, context: str, wanted: Callable[[int], bo
     while pos < size:
         seen: list[tuple[int, int, int]] = []
 
-        def collect(name: str, offset: int, entries: list[int], err: Any) -> int:
+        def collect(name: str, offset: int, entries: list[int], err: Any,
+                    seen: list[tuple[int, int, int]] = seen) -> int:
             if name == context:
                 at = offset
                 for i in range(0, len(entries) - 1, 2):

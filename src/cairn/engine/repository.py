@@ -153,8 +153,8 @@ class Repository:
         parent = self.load_manifest(parent_key) if parent_key is not None else None
         if parent is not None and parent.chunk_size != self.config.chunk_size:
             raise InvalidInput("the parent manifest has another chunk size", "parent_key")
-        owned = not hasattr(source, "read_into")
-        src: Source = open_source(source) if owned else source  # type: ignore[arg-type]
+        owned = isinstance(source, (str, os.PathLike))
+        src: Source = open_source(source) if isinstance(source, (str, os.PathLike)) else source
         try:
             kwargs = {} if zstd_level is None else {"zstd_level": zstd_level}
             return run_backup(self.target, self.config, self.sealer, self.timing, src, manifest_key, parent,

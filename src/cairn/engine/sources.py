@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from cairn.engine.errors import SourceError
 from cairn.engine.qemu import NbdExport, image_info, image_map
@@ -44,6 +44,14 @@ class Source(Protocol):
     def read_into(self, buf: memoryview, offset: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+class OpenedSource(Source, Protocol):
+    """A source this code opened from a path: it closes itself at the end of a `with`."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def _read_fully(fd: int, buf: memoryview, offset: int, path: str) -> None:
@@ -81,7 +89,7 @@ class _FileSource:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> _FileSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,14 +199,14 @@ class Qcow2Source:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> Qcow2Source:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open_source(path: str | os.PathLike[str]) -> Source:
+def open_source(path: str | os.PathLike[str]) -> OpenedSource:
     """Open a disk for reading, detecting block device, qcow2 or raw."""
     path = os.fspath(path)
     try:

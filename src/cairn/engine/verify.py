@@ -129,12 +129,12 @@ def run_verify(target: Target, sealer: Sealer, deep: bool, workers: int = 2) -> 
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for result in pool.map(check_pack, sorted(by_pack)):
-            for cid, problem in result:
-                if cid is None:
+            for bad_chunk, problem in result:
+                if bad_chunk is None:
                     problems.append(problem)
                 else:
-                    bad_copies.setdefault(cid, []).append(problem)
-    for cid, plist in bad_copies.items():
+                    bad_copies.setdefault(bad_chunk, []).append(problem)
+    for plist in bad_copies.values():
         # A chunk stored twice is only lost if every copy is bad, but each bad copy is
         # still damage a restore may trip over, so all are reported.
         problems.extend(plist)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cairn.db.database import rowcount
 from cairn.db.models import Job
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -63,7 +64,7 @@ def claim_job(session: Session, job_id: str, owner: str, now: datetime, lease: t
     `owner` names this one claim (the runner adds a random part to its process's name),
     so a claim run again after its commit was lost, but applied, finds the job its own.
     """
-    result = session.execute(
+    session.execute(
         update(Job).where(Job.id == job_id, Job.state == QUEUED)
         .values(state=RUNNING, owner=owner, lease_expires_at=now + lease,
                 attempts=Job.attempts + 1, updated_at=now))
@@ -78,7 +79,7 @@ def renew_lease(session: Session, job_id: str, owner: str, now: datetime, lease:
     result = session.execute(
         update(Job).where(Job.id == job_id, Job.state == RUNNING, Job.owner == owner)
         .values(lease_expires_at=now + lease, updated_at=now))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
@@ -99,13 +100,13 @@ def finish_job(session: Session, job_id: str, owner: str | None, state: str, now
         conditions.append(Job.owner == owner)
     result = session.execute(update(Job).where(*conditions).values(
         state=state, error=error, finished_at=now, updated_at=now, lease_expires_at=None))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def cancel_queued(session: Session, job_id: str, now: datetime, reason: str) -> bool:
     result = session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED).values(
         state=CANCELLED, error=reason, finished_at=now, updated_at=now))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def request_cancel(session: Session, workload_id: str, now: datetime, *, kind: str | None = None,
@@ -146,7 +147,7 @@ def record_destinations(session: Session, job_id: str, owner: str | None,
     if owner is not None:
         conditions.append(Job.owner == owner)
     result = session.execute(update(Job).where(*conditions).values(destinations=destinations))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def add_destinations(session: Session, job_id: str, destinations: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cairn.db.models import Policy, Snapshot, Workload, WorkloadInstance, WorkloadType
@@ -74,7 +74,7 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
     else:
         for name, value in values.items():
             setattr(existing, name, value)
-        session.execute(WorkloadInstance.__table__.delete().where(WorkloadInstance.workload_id == existing.id))
+        session.execute(delete(WorkloadInstance).where(WorkloadInstance.workload_id == existing.id))
     session.flush()
     claimed = set(session.scalars(select(WorkloadInstance.claim).where(
         WorkloadInstance.claim.in_([i.id for i in document.instances]))))

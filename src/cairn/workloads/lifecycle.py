@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,7 +145,7 @@ class WorkloadService:
             row.jobschedule = schedule.to_storage()
             row.next_fire_at = _next_fire(schedule, now)
         if instances is not None:
-            session.execute(WorkloadInstance.__table__.delete().where(
+            session.execute(delete(WorkloadInstance).where(
                 WorkloadInstance.workload_id == row.id))
             session.flush()
             self._claim_instances(session, row.id, instances)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cairn.db.database import reconnecting
+from cairn.db.database import reconnecting, rowcount
 from cairn.db.models import Snapshot, Workload, WorkloadInstance
 from cairn.errors import NotFound
 from cairn.jobs import records as jobs
@@ -41,7 +41,7 @@ def _set_status(session: Session, workload_id: str, expected: tuple[str, ...], s
     """Move the workload to `status` if it is in one of `expected`; whether it was."""
     result = session.execute(update(Workload).where(Workload.id == workload_id, Workload.status.in_(expected))
                              .values(status=status, error_msg=error, updated_at=now, **values))
-    return bool(result.rowcount == 1)
+    return rowcount(result) == 1
 
 
 def _read_workload(job: JobContext) -> WorkloadRecord:

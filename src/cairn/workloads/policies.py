@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cairn.clock import utcnow
@@ -132,7 +132,7 @@ def update_policy(session: Session, policy_id: str, data: PolicyInput) -> Policy
 def delete_policy(session: Session, policy_id: str) -> None:
     row = _live(session, policy_id)
     _refuse_in_use(session, policy_id, "delete")
-    session.execute(PolicyAssignment.__table__.delete().where(PolicyAssignment.policy_id == policy_id))
+    session.execute(delete(PolicyAssignment).where(PolicyAssignment.policy_id == policy_id))
     row.deleted = True
     row.deleted_at = utcnow()
 
@@ -158,7 +158,7 @@ def assign_policy(session: Session, policy_id: str, add: list[str], remove: list
         if in_use or project not in current:
             failed.append(project)
             continue
-        session.execute(PolicyAssignment.__table__.delete().where(
+        session.execute(delete(PolicyAssignment).where(
             PolicyAssignment.policy_id == policy_id, PolicyAssignment.project_id == project))
         current.discard(project)
     session.flush()

@@ -171,7 +171,7 @@ def _listing(session: Session, columns: tuple[Any, ...], *, project_id: str | No
                                      Workload.id < anchor.id)))
     query = query.order_by(Workload.created_at.desc(), Workload.id.desc()).limit(limit)
     # Core, not the ORM: plain column rows need none of the ORM's per-row bookkeeping.
-    return session.connection().execute(query).all()
+    return list(session.connection().execute(query).all())
 
 
 def list_workload_versions(session: Session, *, project_id: str | None, limit: int,

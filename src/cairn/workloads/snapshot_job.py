@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cairn.db.database import reconnecting
+from cairn.db.database import reconnecting, rowcount
 from cairn.db.models import Snapshot, Workload
 from cairn.errors import CairnError, InvalidInput, NotFound
 from cairn.jobs import records as jobs
@@ -149,7 +149,7 @@ class SnapshotJob:
                     time_taken=document.time_taken, instances=document.instances_json(), snapshot_type=kind,
                     warning_msg=document.warning_msg))
                 # Only this job makes its snapshot available: found so, a lost commit had applied.
-                if result.rowcount != 1 and session.scalar(select(Snapshot.status).where(
+                if rowcount(result) != 1 and session.scalar(select(Snapshot.status).where(
                         Snapshot.id == snapshot.id)) != states.SNAP_AVAILABLE:
                     raise JobCancelled("The snapshot was settled by someone else.")
                 if kind == FULL:

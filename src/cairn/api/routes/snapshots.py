@@ -65,7 +65,8 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool, 
 @router.get("/snapshots", response_model=models.SnapshotList, summary="List snapshots")
 def list_summaries(request: Request, project_id: str,
                    ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_GET_ALL)],
-                   workload_id: str | None = Query(None, max_length=64), status: str | None = Query(None, max_length=32),
+                   workload_id: str | None = Query(None, max_length=64),
+                   status: str | None = Query(None, max_length=32),
                    date_from: str | None = Query(None, max_length=32), date_to: str | None = Query(None, max_length=32),
                    all: str | None = None, limit: int | None = None,
                    marker: str | None = Query(None, max_length=64)) -> Response:
