@@ -33,7 +33,8 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.db.migrate import upgrade
 from cairn.db.models import Base
-from cairn.runtime import Runtime, build_runtime
+from cairn.runtime import Runtime, build_platform, build_runtime
+from tests.pausing import JobWatch, PausingPlatform
 
 ADMIN_URLS = {
     "postgresql": os.environ.get("CAIRN_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
@@ -96,6 +97,10 @@ class Service:
     url: str
     runtime: Runtime
     data_dir: Path
+    #: the runtime's platform, through which a test holds a disk's reading at a byte
+    disks: PausingPlatform
+    #: the jobs the runtime runs, as they see themselves
+    jobs: JobWatch
 
     def token(self, project: str = "p1", user: str = "u1", roles: tuple[str, ...] = ("member",),
               ttl: Any = None) -> str:
@@ -122,6 +127,7 @@ class Service:
 
     def reset_tables(self) -> None:
         """Empty every table but the seeded ones, and the backup targets."""
+        self.disks.release_all()
         shutil.rmtree(self.data_dir / "targets", ignore_errors=True)
         with self.runtime.database.engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
@@ -150,15 +156,20 @@ def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
 
 @contextlib.contextmanager
 def serving(settings: Settings, backend: str) -> Iterator[Service]:
-    """A runtime made from `settings` behind a real server on a free loopback port."""
-    runtime = build_runtime(settings)
+    """A runtime made from `settings` behind a real server on a free loopback port; its
+    platform (the one `settings` names) reads disks through gates a test may arm."""
+    disks = PausingPlatform()
+    runtime = build_runtime(settings, platform=disks)
+    disks.attach(build_platform(settings, runtime.database))
+    jobs = JobWatch(runtime.handlers)
     runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
     port = free_port()
     server, thread = start_server(create_app(runtime), port)
     try:
         yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime,
-                      data_dir=settings.data_dir)
+                      data_dir=settings.data_dir, disks=disks, jobs=jobs)
     finally:
+        disks.release_all()
         server.should_exit = True
         thread.join(timeout=10)
         runtime.close()
@@ -213,6 +224,7 @@ def api(service: Service) -> Iterator[Service]:
     """The service with empty tables (seeded workload types kept)."""
     service.reset_tables()
     yield service
+    service.disks.release_all()
     wait_for_idle(service)
 
 
