@@ -223,7 +223,7 @@ class PausingPlatform:
 class _Watched:
     """A job handler that tells a `JobWatch` about each job it runs."""
 
-    def __init__(self, inner: JobHandler, watch: "JobWatch") -> None:
+    def __init__(self, inner: JobHandler, watch: JobWatch) -> None:
         self.inner = inner
         self.watch = watch
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cairn.config import Settings  # noqa: E402
-from cairn.platforms.base import Platform  # noqa: E402
-from cairn.runtime import Runtime, build_platform, build_runtime  # noqa: E402
-from tests.pausing import FileGate, PausingPlatform  # noqa: E402
+from cairn.config import Settings
+from cairn.platforms.base import Platform
+from cairn.runtime import Runtime, build_platform, build_runtime
+from tests.pausing import FileGate, PausingPlatform
 
 
 def build_holding_runtime(settings: Settings, broker: bool = False, platform: Platform | None = None) -> Runtime:

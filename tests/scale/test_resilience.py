@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from bench.cluster import RABBIT_HOST, RABBIT_PORT, port_open
 from tests.conftest import ADMIN_URLS, wait_until
-from tests.scale.client import Caller, quick_workloads
 from tests.pausing import FileGate
+from tests.scale.client import Caller, quick_workloads
 from tests.scale.conftest import HELD_AT, LEASE_SECONDS, Cluster, start_worker
 
 pytestmark = pytest.mark.slow
@@ -135,8 +135,9 @@ def test_processes_recover_when_the_database_drops_every_connection(cluster: Clu
     # still renews the lease; then once more, so that the snapshot's own progress and
     # state writes, once released, find the connections it pooled dead
     for _ in range(2):
-        renewed_before = _lease_of(cluster, running)
-        wait_until(lambda: _lease_of(cluster, running) > renewed_before, timeout=LEASE_SECONDS * 3, interval=0.1)
+        before = _lease_of(cluster, running)
+        wait_until(lambda before=before: _lease_of(cluster, running) > before, timeout=LEASE_SECONDS * 3,
+                   interval=0.1)
         _drop_connections(cluster)
     FileGate.release(gate)
 

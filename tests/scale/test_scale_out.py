@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import wait_until
-from tests.scale.client import Caller, small_disk
 from tests.pausing import FileGate
+from tests.scale.client import Caller, small_disk
 from tests.scale.conftest import HELD_AT, LEASE_SECONDS, Cluster, start_worker
 
 pytestmark = pytest.mark.slow
