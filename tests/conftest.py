@@ -33,13 +33,15 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.db.migrate import upgrade
 from cairn.db.models import Base
-from cairn.runtime import Runtime, build_runtime
+from cairn.runtime import Runtime, build_platform, build_runtime
+from tests.pausing import JobWatch, PausingPlatform
 
 ADMIN_URLS = {
     "postgresql": os.environ.get("CAIRN_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
     "mariadb": os.environ.get("CAIRN_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
 }
-BACKENDS = [b.strip() for b in os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",") if b.strip()]
+BACKENDS = [b.strip() for b in os.environ.get("CAIRN_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",")
+            if b.strip()]
 KEEP_TABLES = {"workload_types", "alembic_version"}
 
 
@@ -96,6 +98,10 @@ class Service:
     url: str
     runtime: Runtime
     data_dir: Path
+    #: the runtime's platform, through which a test holds a disk's reading at a byte
+    disks: PausingPlatform
+    #: the jobs the runtime runs, as they see themselves
+    jobs: JobWatch
 
     def token(self, project: str = "p1", user: str = "u1", roles: tuple[str, ...] = ("member",),
               ttl: Any = None) -> str:
@@ -122,6 +128,7 @@ class Service:
 
     def reset_tables(self) -> None:
         """Empty every table but the seeded ones, and the backup targets."""
+        self.disks.release_all()
         shutil.rmtree(self.data_dir / "targets", ignore_errors=True)
         for target in self.runtime.targets:
             target.init()
@@ -153,8 +160,12 @@ def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
 @contextlib.contextmanager
 def serving(settings: Settings, backend: str, init_targets: bool = True) -> Iterator[Service]:
     """A runtime made from `settings` behind a real server on a free loopback port; its
-    backup targets are initialised (`cairn target init`) unless told not to."""
-    runtime = build_runtime(settings)
+    backup targets are initialised (`cairn target init`) unless told not to, and its
+    platform (the one `settings` names) reads disks through gates a test may arm."""
+    disks = PausingPlatform()
+    runtime = build_runtime(settings, platform=disks)
+    disks.attach(build_platform(settings, runtime.database))
+    jobs = JobWatch(runtime.handlers)
     for target in runtime.targets if init_targets else ():
         target.init()
     runtime.start_background(scheduler=False)  # tests drive the scheduler with their own clock
@@ -162,8 +173,9 @@ def serving(settings: Settings, backend: str, init_targets: bool = True) -> Iter
     server, thread = start_server(create_app(runtime), port)
     try:
         yield Service(backend=backend, url=f"http://127.0.0.1:{port}", runtime=runtime,
-                      data_dir=settings.data_dir)
+                      data_dir=settings.data_dir, disks=disks, jobs=jobs)
     finally:
+        disks.release_all()
         server.should_exit = True
         thread.join(timeout=10)
         runtime.close()
@@ -218,6 +230,7 @@ def api(service: Service) -> Iterator[Service]:
     """The service with empty tables (seeded workload types kept)."""
     service.reset_tables()
     yield service
+    service.disks.release_all()
     wait_for_idle(service)
 
 

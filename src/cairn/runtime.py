@@ -97,13 +97,15 @@ NOTIFIED_EVENTS = {
 }
 
 
-def build_runtime(settings: Settings, broker: bool = False) -> Runtime:
+def build_runtime(settings: Settings, broker: bool = False, platform: Platform | None = None) -> Runtime:
     """Wire a runtime. With `broker` (the role commands) jobs go over the broker; without
-    (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`."""
+    (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`.
+    `platform` replaces the one `settings.platform` names (tests wrap it to act at a
+    chosen moment of a job)."""
     _check_timezone(settings.timezone)
     database = Database(settings.database_url)
     clock = utcnow
-    platform = build_platform(settings, database)
+    platform = platform if platform is not None else build_platform(settings, database)
     targets = BackupTargets(settings.backup_targets)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {

@@ -1,6 +1,10 @@
 """Faults during snapshots: cancel, unlock, a disk that fails mid-read, a full target,
 and the whole service killed mid-snapshot. Each ends with the target verifying and the
-earlier snapshots restoring bit for bit."""
+earlier snapshots restoring bit for bit.
+
+A test that acts while a snapshot runs holds its disk's reading at a byte
+(`tests/pausing.py`), acts once the read waits there, and then lets it go on: the
+snapshot cannot finish before the test acts, however fast the machine."""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,6 @@ import httpx
 import pytest
 
 from cairn.config import TargetSettings
-from cairn.workloads import job_rows
 from tests.api.test_snapshots import (
     MiB,
     register,
@@ -31,14 +32,17 @@ from tests.api.test_snapshots import (
 )
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, free_port, variant_service, wait_until
+from tests.pausing import DiskGate, FileGate
 
-BIG = 384 * MiB
+BIG = 96 * MiB
+#: where a held snapshot stops reading: past the first 32 MiB pack, so that a cancelled
+#: or failed snapshot has written data the target must treat as garbage
+HELD_AT = 40 * MiB
 
 
 @pytest.fixture(scope="module")
 def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A disk image of incompressible data, large enough that a snapshot of it is
-    still running when the test acts on it; copied, never modified."""
+    """A disk image of incompressible data; copied, never modified."""
     path = tmp_path_factory.mktemp("noise") / "noise.raw"
     fill_with_noise(path, BIG)
     return path
@@ -59,30 +63,20 @@ def big_workload(api: Service, noise: Path, directory: Path, token: str) -> tupl
     return created["id"], disk
 
 
-def wait_running(api: Service, token: str, snapshot_id: str) -> None:
-    wait_until(lambda: snapshot(api, token, snapshot_id)["status"] in ("executing", "uploading"),
-               timeout=30, interval=0.01)
+def held_snapshot(api: Service, token: str, workload: str, gate: DiskGate,
+                  params: dict[str, str] | None = None) -> str:
+    """Take a snapshot and return its id once its disk read waits at `gate`: the
+    snapshot is running, and stays so until the gate is released."""
+    running = take_snapshot(api, token, workload, params=params)
+    gate.wait_reached()
+    assert snapshot(api, token, running["id"])["status"] == "executing"
+    assert show(api, token, workload)["status"] == "locked"
+    return str(running["id"])
 
 
-def interrupted(api: Service, token: str, workload: str, act: Callable[[str], None],
-                params: dict[str, str] | None = None, before: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Take a snapshot and `act` on it while it runs; the snapshot as it ended.
-
-    A snapshot can finish between seeing it run and acting on it (the machine may be
-    fast, or the poll late): then try again, three times at most."""
-    ended: dict[str, Any] = {}
-    for _attempt in range(3):
-        if before is not None:
-            before()
-        running = take_snapshot(api, token, workload, params=params)
-        wait_running(api, token, running["id"])
-        act(running["id"])
-        ended = wait_until(lambda: (s := snapshot(api, token, running["id"]))["status"]
-                           in ("available", "error", "cancelled") and s, timeout=120)
-        wait_status(api, token, workload, "available")
-        if ended["status"] != "available":
-            return ended
-    raise AssertionError("the snapshot finished before the test could act on it, three times")
+def ended(api: Service, token: str, snapshot_id: str) -> dict[str, Any]:
+    return wait_until(lambda: (s := snapshot(api, token, snapshot_id))["status"]
+                      in ("available", "error", "cancelled") and s, timeout=120)
 
 
 def verify_ok(api: Service, target: str = "default") -> None:
@@ -93,30 +87,32 @@ def verify_ok(api: Service, target: str = "default") -> None:
 def test_cancel_ends_a_running_snapshot_cancelled_and_leaves_nothing(
         api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
-    workload, _ = big_workload(api, noise, tmp_path, token)
-
-    def cancel(snapshot_id: str) -> None:
+    workload, disk = big_workload(api, noise, tmp_path, token)
+    with api.disks.holding(disk, HELD_AT) as gate:
+        running = held_snapshot(api, token, workload, gate)
         with api.client(token) as client:
-            assert client.post(f"/v1/p1/snapshots/{snapshot_id}/cancel").status_code == 200
-
-    ended = interrupted(api, token, workload, cancel)
-    assert ended["status"] == "cancelled" and ended["error_msg"] is None
+            assert client.post(f"/v1/p1/snapshots/{running}/cancel").status_code == 200
+        api.jobs.wait_cancel_seen(running)
+    cancelled = ended(api, token, running)
+    assert cancelled["status"] == "cancelled" and cancelled["error_msg"] is None
+    wait_status(api, token, workload, "available")
     repo = api.runtime.targets.repository("default", "p1")
-    assert [k for k in repo.list_manifests() if ended["id"] in k] == []
+    assert [k for k in repo.list_manifests() if running in k] == []
     verify_ok(api)
     wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], "available", timeout=120)
 
 
 def test_unlock_during_a_snapshot_cancels_it(api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
-    workload, _ = big_workload(api, noise, tmp_path, token)
-
-    def unlock(_snapshot_id: str) -> None:
+    workload, disk = big_workload(api, noise, tmp_path, token)
+    with api.disks.holding(disk, HELD_AT) as gate:
+        running = held_snapshot(api, token, workload, gate)
         with api.client(token) as client:
             assert client.post(f"/v1/p1/workloads/{workload}/unlock").status_code == 202
         assert show(api, token, workload)["status"] == "available"
-
-    assert interrupted(api, token, workload, unlock)["status"] == "cancelled"
+        api.jobs.wait_cancel_seen(running)
+    assert ended(api, token, running)["status"] == "cancelled"
+    wait_status(api, token, workload, "available")
     verify_ok(api)
 
 
@@ -127,13 +123,13 @@ def test_disk_failing_mid_snapshot_errors_naming_it_and_keeps_earlier_snapshots(
     first = wait_snapshot(api, token, take_snapshot(api, token, workload)["id"], timeout=120)
     wait_status(api, token, workload, "available")
     original = sha256(disk)
-    # Fresh data each attempt: chunks the target already holds would make the snapshot
-    # too quick to be caught running.
-    failed = interrupted(api, token, workload, lambda _id: os.truncate(disk, 16 * MiB),  # cut short
-                         params={"full": "1"}, before=lambda: fill_with_noise(disk, BIG))
+    with api.disks.holding(disk, HELD_AT) as gate:
+        running = held_snapshot(api, token, workload, gate, params={"full": "1"})
+        os.truncate(disk, 16 * MiB)  # the disk is cut short under the read
+    failed = ended(api, token, running)
     assert failed["status"] == "error"
     assert str(disk) in failed["error_msg"]
-    assert show(api, token, workload)["status"] == "available"
+    wait_status(api, token, workload, "available")
     verify_ok(api)
     done = restore(api, token, workload, first["id"], {"type": "openstack", "oneclickrestore": True})
     assert done["status"] == "available", done
@@ -189,10 +185,21 @@ def cairn(data_dir: Path, *args: str) -> str:
                           text=True, env=environment).stdout.strip()
 
 
-def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+PAUSING_ROLE = str(Path(__file__).parents[1] / "pausing_role.py")
+
+
+def start_serve(data_dir: Path, port: int, hold: tuple[Path, int, Path] | None = None) -> subprocess.Popen[bytes]:
+    """`cairn serve` on `port`; with `hold` (disk, byte, gate directory), one whose first
+    snapshot of that disk stops reading at that byte (tests/pausing_role.py)."""
     environment = {**os.environ, "CAIRN_DATA_DIR": str(data_dir), "CAIRN_JOB_LEASE_SECONDS": "3",
                    "CAIRN_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "cairn", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    program = [sys.executable, "-m", "cairn"]
+    if hold is not None:
+        disk, at, gate = hold
+        environment.update({"CAIRN_TEST_HOLD_DISK": str(disk), "CAIRN_TEST_HOLD_AT": str(at),
+                            "CAIRN_TEST_HOLD_DIR": str(gate)})
+        program = [sys.executable, PAUSING_ROLE]
+    process = subprocess.Popen([*program, "serve", "--host", "127.0.0.1", "--port", str(port)],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: _answers(port), timeout=60, interval=0.1)
     return process
@@ -215,15 +222,17 @@ def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp
     port = free_port()
     base = f"http://127.0.0.1:{port}/v1/p1"
     headers = {"X-Auth-Token": token}
-    server = start_serve(data_dir, port)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    server = start_serve(data_dir, port, hold=(disk, HELD_AT, gate))
     try:
         workload = httpx.post(f"{base}/workloads", headers=headers, json={"workload": {
             "name": "w", "instances": [{"instance-id": instance}]}}).json()["workload"]["id"]
         wait_until(lambda: httpx.get(f"{base}/workloads/{workload}", headers=headers)
                    .json()["workload"]["status"] == "available")
         snap = httpx.post(f"{base}/workloads/{workload}", headers=headers).json()["snapshot"]["id"]
-        wait_until(lambda: httpx.get(f"{base}/snapshots/{snap}", headers=headers)
-                   .json()["snapshot"]["status"] == "executing", interval=0.01)
+        FileGate.wait_reached(gate)  # the snapshot is reading its disk, and stays there
+        assert httpx.get(f"{base}/snapshots/{snap}", headers=headers).json()["snapshot"]["status"] == "executing"
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
         server = start_serve(data_dir, port)
@@ -243,23 +252,19 @@ def test_service_killed_mid_snapshot_is_recovered_after_restart(noise: Path, tmp
         server.wait(timeout=30)
 
 
-def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    # A full copy of this disk takes under a second here: report more often than the
-    # default half second so that a poll can see it between 0 and 100.
-    monkeypatch.setattr(job_rows, "PROGRESS_EVERY", 0.05)
+def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_path: Path) -> None:
     token = api.token()
     workload, disk = big_workload(api, noise, tmp_path, token)
     seen: list[int] = []
-    for _attempt in range(3):
-        fill_with_noise(disk, BIG)  # new chunks: a copy of known ones is over too soon
-        running = take_snapshot(api, token, workload, params={"full": "1"})
-        while (body := snapshot(api, token, running["id"]))["status"] not in ("available", "error"):
-            seen.append(body["progress_percent"])
-            time.sleep(0.02)
-        assert body["status"] == "available" and body["progress_percent"] == 100
-        wait_status(api, token, workload, "available")
-        if any(0 < p < 100 for p in seen):
-            break
-    assert any(0 < p < 100 for p in seen), seen
+    with api.disks.holding(disk, HELD_AT) as gate:
+        running = held_snapshot(api, token, workload, gate)
+        # the chunks before the gate are copied and reported while the read waits there
+        midway = wait_until(lambda: (s := snapshot(api, token, running))["progress_percent"] > 0 and s)
+        assert midway["status"] == "executing" and 0 < midway["progress_percent"] < 100
+        seen.append(midway["progress_percent"])
+    while (body := snapshot(api, token, running))["status"] not in ("available", "error"):
+        seen.append(body["progress_percent"])
+    assert body["status"] == "available" and body["progress_percent"] == 100
+    seen.append(body["progress_percent"])
     assert seen == sorted(seen)  # it never goes back
+    wait_status(api, token, workload, "available")

@@ -122,10 +122,12 @@ def protected(api: Service, tmp_path: Path) -> dict[str, Any]:
 def test_full_then_incremental_then_oneclick_restore_is_bit_exact(api: Service, protected: dict[str, Any]) -> None:
     token, workload = protected["token"], protected["workload"]
     raw, qcow2 = protected["raw"], protected["qcow2"]
-    first = take_snapshot(api, token, workload, {"snapshot": {"name": "first", "description": "d"}})
-    assert list(first) == SNAPSHOT_SUMMARY_KEYS
-    assert first["status"] == "creating" and first["snapshot_type"] == "full"
-    assert show(api, token, workload)["status"] == "locked"
+    with api.disks.holding(raw, 0) as gate:  # the snapshot runs until the test has looked
+        first = take_snapshot(api, token, workload, {"snapshot": {"name": "first", "description": "d"}})
+        assert list(first) == SNAPSHOT_SUMMARY_KEYS
+        assert first["status"] == "creating" and first["snapshot_type"] == "full"
+        gate.wait_reached()
+        assert show(api, token, workload)["status"] == "locked"
     first = wait_snapshot(api, token, first["id"])
     assert first["restore_size"] == 2 * 24 * MiB and 0 < first["size"] <= first["restore_size"]
     assert first["progress_percent"] == 100 and first["uploaded_size"] == first["size"]
@@ -262,14 +264,17 @@ def take_snapshot_type(api: Service, token: str, workload: str, body: dict[str, 
 
 def test_snapshot_refused_while_locked_and_list_filters(api: Service, protected: dict[str, Any]) -> None:
     token, workload = protected["token"], protected["workload"]
-    first = take_snapshot(api, token, workload)
-    with api.client(token) as client:
-        busy = client.post(f"/v1/p1/workloads/{workload}")
+    with api.disks.holding(protected["raw"], 0) as gate:  # the first snapshot runs meanwhile
+        first = take_snapshot(api, token, workload)
+        gate.wait_reached()
+        with api.client(token) as client:
+            busy = client.post(f"/v1/p1/workloads/{workload}")
     assert busy.status_code == 409
     assert "'available' state to take a snapshot" in busy.json()["conflictingRequest"]["message"]
     wait_snapshot(api, token, first["id"])
     with api.client(token) as client:
-        assert [s["id"] for s in client.get("/v1/p1/snapshots", params={"status": "available"}).json()["snapshots"]] == [first["id"]]
+        available = client.get("/v1/p1/snapshots", params={"status": "available"}).json()["snapshots"]
+        assert [s["id"] for s in available] == [first["id"]]
         assert client.get("/v1/p1/snapshots", params={"status": "error"}).json()["snapshots"] == []
         assert client.get("/v1/p1/snapshots", params={"date_from": "2999-01-01T00:00:00"}).json()["snapshots"] == []
         bad = client.get("/v1/p1/snapshots", params={"date_to": "yesterday"})

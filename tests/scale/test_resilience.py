@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +22,9 @@ import sqlalchemy as sa
 
 from bench.cluster import RABBIT_HOST, RABBIT_PORT, port_open
 from tests.conftest import ADMIN_URLS, wait_until
+from tests.pausing import FileGate
 from tests.scale.client import Caller, quick_workloads
-from tests.scale.conftest import LEASE_SECONDS, Cluster
+from tests.scale.conftest import HELD_AT, LEASE_SECONDS, Cluster, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -103,25 +105,43 @@ def _drop_connections(cluster: Cluster) -> int:
         admin.dispose()
 
 
-def test_processes_recover_when_the_database_drops_every_connection(cluster: Cluster) -> None:
+def _lease_of(cluster: Cluster, subject_id: str) -> Any:
+    return cluster.query("SELECT lease_expires_at FROM jobs WHERE subject_id = :s", s=subject_id)[0]["lease_expires_at"]
+
+
+def test_processes_recover_when_the_database_drops_every_connection(cluster: Cluster, tmp_path: Path) -> None:
     callers = [Caller(cluster, 0), Caller(cluster, 1)]
     workloads = quick_workloads(cluster, ["blip-small"])
-    # a snapshot that runs for a few seconds: its worker writes progress and renews its lease
+    # a snapshot held midway by its worker: the worker renews its lease meanwhile
     big = cluster.data_dir / "disks" / "blip-big.raw"
     with open(big, "wb") as handle:
-        for _ in range(8):
+        for _ in range(4):
             handle.write(os.urandom(16 * MiB))
     running_workload = callers[0].workload(big, "blip-big")
+    holder, other = cluster.workers()
+    cluster.stop(holder, other)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    start_worker(cluster, holder, hold=(big, HELD_AT, gate))
     running = callers[0].snapshot(running_workload)
-    wait_until(lambda: cluster.job_of(running)["state"] == "running", timeout=30, interval=0.02)  # type: ignore[index]
+    FileGate.wait_reached(gate)
+    assert cluster.job_of(running)["state"] == "running"  # type: ignore[index]
+    start_worker(cluster, other)
 
     dropped = _drop_connections(cluster)
     # every role holds pooled connections: both apis, both schedulers, the working worker
     assert dropped >= 5, dropped
-    # and again while the snapshot runs: its steps meet dead connections mid-session
-    for _ in range(8):
-        time.sleep(0.15)
+    # and again while the snapshot is held: its heartbeat meets dead connections and
+    # still renews the lease; then once more, so that the snapshot's own progress and
+    # state writes, once released, find the connections it pooled dead
+    for _ in range(2):
+        before = _lease_of(cluster, running)
+
+        def renewed(before: Any = before) -> bool:
+            return bool(_lease_of(cluster, running) > before)
+        wait_until(renewed, timeout=LEASE_SECONDS * 3, interval=0.1)
         _drop_connections(cluster)
+    FileGate.release(gate)
 
     # the next requests find their pooled connection dead and take a new one: no error
     for caller in callers * 3:
@@ -132,6 +152,9 @@ def test_processes_recover_when_the_database_drops_every_connection(cluster: Clu
         assert health["status"] == "ok" and health["database"] is True, (name, health)
     ended = callers[0].wait_snapshot_ended(running, timeout=120)
     assert ended["status"] == "available", ended.get("error_msg")
+    assert cluster.job_of(running)["owner"].split(":")[0] == holder  # type: ignore[index]
+    cluster.stop(holder)  # its gate is spent: a plain worker again
+    start_worker(cluster, holder)
     for caller in callers:  # new jobs, queued by either api, run as before
         caller.wait_workload(workloads["blip-small"], "available")
         snapshot = caller.snapshot(workloads["blip-small"])

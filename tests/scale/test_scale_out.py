@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from tests.conftest import wait_until
+from tests.pausing import FileGate
 from tests.scale.client import Caller, small_disk
-from tests.scale.conftest import LEASE_SECONDS, Cluster
+from tests.scale.conftest import HELD_AT, LEASE_SECONDS, Cluster, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -64,22 +65,28 @@ def test_role_refuses_to_start_on_a_database_behind_the_newest_schema(cluster: C
 
 
 def test_worker_killed_mid_snapshot_is_reaped_within_the_lease_and_the_next_snapshot_succeeds(
-        cluster: Cluster, noise: Path) -> None:
+        cluster: Cluster, noise: Path, tmp_path: Path) -> None:
     caller = Caller(cluster, 0)
     disk = cluster.data_dir / "disks" / "big.raw"
     disk.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(noise, disk)
     workload = caller.workload(disk, "big")
+    # The snapshot can only go to a worker that holds its disk's reading midway, so the
+    # test kills that worker while the snapshot surely runs.
+    victim, survivor = cluster.workers()
+    cluster.stop(victim, survivor)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    start_worker(cluster, victim, hold=(disk, HELD_AT, gate))
     snapshot = caller.snapshot(workload)
-    job = wait_until(lambda: (j := cluster.job_of(snapshot)) and j["state"] == "running" and j,
-                     timeout=30, interval=0.01)
-    victim = job["owner"].split(":")[0]
+    FileGate.wait_reached(gate)
+    job = cluster.job_of(snapshot)
+    assert job is not None and job["state"] == "running" and job["owner"].split(":")[0] == victim, job
+    start_worker(cluster, survivor)
     cluster.stop(victim, sig=signal.SIGKILL)
     killed_at = time.monotonic()
     ended = caller.wait_snapshot_ended(snapshot, timeout=30)
     reaped_after = time.monotonic() - killed_at
-    if ended["status"] == "available":
-        pytest.skip("the snapshot finished before its worker was killed")  # a very fast machine
     assert ended["status"] == "error" and "lease expired" in ended["error_msg"], ended
     # lease, plus one reaper pass (a quarter of the lease, at least 1 s), plus slack for
     # the settle's writes and the polling over HTTP on a slow machine
@@ -95,9 +102,8 @@ def test_worker_killed_mid_snapshot_is_reaped_within_the_lease_and_the_next_snap
     again = caller.snapshot(workload)
     ended = caller.wait_snapshot_ended(again, timeout=120)
     assert ended["status"] == "available", ended
-    survivor = cluster.job_of(again)["owner"].split(":")[0]  # type: ignore[index]
-    assert survivor != victim
-    cluster.start_workers(victim)
+    assert cluster.job_of(again)["owner"].split(":")[0] == survivor  # type: ignore[index]
+    start_worker(cluster, victim)
 
 
 def test_doorbell_lost_on_the_broker_is_rung_again_by_the_reaper(cluster: Cluster) -> None:

@@ -1,0 +1,262 @@
+"""Disks whose reading stops at a chosen byte until the test lets it go on.
+
+A test that acts while a job runs (cancels it, unlocks its workload, cuts its disk short,
+kills its process) must know the job is running when it acts, however fast the machine.
+`PausingPlatform` wraps the platform a runtime would have built (given to
+`build_runtime(..., platform=...)`) and passes every call through, except that a disk
+with a gate armed on it (`hold(path, at)`) has its source wrapped in the next capture:
+the read that reaches byte `at` waits there until the test releases the gate. The test
+waits until the gate is reached, acts, and releases it.
+
+A gate fires once, for the next capture of its disk; later snapshots read freely. A gate
+never released gives up after `HOLD_SECONDS` with a SourceError, so a broken test fails
+its job instead of hanging the service.
+
+A cancel or an unlock reaches a running job through its runner's heartbeat, which reads
+the job's cancel flag a fraction of a second later. `JobWatch` lets the test wait until
+the job itself sees the flag, before it releases the gate: after that the job cannot
+miss it.
+
+Across processes (`tests/pausing_role.py`) a `FileGate` does the same with two files in a
+directory the test chooses: the held read creates `reached`, and waits for `release`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from cairn.engine.errors import SourceError
+from cairn.engine.sources import Extent, Source
+from cairn.jobs.records import JobRecord
+from cairn.jobs.runner import JobContext, JobHandler, Outcome
+from cairn.platforms.base import Capture, InstanceInfo, Platform
+
+#: how long a held read waits for its release before failing the job
+HOLD_SECONDS = 120.0
+
+
+class Gate(Protocol):
+    """Where a disk's reading stops, and what it waits for there."""
+
+    at: int
+
+    def hold(self) -> None:
+        """Called once, in the reading thread, by the first read that reaches `at`;
+        returns when the read may go on (raises to fail it)."""
+        ...
+
+
+class DiskGate:
+    """A gate in this process: `wait_reached()` returns once a read waits at `at`;
+    `release()` lets it go on."""
+
+    def __init__(self, at: int, hold_seconds: float = HOLD_SECONDS) -> None:
+        self.at = at
+        self.hold_seconds = hold_seconds
+        self._reached = threading.Event()
+        self._released = threading.Event()
+
+    def hold(self) -> None:
+        self._reached.set()
+        if not self._released.wait(self.hold_seconds):
+            raise SourceError(f"the test held this disk at byte {self.at} and never released it")
+
+    @property
+    def reached(self) -> bool:
+        return self._reached.is_set()
+
+    def wait_reached(self, timeout: float = 60) -> None:
+        if not self._reached.wait(timeout):
+            raise AssertionError(f"no read reached byte {self.at} within {timeout:.0f} s")
+
+    def release(self) -> None:
+        self._released.set()
+
+
+class FileGate:
+    """A gate another process holds: the held read creates `directory/reached` and waits
+    until `directory/release` exists."""
+
+    def __init__(self, at: int, directory: Path, hold_seconds: float = HOLD_SECONDS) -> None:
+        self.at = at
+        self.directory = directory
+        self.hold_seconds = hold_seconds
+
+    def hold(self) -> None:
+        (self.directory / "reached").touch()
+        deadline = time.monotonic() + self.hold_seconds
+        while not (self.directory / "release").exists():
+            if time.monotonic() > deadline:
+                raise SourceError(f"the test held this disk at byte {self.at} and never released it")
+            time.sleep(0.01)
+
+    @staticmethod
+    def wait_reached(directory: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not (directory / "reached").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no read reached its gate within {timeout:.0f} s ({directory})")
+            time.sleep(0.01)
+
+    @staticmethod
+    def release(directory: Path) -> None:
+        (directory / "release").touch()
+
+
+class GatedSource:
+    """A disk source whose first read reaching `gate.at` waits on the gate."""
+
+    def __init__(self, inner: Source, gate: Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.path = inner.path
+        self.kind = inner.kind
+        self.size = inner.size
+        self._passed = False
+
+    def data_extents(self) -> list[Extent]:
+        return self.inner.data_extents()
+
+    def read_into(self, buf: memoryview, offset: int) -> None:
+        if not self._passed and offset + len(buf) > self.gate.at:
+            self._passed = True
+            self.gate.hold()
+        self.inner.read_into(buf, offset)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class PausingPlatform:
+    """A platform that reads its disks through gates the test arms; otherwise `inner`.
+
+    `inner` may be attached after the runtime is built (`attach`), so that it uses the
+    runtime's own database."""
+
+    def __init__(self, inner: Platform | None = None) -> None:
+        self._inner = inner
+        self._armed: dict[str, Gate] = {}
+        self._given: list[Gate] = []
+        self._lock = threading.Lock()
+
+    def attach(self, inner: Platform) -> None:
+        self._inner = inner
+
+    @property
+    def inner(self) -> Platform:
+        assert self._inner is not None, "PausingPlatform used before attach()"
+        return self._inner
+
+    def arm(self, path: str | Path, gate: Gate) -> Gate:
+        """Hold the next capture's reading of the disk at `path` at `gate`."""
+        with self._lock:
+            self._armed[str(path)] = gate
+        return gate
+
+    def hold(self, path: str | Path, at: int) -> DiskGate:
+        """A gate on the disk at `path`: its next snapshot's read stops at byte `at`."""
+        gate = DiskGate(at)
+        self.arm(path, gate)
+        return gate
+
+    @contextmanager
+    def holding(self, path: str | Path, at: int) -> Iterator[DiskGate]:
+        """`hold`, released on the way out whatever happens (so no job stays held)."""
+        gate = self.hold(path, at)
+        try:
+            yield gate
+        finally:
+            gate.release()
+
+    def release_all(self) -> None:
+        """Release every gate given out or armed and disarm them (between tests)."""
+        with self._lock:
+            gates = [*self._armed.values(), *self._given]
+            self._armed.clear()
+            self._given.clear()
+        for gate in gates:
+            if isinstance(gate, DiskGate):
+                gate.release()
+
+    def capture(self, instances: list[InstanceInfo], parents: dict[str, dict[str, Any]],
+                label: str) -> Capture:
+        capture = self.inner.capture(instances, parents, label)
+        with self._lock:
+            for view in capture.views:
+                for disk in view.disks:
+                    gate = self._armed.pop(disk.disk.path, None)
+                    if gate is not None:
+                        self._given.append(gate)
+                        disk.source = GatedSource(disk.source, gate)
+        return capture
+
+    def find_instances(self, project_id: str, instance_ids: list[str]) -> dict[str, InstanceInfo]:
+        return self.inner.find_instances(project_id, instance_ids)
+
+    def confirm(self, instance: InstanceInfo) -> None:
+        self.inner.confirm(instance)
+
+    def forget_history(self, instance_ids: list[str]) -> None:
+        self.inner.forget_history(instance_ids)
+
+    def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
+        self.inner.check_inplace(instance, options)
+
+    def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Any:
+        return self.inner.inplace_window(instance, options)
+
+    def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
+                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+        return self.inner.restore_instance(project_id, name, disks, state, label, host)
+
+
+class _Watched:
+    """A job handler that tells a `JobWatch` about each job it runs."""
+
+    def __init__(self, inner: JobHandler, watch: JobWatch) -> None:
+        self.inner = inner
+        self.watch = watch
+
+    def run(self, job: JobContext) -> None:
+        self.watch._started(job)
+        self.inner.run(job)
+
+    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
+        self.inner.settle(session, job, outcome)
+
+
+class JobWatch:
+    """What a test sees of the jobs a runtime runs: each running job's own context, by
+    the id of its subject (the snapshot, the restore)."""
+
+    def __init__(self, handlers: dict[str, JobHandler]) -> None:
+        self._contexts: dict[str, JobContext] = {}
+        self._lock = threading.Lock()
+        for kind, handler in list(handlers.items()):
+            handlers[kind] = _Watched(handler, self)
+
+    def _started(self, job: JobContext) -> None:
+        with self._lock:
+            self._contexts[job.record.subject_id or job.record.id] = job
+
+    def wait_cancel_seen(self, subject_id: str, timeout: float = 30) -> None:
+        """Return once the job of `subject_id` has seen its cancel flag."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                job = self._contexts.get(subject_id)
+            if job is not None and job.cancel_requested:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the job of {subject_id} did not see its cancel within {timeout:.0f} s")
+            time.sleep(0.01)
