@@ -45,6 +45,6 @@ if ! pgrep -x libvirtd >/dev/null; then
   for _ in $(seq 1 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 1; done
   virsh -c qemu:///system version >/dev/null || { echo "start-services: libvirtd does not answer" >&2; exit 1; }
 fi
-# Swift's S3 API for the S3 target's tests (idempotent; 2 s when running, about 20 s
+# Swift's S3 API for the S3 target's tests (idempotent: instant when running, about 20 s
 # from cold).
 "$(dirname "$0")/swift-dev.sh" start
