@@ -97,6 +97,8 @@ class S3Settings:
     # "auto" probes the server; "yes" trusts `If-None-Match: *`; "no" always uses claims.
     conditional_put: str = "auto"
     addressing_style: str = "path"
+    list_page_size: int = 1000  # S3's maximum
+
 
     def validate(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
@@ -110,6 +112,8 @@ class S3Settings:
         if self.conditional_put not in ("auto", "yes", "no"):
             raise InvalidInput(f"conditional_put must be auto, yes or no, not {self.conditional_put!r}",
                                "conditional_put")
+        if not 1 <= self.list_page_size <= 1000:
+            raise InvalidInput("list_page_size must be between 1 and 1000", "list_page_size")
         if self.max_connections < 1 or self.max_attempts < 1:
             raise InvalidInput("max_connections and max_attempts must be at least 1", "max_connections")
 
@@ -327,12 +331,17 @@ class S3Target:
         self._require_bucket()
         return _MultipartWriter(self, key)
 
+    def uses_conditional_put(self) -> bool:
+        """Whether `create_exclusive` relies on `If-None-Match: *` (probing on first call)."""
+        if self._conditional is None:
+            self._require_bucket()
+            self._conditional = self._probe_conditional_put()
+        return self._conditional
+
     def create_exclusive(self, key: str, data: bytes) -> bool:
         name = self._name(key)
         self._require_bucket()
-        if self._conditional is None:
-            self._conditional = self._probe_conditional_put()
-        if self._conditional:
+        if self.uses_conditional_put():
             return self._create_conditional(key, name, data)
         return self._create_with_claim(key, name, data)
 
@@ -489,7 +498,8 @@ class S3Target:
     def _list_names(self, folder: str, what: str) -> Iterator[str]:
         paginator = self._client.get_paginator("list_objects_v2")
         with self._errors(what):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder,
+                                           PaginationConfig={"PageSize": self.settings.list_page_size}):
                 for item in page.get("Contents", ()):
                     yield item["Key"]
 
