@@ -42,7 +42,7 @@ import secrets
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import boto3
@@ -228,6 +228,30 @@ class S3Target:
         self._bucket_checked = False
         self._conditional: bool | None = {"yes": True, "no": False}.get(settings.conditional_put)
 
+    def within(self, sub: str) -> "S3Target":
+        """The target under `<prefix>/<sub>`, sharing this one's connections (the
+        service keeps one repository per project under one bucket)."""
+        validate_key(sub, "prefix")
+        child = object.__new__(S3Target)
+        child.__dict__.update(self.__dict__)
+        child.prefix = f"{self.prefix}/{sub}" if self.prefix else sub
+        child.settings = replace(self.settings, prefix=child.prefix)
+        return child
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the folders directly under `prefix` (S3's common prefixes)."""
+        folder = self._folder(prefix)
+        self._require_bucket()
+        found = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors(f"listing folders of {prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder, Delimiter="/"):
+                for item in page.get("CommonPrefixes", ()):
+                    name = item["Prefix"][len(folder):].rstrip("/")
+                    if name and not name.startswith(".tmp-"):
+                        found.append(name)
+        return sorted(found)
+
     # -- naming and errors -------------------------------------------------------------
 
     def describe(self) -> str:
@@ -394,18 +418,24 @@ class S3Target:
             claim = f"{folder}{time.time_ns():020d}-{secrets.token_hex(8)}"
             with self._errors(f"claiming {key}"):
                 self._client.put_object(Bucket=self.bucket, Key=claim, Body=body)
+            in_doubt = False
             try:
                 rivals = self._fresh_claims(folder, claim)
                 if not rivals:
                     if self.exists(key):
                         return False
                     if time.monotonic() - claimed_at < CLAIM_TTL_SECONDS / 4:
+                        in_doubt = True
                         with self._errors(f"creating {key}"):
                             self._client.put_object(Bucket=self.bucket, Key=name, Body=data)
+                        in_doubt = False
                         return True
             finally:
-                with self._errors(f"releasing the claim on {key}"):
-                    self._client.delete_object(Bucket=self.bucket, Key=claim)
+                # A PUT that failed may still land (a timeout the server did not see):
+                # the claim then stays until it is dead, keeping other writers out.
+                if not in_doubt:
+                    with self._errors(f"releasing the claim on {key}"):
+                        self._client.delete_object(Bucket=self.bucket, Key=claim)
             time.sleep(random.uniform(0.02, 0.1) * 2 ** min(attempt, 5))
         raise TargetIOError(f"creating {key}: other writers kept claiming it", errno.EBUSY)
 

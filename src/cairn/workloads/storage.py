@@ -24,6 +24,7 @@ from cairn.engine import KeyFile, Repository
 from cairn.engine.errors import RepositoryExists, RepositoryNotFound
 from cairn.errors import InvalidInput, NotFound
 from cairn.targets.filesystem import FilesystemTarget
+from cairn.workloads.storage_s3 import S3BackupTarget
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class BackupTarget:
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> BackupTarget:
+        assert settings.path is not None, "a filesystem target has a path"
         return cls(settings.name, settings.path, settings.export, settings.passphrase_file)
 
     @property
@@ -77,19 +79,20 @@ class BackupTargets:
     def __init__(self, targets: tuple[TargetSettings, ...]) -> None:
         if len({t.name for t in targets}) != len(targets):
             raise InvalidInput("Two backup targets have the same name.", "target")
-        self._targets = {t.name: BackupTarget.from_settings(t) for t in targets}
+        self._targets: dict[str, BackupTarget | S3BackupTarget] = {
+            t.name: S3BackupTarget(t) if t.type == "s3" else BackupTarget.from_settings(t) for t in targets}
         self._init_lock = threading.Lock()
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._targets.values())
 
-    def get(self, name: str) -> BackupTarget:
+    def get(self, name: str) -> BackupTarget | S3BackupTarget:
         try:
             return self._targets[name]
         except KeyError:
             raise NotFound(f"Backup target {name} is not configured.") from None
 
-    def resolve(self, wanted: str) -> BackupTarget:
+    def resolve(self, wanted: str) -> BackupTarget | S3BackupTarget:
         """The target an admin named by name, export string or path."""
         for target in self._targets.values():
             if target.matches(wanted):
@@ -97,9 +100,12 @@ class BackupTargets:
         raise InvalidInput(f"metadata.backup_media_target: no backup target is named {wanted!r}; "
                            f"configured: {', '.join(self._targets)}.", "workload.metadata.backup_media_target")
 
-    def choose(self) -> BackupTarget:
-        """The target with the most free space."""
-        return max(self._targets.values(), key=lambda t: t.free_space())
+    def choose(self) -> BackupTarget | S3BackupTarget:
+        """The target with the most free space (a bucket's is unbounded)."""
+        def space(t: BackupTarget | S3BackupTarget) -> float:
+            free = t.free_space()
+            return float("inf") if free is None else free
+        return max(self._targets.values(), key=space)
 
     def names_matching(self, share: str) -> list[str]:
         return [t.name for t in self._targets.values() if t.matches(share)]
