@@ -19,7 +19,13 @@ from cairn.engine.errors import IntegrityError, RepositoryNotFound
 from cairn.errors import InvalidInput
 from cairn.targets import ObjectNotFound, Target, TargetIOError
 from cairn.targets.base import READ_SLACK
-from cairn.targets.s3 import CLAIM_TTL_SECONDS, MIB, BucketNotFound, S3Settings, S3Target
+from cairn.targets.s3 import (
+    CLAIM_TTL_SECONDS,
+    MIB,
+    BucketNotFound,
+    S3Settings,
+    S3Target,
+)
 from tests import swiftdev
 from tests.engine.conftest import FAST_LOCKS
 from tests.engine.diskutil import make_disk, sha256

@@ -4,8 +4,8 @@ service's layout (each project's repository and catalog) in a bucket on a real S
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -46,14 +46,18 @@ def test_an_s3_target_section_is_read_with_its_secret_from_a_file(tmp_path: Path
         (swiftdev.ENDPOINT, swiftdev.BUCKET, "cairn/prod", "testing", "us-east-1")
 
 
+_BASE = "[target:s3]\ntype = s3\nendpoint = http://x\nbucket = b\naccess_key = a\n"
+
+
+_BASE = "[target:s3]\ntype = s3\nendpoint = http://x\nbucket = b\naccess_key = a\n"
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ("[target:s3]\ntype = s3\nendpoint = http://x\naccess_key = a\nsecret_key = b\n", "target:s3.bucket"),
     ("[target:s3]\ntype = s3\nendpoint = x:1\nbucket = b\naccess_key = a\nsecret_key = b\n", "target:s3.endpoint"),
-    ("[target:s3]\ntype = s3\nendpoint = http://x\nbucket = b\naccess_key = a\n", "target:s3.secret_key"),
-    ("[target:s3]\ntype = s3\nendpoint = http://x\nbucket = b\naccess_key = a\nsecret_key = b\n"
-     "secret_key_file = /f\n", "target:s3.secret_key"),
-    ("[target:s3]\ntype = s3\nendpoint = http://x\nbucket = b\naccess_key = a\nsecret_key = b\n"
-     "prefix = a/../b\n", "target:s3.prefix"),
+    (_BASE, "target:s3.secret_key"),
+    (_BASE + "secret_key = b\nsecret_key_file = /f\n", "target:s3.secret_key"),
+    (_BASE + "secret_key = b\nprefix = a/../b\n", "target:s3.prefix"),
     ("[target:s3]\ntype = ftp\npath = /x\n", "target:s3.type"),
 ])
 def test_a_bad_s3_target_section_is_refused_naming_the_option(tmp_path: Path, body: str, field: str) -> None:

@@ -41,14 +41,14 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator
 
-import boto3
-import botocore.exceptions
+import boto3  # type: ignore[import-untyped]
+import botocore.exceptions  # type: ignore[import-untyped]
 import urllib3.exceptions
-from botocore.config import Config
+from botocore.config import Config  # type: ignore[import-untyped]
 
 from cairn.errors import InvalidInput
 from cairn.targets.base import READ_SLACK, validate_key
@@ -129,7 +129,7 @@ def _status(exc: botocore.exceptions.ClientError) -> int:
 class _MultipartWriter:
     """Buffers one part; the first full part starts a multipart upload."""
 
-    def __init__(self, target: "S3Target", key: str) -> None:
+    def __init__(self, target: S3Target, key: str) -> None:
         self._target = target
         self._key = key
         self._name = target._name(key)
@@ -228,7 +228,7 @@ class S3Target:
         self._bucket_checked = False
         self._conditional: bool | None = {"yes": True, "no": False}.get(settings.conditional_put)
 
-    def within(self, sub: str) -> "S3Target":
+    def within(self, sub: str) -> S3Target:
         """The target under `<prefix>/<sub>`, sharing this one's connections (the
         service keeps one repository per project under one bucket)."""
         validate_key(sub, "prefix")

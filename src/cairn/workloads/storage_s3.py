@@ -40,12 +40,12 @@ class S3BackupTarget:
     def free_space(self) -> int | None:
         return None  # a bucket has no size
 
-    def catalog(self, project_id: str) -> "S3Target":
+    def catalog(self, project_id: str) -> S3Target:
         """The project's folder, whose `workloads/` tree is the catalog (`catalog.py`)."""
         return self.root.within(f"projects/{project_id}")
 
     def projects(self) -> list[str]:
         return self.root.folders("projects")
 
-    def repository_target(self, project_id: str) -> "S3Target":
+    def repository_target(self, project_id: str) -> S3Target:
         return self.root.within(f"projects/{project_id}/repo")
