@@ -383,3 +383,54 @@ def test_a_byte_flipped_on_the_server_is_found_by_verify_and_fails_restore(tmp_p
     assert not Repository.open(target, key=Passphrase("pw"), timing=FAST_LOCKS).verify(deep=True).ok
     with pytest.raises(IntegrityError):
         repo.restore("w/s0/i/d", tmp_path / "bad.raw")
+
+
+WORKER = str(Path(__file__).parents[1] / "engine" / "worker.py")
+ROOT = str(Path(__file__).parents[2])
+
+
+def _verify_and_restore_all(repo: Repository, workdir: Path, seed: int) -> None:
+    from tests.engine.worker import loop_disk
+
+    report = repo.verify(deep=True)
+    assert report.ok, f"seed {seed}: {report.problems}"
+    for key in repo.list_manifests():
+        crash, j = key[1:].split("/")
+        repo.restore(key, workdir / "restored.raw")
+        assert sha256(workdir / "restored.raw") == sha256(loop_disk(str(workdir), int(crash), int(j))), \
+            f"seed {seed}: {key} restored wrong data"
+
+
+@pytest.mark.slow
+def test_backups_and_gc_killed_at_random_moments_leave_a_verifying_bucket(tmp_path: Path,
+                                                                          settings: S3Settings) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    seed = random.randrange(1 << 30)
+    print(f"crash seed {seed}")
+    rng = random.Random(seed)
+    target = S3Target(settings)
+    repo = Repository.init(target, chunk_size=64 * 1024, pack_size=256 * 1024, timing=FAST_LOCKS)
+    spec = f"s3:{settings.bucket}/{settings.prefix}"
+    for i in range(6):
+        proc = subprocess.Popen([sys.executable, WORKER, "loop", spec, str(tmp_path), str(i)], cwd=ROOT)
+        time.sleep(rng.uniform(0.5, 2.5))  # process start-up and boto3's import take most of a second
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        print(f"kill {i}: {len(repo.list_manifests())} manifests, {len(list(target.list('packs')))} packs, "
+              f"{len(list(target.list_temporary('packs')))} unfinished uploads")
+        _verify_and_restore_all(repo, tmp_path, seed)
+        if repo.list_manifests():
+            repo.delete_manifest(rng.choice(sorted(repo.list_manifests())))
+        gc = subprocess.Popen([sys.executable, WORKER, "gc", spec], cwd=ROOT)
+        time.sleep(rng.uniform(0.5, 2.0))
+        gc.send_signal(signal.SIGKILL)
+        gc.wait()
+        _verify_and_restore_all(repo, tmp_path, seed)
+    report = repo.gc()  # a killed GC's exclusive lock and claims do not keep this one out
+    assert not report.pending
+    assert list(target.list_temporary("packs")) == []
+    _verify_and_restore_all(repo, tmp_path, seed)

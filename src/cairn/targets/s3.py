@@ -448,12 +448,33 @@ class S3Target:
                 continue
             stamp = name[len(folder):].split("-", 1)[0]
             age = (now - int(stamp)) / 1e9 if stamp.isdigit() else CLAIM_TTL_SECONDS + 1
-            if age > CLAIM_TTL_SECONDS:
+            if age > CLAIM_TTL_SECONDS or self._claimant_died(name):
                 with self._errors(f"removing the dead claim {name}"):
                     self._client.delete_object(Bucket=self.bucket, Key=name)
             else:
                 rivals.append(name)
         return rivals
+
+    def _claimant_died(self, claim: str) -> bool:
+        """Was `claim` made by a process of this host that no longer exists? (A killed
+        GC's claim on `locks/exclusive.lock` must not keep the next one out for the TTL.)"""
+        try:
+            reply = self._client.get_object(Bucket=self.bucket, Key=claim)
+            owner = json.loads(reply["Body"].read())
+            host, pid = str(owner["host"]), int(owner["pid"])
+        except botocore.exceptions.ClientError:
+            return False  # gone already, or unreadable: judged by its age alone
+        except (ValueError, KeyError, TypeError, *_TRANSPORT_ERRORS):
+            return False
+        if host != socket.gethostname() or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     # -- reading -----------------------------------------------------------------------
 
