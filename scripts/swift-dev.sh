@@ -12,8 +12,11 @@
 # checks). One replica, so the servers run without replicators, auditors or updaters.
 #
 # The S3 endpoint is http://127.0.0.1:$CAIRN_SWIFT_PORT (default 18080) with access key
-# `cairn:tester`, secret key `testing`, region `us-east-1`. `env` prints those as shell
-# assignments (CAIRN_S3_ENDPOINT=... ) for the tests and bench/engine.py.
+# `cairn:tester`, secret key `testing`, region `us-east-1`; the same proxy also answers
+# HTTPS on $CAIRN_SWIFT_TLS_PORT (default 18443) with a self-signed certificate, for
+# clients that sign plain-HTTP uploads in aws-chunked encoding, which s3api refuses
+# (restic). `env` prints those as shell assignments (CAIRN_S3_ENDPOINT=...,
+# CAIRN_S3_TLS_ENDPOINT, CAIRN_S3_CA_BUNDLE) for the tests and bench/engine.py.
 #
 # The Debian packages (swift-proxy, swift-object, swift-container, swift-account,
 # memcached) are installed by scripts/setup.sh.
@@ -21,13 +24,14 @@ set -euo pipefail
 
 state=${CAIRN_SWIFT_DIR:-/var/tmp/cairn-swift}
 proxy_port=${CAIRN_SWIFT_PORT:-18080}
+tls_port=${CAIRN_SWIFT_TLS_PORT:-18443}
 base_port=${CAIRN_SWIFT_BASE_PORT:-16210}   # object, container, account: base, +1, +2
 memcache_port=${CAIRN_SWIFT_MEMCACHE_PORT:-16219}
 etc=$state/etc
 run=$state/run
 log=$state/log
 devices=$state/srv
-servers=(account container object proxy)
+servers=(account container object proxy proxy-tls)
 
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
 
@@ -37,6 +41,7 @@ port_of() {
     container) echo $((base_port + 1)) ;;
     account) echo $((base_port + 2)) ;;
     proxy) echo "$proxy_port" ;;
+    proxy-tls) echo "$tls_port" ;;
     memcached) echo "$memcache_port" ;;
   esac
 }
@@ -153,6 +158,15 @@ EOF
   touch "$etc/.complete"
 }
 
+write_tls_config() {
+  [[ -f $etc/proxy-tls-server.conf ]] && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$etc/tls.key" -out "$etc/tls.crt" 2>/dev/null
+  sed -e "s/^bind_port = .*/bind_port = $tls_port\ncert_file = ${etc//\//\\/}\/tls.crt\nkey_file = ${etc//\//\\/}\/tls.key/" \
+    "$etc/proxy-server.conf" > "$etc/proxy-tls-server.conf.tmp"
+  mv "$etc/proxy-tls-server.conf.tmp" "$etc/proxy-tls-server.conf"
+}
+
 start_one() {  # start_one NAME COMMAND...
   local name=$1; shift
   running "$name" && return 0
@@ -179,17 +193,18 @@ start() {
   command -v swift-proxy-server >/dev/null || {
     echo "swift-dev: OpenStack Swift is not installed; run scripts/setup.sh" >&2; exit 1; }
   write_config
+  write_tls_config
   start_one memcached /usr/bin/memcached -u root -l 127.0.0.1 -p "$memcache_port" -U 0 -m 64
   local server
   for server in "${servers[@]}"; do
-    start_one "$server" "/usr/bin/swift-$server-server" "$etc/$server-server.conf" --verbose
+    start_one "$server" "/usr/bin/swift-${server%-tls}-server" "$etc/$server-server.conf" --verbose
   done
   wait_up
 }
 
 stop() {
   local name pid
-  for name in proxy object container account memcached; do
+  for name in proxy-tls proxy object container account memcached; do
     if running "$name"; then
       pid=$(cat "$run/$name.pid")
       kill "$pid"
@@ -218,6 +233,8 @@ case ${1:-} in
     echo "CAIRN_S3_ACCESS_KEY=cairn:tester"
     echo "CAIRN_S3_SECRET_KEY=testing"
     echo "CAIRN_S3_REGION=us-east-1"
+    echo "CAIRN_S3_TLS_ENDPOINT=https://127.0.0.1:$tls_port"
+    echo "CAIRN_S3_CA_BUNDLE=$etc/tls.crt"
     ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac
