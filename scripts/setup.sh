@@ -35,7 +35,7 @@ apt_install --no-install-recommends -- libvirt-daemon libvirt-daemon-driver-qemu
 
 # OpenStack Swift with its S3 API, the S3 target's test server (scripts/swift-dev.sh);
 # about a minute from Debian's packages, which are not started here (no init system).
-apt_install --no-install-recommends -- swift-proxy swift-object swift-container swift-account memcached curl
+apt_install --no-install-recommends -- swift-proxy swift-object swift-container swift-account memcached curl openssl
 
 python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
