@@ -163,10 +163,11 @@ class _MultipartWriter:
             if number > MAX_PARTS:
                 raise TargetFull(f"writing {self._key}: larger than {MAX_PARTS} parts of "
                                  f"{t.settings.part_size} bytes; raise part_size")
+            # The buffer itself is the body (botocore takes a bytearray): no copy per part.
             reply = t._client.upload_part(Bucket=t.bucket, Key=self._name, UploadId=self._upload_id,
-                                          PartNumber=number, Body=bytes(self._buf))
+                                          PartNumber=number, Body=self._buf)
         self._parts.append({"PartNumber": number, "ETag": reply["ETag"]})
-        self._buf.clear()
+        self._buf = bytearray()
 
     def commit(self) -> None:
         assert not self._closed, "writer already closed"
@@ -174,7 +175,7 @@ class _MultipartWriter:
         try:
             if self._upload_id is None:
                 with t._errors(f"publishing {self._key}"):
-                    t._client.put_object(Bucket=t.bucket, Key=self._name, Body=bytes(self._buf))
+                    t._client.put_object(Bucket=t.bucket, Key=self._name, Body=self._buf)
             else:
                 if self._buf or not self._parts:
                     self._upload_part()
@@ -341,7 +342,7 @@ class S3Target:
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         name = self._name(key)
         self._require_bucket()
-        body = data if isinstance(data, bytes) else bytes(data)
+        body = data if isinstance(data, (bytes, bytearray)) else bytes(data)
         if len(body) > self.settings.part_size:
             writer = self.writer(key)
             writer.write(body)
