@@ -1,12 +1,17 @@
 """Benchmark Cairn's data engine against restic and borg on a VM disk image.
 
     .venv/bin/python bench/engine.py [--size 4G] [--workdir DIR] [--skip-borg] [--json FILE]
+                                     [--target filesystem|s3]
 
 One run, side by side for every tool: a full backup of an ext4 disk image filled with
 /usr, an incremental after 200 scattered 1 MiB random writes, and a restore of the
 latest snapshot that must be bit-identical to the modified image. Then Cairn alone on a
 16 GiB disk holding the same data, to show its memory does not grow with disk size.
 See bench/README.md for what is measured and why; docs/benchmarks.md for the figures.
+
+With `--target s3` the repositories of Cairn and restic are prefixes of one bucket on
+the S3 endpoint of scripts/swift-dev.sh (OpenStack Swift's s3api on 127.0.0.1), borg
+(which has no S3 backend) is left out, and "stored" is the sum of the objects' sizes.
 
 Every tool runs as its own child process; its peak RSS and CPU time come from the
 kernel's accounting of that child (os.wait4), not from sampling.
@@ -124,6 +129,14 @@ class Tool:
         """A no-op run that loads the tool's own program into the page cache."""
         raise NotImplementedError
 
+    def stored_bytes(self) -> int:
+        """Bytes the repository occupies now."""
+        return allocated_bytes(self.repo)
+
+    def repo_files(self) -> list[Path]:
+        """Local files a restore reads (none for a repository in a bucket)."""
+        return [self.repo]
+
     def init(self) -> list[str]:
         raise NotImplementedError
 
@@ -164,6 +177,47 @@ class Cairn(Tool):
                  "--output", str(out), "--format", "raw"], None, out)
 
 
+def s3_stored_bytes(prefix: str) -> int:
+    """The sizes of every object under `prefix/` in the bench bucket, added up."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().with_name("cairn_s3.py")), "stored", prefix],
+                         capture_output=True, text=True, check=True)
+    return int(json.loads(out.stdout)["stored"])
+
+
+class CairnS3(Cairn):
+    """Cairn on a prefix of the bench bucket, through bench/cairn_s3.py."""
+
+    def __init__(self, prefix: str, name: str = CAIRN, use_map: bool = False) -> None:
+        super().__init__(Path(prefix), sys.executable, name, use_map)
+        self.prefix = prefix
+        self.helper = [sys.executable, str(Path(__file__).resolve().with_name("cairn_s3.py"))]
+
+    def warm(self) -> list[str]:
+        return [*self.helper, "--help"]
+
+    def init(self) -> list[str]:
+        return [*self.helper, "init", self.prefix]
+
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
+        argv, cwd = super().backup(disk, name, parent, ranges)
+        return [*self.helper, "backup", self.prefix, *argv[4:]], cwd
+
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
+        out = out_dir / disk.name
+        return [*self.helper, "restore", self.prefix, "--name", name, "--output", str(out)], None, out
+
+    def stored_bytes(self) -> int:
+        return s3_stored_bytes(self.prefix)
+
+    def repo_files(self) -> list[Path]:
+        return []
+
+    def copy_to(self, prefix: str, name: str) -> CairnS3:
+        subprocess.run([*self.helper, "copy", self.prefix, prefix], check=True, stdout=subprocess.DEVNULL)
+        return CairnS3(prefix, name, use_map=True)
+
+
 class Restic(Tool):
     """restic with its defaults: repository v2, compression auto, its local cache.
 
@@ -189,6 +243,34 @@ class Restic(Tool):
         # restore writes the file under its absolute path below the target.
         return (["restic", "-r", str(self.repo), "restore", "latest", "--target", str(out_dir)],
                 None, out_dir / disk.relative_to(disk.anchor))
+
+
+class ResticS3(Restic):
+    """restic's S3 backend on a prefix of the bench bucket (path-style, as Swift wants)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        super().__init__(Path(prefix))
+        self.url, self.prefix = url, prefix
+
+    def _restic(self) -> list[str]:
+        return ["restic", "-r", self.url, "-o", "s3.bucket-lookup=path", "--cacert", os.environ["AWS_CA_BUNDLE"]]
+
+    def init(self) -> list[str]:
+        return [*self._restic(), "init"]
+
+    def backup(self, disk: Path, name: str, parent: str | None,
+               ranges: Path | None) -> tuple[list[str], Path | None]:
+        return [*self._restic(), "backup", "--tag", name, str(disk)], None
+
+    def restore(self, disk: Path, name: str, out_dir: Path) -> tuple[list[str], Path | None, Path]:
+        return ([*self._restic(), "restore", "latest", "--target", str(out_dir)], None,
+                out_dir / disk.relative_to(disk.anchor))
+
+    def stored_bytes(self) -> int:
+        return s3_stored_bytes(self.prefix)
+
+    def repo_files(self) -> list[Path]:
+        return []
 
 
 class Borg(Tool):
@@ -317,7 +399,7 @@ class Suite:
         for tool in self.tools:
             def init(tool: Tool = tool) -> None:
                 run_measured(tool.init(), self.env, self._log(tool, "init"))
-                stored[tool.name] = allocated_bytes(tool.repo)
+                stored[tool.name] = tool.stored_bytes()
             self._attempt(tool, "init", init)
 
         print(f"[{format_size(self.image.size)}] full backup", flush=True)
@@ -328,7 +410,11 @@ class Suite:
         # after the full, so neither incremental finds the other's new chunks stored.
         tools = list(self.tools)
         cairn = next((t for t in tools if t.name == CAIRN and not t.failed), None)
-        if cairn is not None:
+        if isinstance(cairn, CairnS3):
+            twin: Cairn = cairn.copy_to(f"{cairn.prefix}-map", CAIRN_MAP)
+            stored[twin.name] = twin.stored_bytes()
+            tools.insert(tools.index(cairn) + 1, twin)
+        elif cairn is not None:
             twin = Cairn(self.dir / "repo-cairn-map", self.cairn_exe, CAIRN_MAP, use_map=True)
             subprocess.run(["cp", "-a", "--reflink=auto", str(cairn.repo), str(twin.repo)],
                            check=True)
@@ -371,7 +457,7 @@ class Suite:
         argv, cwd = tool.backup(self.disk, step, parent, ranges)
         self.cache.settle(tool, [self.disk], self.env)
         m = run_measured(argv, self.env, self._log(tool, step), cwd, capture=isinstance(tool, Cairn))
-        after = allocated_bytes(tool.repo)
+        after = tool.stored_bytes()
         detail = {}
         if isinstance(tool, Cairn):
             detail = json.loads(m.stdout)
@@ -386,7 +472,7 @@ class Suite:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir()
         argv, cwd, out = tool.restore(self.disk, INCR, out_dir)
-        self.cache.settle(tool, [tool.repo], self.env)
+        self.cache.settle(tool, tool.repo_files(), self.env)
         m = run_measured(argv, self.env, self._log(tool, RESTORE), cwd)
         ok = out.exists() and sha256_file(out) == expected
         if not ok:
@@ -545,6 +631,23 @@ def environment(cache: Cache, cairn_exe: str) -> dict:
     }
 
 
+def s3_environment() -> dict[str, str]:
+    """The endpoint and keys of scripts/swift-dev.sh's Swift (started if need be), for
+    both bench/cairn_s3.py and restic (AWS_* variables)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "swift-dev.sh"
+    subprocess.run([str(script), "start"], check=True)
+    out = subprocess.run([str(script), "env"], capture_output=True, text=True, check=True).stdout
+    s3 = dict(line.split("=", 1) for line in out.split())
+    s3["CAIRN_S3_BUCKET"] = "cairn-bench"
+    # HTTPS for both tools: restic (minio-go) signs plain-HTTP uploads in aws-chunked
+    # encoding, which Swift's s3api refuses.
+    s3["CAIRN_S3_ENDPOINT"] = s3["CAIRN_S3_TLS_ENDPOINT"]
+    s3["AWS_CA_BUNDLE"] = s3["CAIRN_S3_CA_BUNDLE"]
+    s3.update(AWS_ACCESS_KEY_ID=s3["CAIRN_S3_ACCESS_KEY"], AWS_SECRET_ACCESS_KEY=s3["CAIRN_S3_SECRET_KEY"],
+              AWS_DEFAULT_REGION=s3["CAIRN_S3_REGION"])
+    return s3
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="4G", help="disk size (default 4G)")
@@ -557,6 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-cairn", action="store_true")
     ap.add_argument("--skip-restic", action="store_true")
     ap.add_argument("--skip-borg", action="store_true", help="skip both borg variants")
+    ap.add_argument("--target", choices=("filesystem", "s3"), default="filesystem",
+                    help="where the repositories live: directories in the work directory, or "
+                         "prefixes of a bucket on scripts/swift-dev.sh's S3 endpoint (no borg)")
     ap.add_argument("--writes", type=int, default=200, help="1 MiB random writes between backups")
     ap.add_argument("--seed", type=int, default=20261126)
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
@@ -588,8 +694,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info['date']}  {info['cpus']} CPUs ({info['cpu_model']}), "
           f"{info['memory'] / (1 << 30):.0f} GiB RAM; page cache {cache.mode}", flush=True)
 
+    if args.target == "s3":
+        s3_env = s3_environment()
+        env.update(s3_env)
+        os.environ.update(s3_env)  # for the object listings that measure what is stored
+
     def tools_in(run_dir: Path, only_cairn: bool) -> list[Tool]:
         tools: list[Tool] = []
+        if args.target == "s3":
+            run = f"bench-{run_dir.name}-{int(time.time())}"
+            cairn = CairnS3(f"{run}/cairn")
+            if not args.skip_cairn:
+                tools.append(cairn)
+            if not only_cairn and not args.skip_restic:
+                url = f"s3:{env['CAIRN_S3_ENDPOINT']}/{env['CAIRN_S3_BUCKET']}/{run}/restic"
+                tools.append(ResticS3(url, f"{run}/restic"))
+            return tools
         if not args.skip_cairn:
             tools.append(Cairn(run_dir / "repo-cairn", args.cairn))
         if only_cairn:

@@ -34,6 +34,10 @@ apt_install -- "${packages[@]}"
 apt_install --no-install-recommends -- libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
   qemu-system-x86 python3-libvirt busybox-static cpio
 
+# OpenStack Swift with its S3 API, the S3 target's test server (scripts/swift-dev.sh);
+# about a minute from Debian's packages, which are not started here (no init system).
+apt_install --no-install-recommends -- swift-proxy swift-object swift-container swift-account memcached curl openssl
+
 python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv

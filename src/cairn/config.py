@@ -208,18 +208,35 @@ class KeystoneAuthSettings:
 
 
 @dataclass(frozen=True)
+class S3TargetSettings:
+    """Where an S3 backup target lives: `bucket` (which must exist) under `prefix` at
+    `endpoint`, signed with `access_key` and `secret_key` (docs/deployment.md)."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    prefix: str = ""
+    region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     """A backup target from a `[target:NAME]` section.
 
-    `path` is where the target is mounted on this host (an NFS share's mount point, or
-    any directory); `export` is the NFS export string (`host:/export`) clients know it
-    by; `passphrase_file` encrypts the repositories Cairn creates on it.
+    `type` is `filesystem` or `s3`. For a filesystem, `path` is where the target is
+    mounted on this host (an NFS share's mount point, or any directory) and `export` the
+    NFS export string (`host:/export`) clients know it by; for S3, `s3` says where the
+    bucket is and `path` is None. `passphrase_file` encrypts the repositories Cairn
+    creates on it.
     """
 
     name: str
-    path: Path
+    path: Path | None
     export: str | None = None
     passphrase_file: Path | None = None
+    type: str = "filesystem"
+    s3: S3TargetSettings | None = None
 
 
 TARGET_SECTION = "target:"
@@ -323,12 +340,48 @@ def _target(section: str, options: dict[str, str]) -> TargetSettings:
     name = section[len(TARGET_SECTION):].strip()
     if not name:
         raise InvalidInput(f"[{section}]: a target needs a name, as in [target:nfs1].", section)
+    passphrase = options.get("passphrase_file")
+    passphrase_file = Path(passphrase).expanduser() if passphrase else None
+    kind = (options.get("type") or "filesystem").strip().lower()
+    if kind == "s3":
+        return TargetSettings(name=name, path=None, passphrase_file=passphrase_file, type="s3",
+                              s3=_s3_target(section, options))
+    if kind != "filesystem":
+        raise InvalidInput(f"[{section}] type: {kind!r} is not one of filesystem, s3.", f"{section}.type")
     if not options.get("path"):
         raise InvalidInput(f"[{section}] path: required (where the target is mounted).", f"{section}.path")
-    passphrase = options.get("passphrase_file")
     return TargetSettings(name=name, path=Path(options["path"]).expanduser(),
-                          export=options.get("export") or None,
-                          passphrase_file=Path(passphrase).expanduser() if passphrase else None)
+                          export=options.get("export") or None, passphrase_file=passphrase_file)
+
+
+def _s3_target(section: str, options: dict[str, str]) -> S3TargetSettings:
+    """The S3 options of a `[target:NAME]` section with `type = s3`; the secret key may be
+    given inline (`secret_key`) or, better, in a file only Cairn reads (`secret_key_file`)."""
+    for required in ("endpoint", "bucket", "access_key"):
+        if not options.get(required):
+            raise InvalidInput(f"[{section}] {required}: required with type = s3.", f"{section}.{required}")
+    endpoint = options["endpoint"].strip()
+    if not endpoint.startswith(("http://", "https://")):
+        raise InvalidInput(f"[{section}] endpoint: {endpoint!r} is not an http:// or https:// URL.",
+                           f"{section}.endpoint")
+    secret = options.get("secret_key")
+    secret_file = options.get("secret_key_file")
+    if bool(secret) == bool(secret_file):
+        raise InvalidInput(f"[{section}] secret_key: give exactly one of secret_key and secret_key_file "
+                           "with type = s3.", f"{section}.secret_key")
+    if secret_file:
+        try:
+            secret = Path(secret_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"[{section}] secret_key_file: cannot read {secret_file}: {exc.strerror}.",
+                               f"{section}.secret_key_file") from None
+    prefix = (options.get("prefix") or "").strip().strip("/")
+    if any(part in ("", ".", "..") or part.startswith(".tmp-") for part in prefix.split("/")) and prefix:
+        raise InvalidInput(f"[{section}] prefix: {prefix!r} must be a relative key without '.', '..', "
+                           "empty or '.tmp-' segments.", f"{section}.prefix")
+    return S3TargetSettings(endpoint=endpoint, bucket=options["bucket"].strip(), access_key=options["access_key"],
+                            secret_key=str(secret), prefix=prefix,
+                            region=(options.get("region") or "us-east-1").strip())
 
 
 def sample_config() -> str:
@@ -357,7 +410,20 @@ def sample_config() -> str:
               "# Encrypt the repositories created on this target with this passphrase.",
               "#passphrase_file = /etc/cairn/nfs1.passphrase",
               "# Set each target up once, with the share mounted: `cairn target init nfs1`",
-              "# (Cairn writes only into a target whose cairn-target.json names it).", ""]
+              "# (Cairn writes only into a target whose cairn-target.json names it).", "",
+              "# An S3 bucket (AWS S3, Ceph RGW, OpenStack Swift's s3api) counts as having the",
+              "# most free space. The bucket must exist: Cairn never creates one.",
+              "#[target:s3]",
+              "#type = s3",
+              "#endpoint = https://s3.example.com",
+              "#bucket = cairn-backups",
+              "# Keys go under this prefix of the bucket (default: none).",
+              "#prefix = cairn",
+              "#region = us-east-1",
+              "#access_key = AKIAEXAMPLE",
+              "# The secret key, in a file only Cairn reads (or inline: secret_key = ...).",
+              "#secret_key_file = /etc/cairn/s3.secret",
+              "#passphrase_file = /etc/cairn/s3.passphrase", ""]
     return "\n".join(lines)
 
 

@@ -31,6 +31,8 @@ The whole tree, with the module of each class beyond this one and its HTTP statu
     │   ├── TargetError             targets: the target failed an operation
     │   │   ├── TargetFull          targets: ENOSPC / EDQUOT
     │   │   └── TargetIOError       targets: EIO, EACCES, ESTALE, ... every other OSError
+    │   │       └── TargetMissing   targets: the place a target lives in does not exist
+    │   │           └── BucketNotFound  targets.s3: the configured bucket does not exist
     │   ├── ToolFailed              engine: qemu-img / qemu-nbd / an NBD write failed
     │   ├── CleanupFailed           workloads.cleanup: a file a failed job wrote could not be removed
     │   └── ConnectionLost          db.database: a DBAPIError that invalidated the connection

@@ -24,6 +24,7 @@ def test_workloads_go_where_there_is_most_space_or_where_an_admin_says(
         pytest.skip("mounting tmpfs targets of different sizes needs root")
     import subprocess
     for target, size in zip(two_targets, ("8m", "64m"), strict=True):
+        assert target.path is not None
         target.path.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target.path)], check=True)
     try:

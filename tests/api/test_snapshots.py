@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cairn.workloads.storage import BackupTarget
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, wait_until
 
@@ -221,7 +222,9 @@ def test_keep_three_after_five_snapshots_keeps_the_newest_three_and_frees_space(
 
 
 def repo_bytes(api: Service) -> int:
-    root = api.runtime.targets.get("default").project_dir("p1") / "repo"
+    default = api.runtime.targets.get("default")
+    assert isinstance(default, BackupTarget)
+    root = default.project_dir("p1") / "repo"
     return sum(f.stat().st_blocks * 512 for f in root.rglob("*") if f.is_file())
 
 
@@ -239,7 +242,9 @@ def test_delete_snapshot_then_workload(api: Service, protected: dict[str, Any]) 
         wait_status(api, token, workload, "available")
         assert client.delete(f"/v1/p1/workloads/{workload}").status_code == 202
         wait_until(lambda: client.get(f"/v1/p1/workloads/{workload}").status_code == 404)
-    catalog = api.runtime.targets.get("default").project_dir("p1") / "workloads" / workload
+    default = api.runtime.targets.get("default")
+    assert isinstance(default, BackupTarget)
+    catalog = default.project_dir("p1") / "workloads" / workload
     assert not any(p.is_file() for p in catalog.rglob("*")) if catalog.exists() else True
 
 

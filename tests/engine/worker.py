@@ -4,6 +4,8 @@
     python tests/engine/worker.py gc REPO [--passphrase X]
     python tests/engine/worker.py loop REPO WORKDIR SEED [--count N]
 
+REPO is a directory, or `s3:<bucket>/<prefix>` on the Swift of scripts/swift-dev.sh.
+
 `loop` backs up COUNT freshly generated disks (seeds SEED*100+j, see `loop_disk`) as
 manifests `c<SEED>/<j>`, so a test can kill it at any moment and still know exactly
 what each committed manifest must restore to.
@@ -22,7 +24,7 @@ import sys
 import time
 
 from cairn.engine import LockTiming, Passphrase, Repository
-from cairn.targets import FilesystemTarget
+from cairn.targets import FilesystemTarget, Target
 
 TIMING = LockTiming(heartbeat_seconds=0.2, stale_seconds=5.0, gc_wait_seconds=20.0)
 
@@ -35,6 +37,17 @@ def loop_disk(workdir: str, seed: int, j: int) -> str:
 
     return make_disk(os.path.join(workdir, f"loop-{seed}-{j}.raw"), size=3 * MIB, seed=seed * 100 + j,
                      extents=[(0, 512 * 1024, "text"), (MIB, MIB, "random"), (2 * MIB + 4096, 300_000, "text")])
+
+
+def open_target(spec: str, fsync: bool) -> Target:
+    if spec.startswith("s3:"):
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        from cairn.targets.s3 import S3Target
+        from tests import swiftdev
+
+        bucket, _, prefix = spec[3:].partition("/")
+        return S3Target(swiftdev.settings(prefix=prefix, bucket=bucket))
+    return FilesystemTarget(spec, fsync=fsync)
 
 
 def main() -> None:
@@ -50,7 +63,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3)
     args = parser.parse_args()
     key = Passphrase(args.passphrase) if args.passphrase else None
-    repo = Repository.open(FilesystemTarget(args.repo, fsync=args.fsync), key=key, timing=TIMING)
+    repo = Repository.open(open_target(args.repo, args.fsync), key=key, timing=TIMING)
     if args.op == "loop":
         for j in range(args.count):
             disk = loop_disk(args.disk, int(args.key), j)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -41,8 +42,9 @@ def prepare_targets(settings: Settings, targets: BackupTargets, database: Databa
     """At a role's start: initialise the embedded default when that is safe (`serve`,
     `worker`), then log every target's state. Returns the names of the targets that fail
     their check (their jobs will fail; the role runs on)."""
-    if not settings.targets and role in ("serve", "worker"):
-        init_embedded_default(targets.get(DEFAULT_TARGET), database)
+    default = targets.get(DEFAULT_TARGET) if not settings.targets else None
+    if isinstance(default, BackupTarget) and role in ("serve", "worker"):
+        init_embedded_default(default, database)
     failing = []
     for state in targets.states():
         if state.ready:
@@ -94,7 +96,7 @@ def init_cmd(ctx: click.Context, name: str) -> None:
     marker, written = chosen.init()
     verb = "initialised" if written else "already initialised:"
     click.echo(f"backup target {chosen.name} {verb} {chosen.path} (id {marker.id})")
-    if not is_mount_point(chosen.path):
+    if isinstance(chosen.path, Path) and not is_mount_point(chosen.path):
         click.echo(f"note: {chosen.path} is not a mount point; backups on it stay on this "
                    "host's filesystem", err=True)
 

@@ -63,3 +63,8 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TargetFull(f"{detail}: the backup target is full", exc.errno)
     return TargetIOError(detail, exc.errno)
+
+
+class TargetMissing(TargetIOError):
+    """The place a target lives in does not exist (its bucket): never made implicitly."""
+

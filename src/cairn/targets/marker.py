@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cairn.errors import Conflict
-from cairn.targets.errors import TargetNotReady, map_os_error
+from cairn.targets.base import Target
+from cairn.targets.errors import ObjectNotFound, TargetError, TargetMissing, TargetNotReady, map_os_error
 from cairn.targets.filesystem import FilesystemTarget
 
 MARKER_NAME = "cairn-target.json"
@@ -49,7 +50,8 @@ class TargetState:
     """What `inspect` found at a target's path: `state` is one of the module's states."""
 
     name: str
-    path: Path
+    #: the target's directory, or its bucket's URL (`s3://bucket/prefix`)
+    path: Path | str
     state: str
     detail: str
     marker: TargetMarker | None = None
@@ -63,7 +65,7 @@ class TargetState:
                               self.name, str(self.path), self.state)
 
 
-def _parse(data: bytes, path: Path) -> TargetMarker:
+def _parse(data: bytes, path: Path | str) -> TargetMarker:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -81,47 +83,62 @@ def _parse(data: bytes, path: Path) -> TargetMarker:
 
 
 def inspect(name: str, root: Path) -> TargetState:
-    """Classify the target `name` configured at `root`, without writing anything."""
-    marker_path = root / MARKER_NAME
+    """Classify the target `name` configured at the directory `root`, without writing."""
     if not root.is_dir():
         return TargetState(name, root, MISSING, "the path does not exist or is not a directory "
                            "(is the share mounted?)")
+    return inspect_store(name, root, FilesystemTarget(root))
+
+
+def inspect_store(name: str, where: Path | str, store: Target) -> TargetState:
+    """Classify the target `name` whose objects `store` holds (`where` names it in
+    messages: a path, or a bucket's URL), without writing anything."""
     try:
-        data = marker_path.read_bytes()
-    except FileNotFoundError:
-        return TargetState(name, root, UNMARKED, f"it has no {MARKER_NAME} (if it is a mount point, "
+        data = store.get(MARKER_NAME)
+    except ObjectNotFound:
+        return TargetState(name, where, UNMARKED, f"it has no {MARKER_NAME} (if it is a mount point, "
                            f"the share may not be mounted; to set it up, run `cairn target init {name}`)")
-    except OSError as exc:
-        return TargetState(name, root, UNREADABLE, f"{marker_path} cannot be read: {exc.strerror or exc}")
+    except TargetMissing as exc:
+        return TargetState(name, where, MISSING, exc.message)
+    except TargetError as exc:
+        return TargetState(name, where, UNREADABLE, f"{where}/{MARKER_NAME} cannot be read: {exc.message}")
     try:
-        marker = _parse(data, marker_path)
+        marker = _parse(data, f"{where}/{MARKER_NAME}")
     except ValueError as exc:
-        return TargetState(name, root, UNREADABLE, str(exc))
+        return TargetState(name, where, UNREADABLE, str(exc))
     if marker.name != name:
-        return TargetState(name, root, FOREIGN, f"its {MARKER_NAME} belongs to target {marker.name!r} "
+        return TargetState(name, where, FOREIGN, f"its {MARKER_NAME} belongs to target {marker.name!r} "
                            f"(id {marker.id}), not {name!r}", marker)
-    return TargetState(name, root, READY, f"marker id {marker.id}", marker)
+    return TargetState(name, where, READY, f"marker id {marker.id}", marker)
 
 
 def initialise(name: str, root: Path) -> tuple[TargetMarker, bool]:
-    """Write the marker of target `name` at `root` (creating the directory); returns the
-    marker and whether it was written now. Idempotent for the same name; a path holding
-    another target's marker, or an unreadable one, is refused and left as it is."""
+    """Write the marker of target `name` at the directory `root` (creating it); see
+    `initialise_store`."""
     state = inspect(name, root)
+    if state.state == MISSING:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise map_os_error(exc, f"creating backup target {name} at {root}") from exc
+    return initialise_store(name, root, FilesystemTarget(root))
+
+
+def initialise_store(name: str, where: Path | str, store: Target) -> tuple[TargetMarker, bool]:
+    """Write the marker of target `name` into `store`; returns the marker and whether it
+    was written now. Idempotent for the same name; a store holding another target's
+    marker, or an unreadable one, is refused and left as it is."""
+    state = inspect_store(name, where, store)
     if state.state == READY:
         assert state.marker is not None
         return state.marker, False
-    if state.state in (FOREIGN, UNREADABLE):
-        raise Conflict(f"Backup target {name}: {root} is not initialised: {state.detail}. Nothing was "
+    if state.state in (FOREIGN, UNREADABLE, MISSING):
+        raise Conflict(f"Backup target {name}: {where} is not initialised: {state.detail}. Nothing was "
                        "written; fix the configuration or remove that file on purpose.")
     marker = TargetMarker(name=name, id=str(uuid.uuid4()),
                           created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise map_os_error(exc, f"creating backup target {name} at {root}") from exc
-    if not FilesystemTarget(root).create_exclusive(MARKER_NAME, marker.to_json()):
-        return initialise(name, root)  # someone initialised it meanwhile: judge theirs
+    if not store.create_exclusive(MARKER_NAME, marker.to_json()):
+        return initialise_store(name, where, store)  # someone initialised it meanwhile: judge theirs
     return marker, True
 
 

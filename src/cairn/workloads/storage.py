@@ -36,6 +36,7 @@ from cairn.targets import marker
 from cairn.targets.filesystem import FilesystemTarget
 from cairn.targets.marker import TargetMarker, TargetState
 from cairn.workloads.records import WorkloadRecord
+from cairn.workloads.storage_s3 import S3BackupTarget
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class BackupTarget:
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> BackupTarget:
+        assert settings.path is not None, "a filesystem target has a path"
         return cls(settings.name, settings.path, settings.export, settings.passphrase_file)
 
     @property
@@ -119,23 +121,24 @@ class BackupTargets:
     def __init__(self, targets: tuple[TargetSettings, ...]) -> None:
         if len({t.name for t in targets}) != len(targets):
             raise InvalidInput("Two backup targets have the same name.", "target")
-        self._targets = {t.name: BackupTarget.from_settings(t) for t in targets}
+        self._targets: dict[str, BackupTarget | S3BackupTarget] = {
+            t.name: S3BackupTarget(t) if t.type == "s3" else BackupTarget.from_settings(t) for t in targets}
         self._init_lock = threading.Lock()
 
-    def __iter__(self) -> Iterator[BackupTarget]:
+    def __iter__(self) -> Iterator[BackupTarget | S3BackupTarget]:
         return iter(self._targets.values())
 
     def states(self) -> list[TargetState]:
         """Every target's marker state, in configuration order (reads only)."""
         return [target.state() for target in self._targets.values()]
 
-    def get(self, name: str) -> BackupTarget:
+    def get(self, name: str) -> BackupTarget | S3BackupTarget:
         try:
             return self._targets[name]
         except KeyError:
             raise NotFound(f"Backup target {name} is not configured.") from None
 
-    def resolve(self, wanted: str) -> BackupTarget:
+    def resolve(self, wanted: str) -> BackupTarget | S3BackupTarget:
         """The target an admin named by name, export string or path."""
         for target in self._targets.values():
             if target.matches(wanted):
@@ -143,17 +146,20 @@ class BackupTargets:
         raise InvalidInput(f"metadata.backup_media_target: no backup target is named {wanted!r}; "
                            f"configured: {', '.join(self._targets)}.", "workload.metadata.backup_media_target")
 
-    def choose(self) -> BackupTarget:
-        """The target with the most free space among those whose marker checks; when none
-        does here (an API host that mounts no target), among all: the create job, which
-        runs where the target is mounted, checks it again."""
+    def choose(self) -> BackupTarget | S3BackupTarget:
+        """The target with the most free space (a bucket's is unbounded) among those whose
+        marker checks; when none does here (an API host that mounts no target), among
+        all: the create job, which runs where the target is mounted, checks it again."""
+        def space(t: BackupTarget | S3BackupTarget) -> float:
+            free = t.free_space()
+            return float("inf") if free is None else free
         ready = [t for t in self._targets.values() if t.state().ready]
-        return max(ready or self._targets.values(), key=lambda t: t.free_space())
+        return max(ready or self._targets.values(), key=space)
 
     def names_matching(self, share: str) -> list[str]:
         return [t.name for t in self._targets.values() if t.matches(share)]
 
-    def _key(self, target: BackupTarget) -> KeyFile | None:
+    def _key(self, target: BackupTarget | S3BackupTarget) -> KeyFile | None:
         return KeyFile(str(target.passphrase_file)) if target.passphrase_file else None
 
     def repository(self, target_name: str, project_id: str) -> Repository:
@@ -166,7 +172,7 @@ class BackupTargets:
         except RepositoryNotFound:
             raise RepositoryMissing(
                 f"Backup target {target.name} at {target.path} has no repository for project "
-                f"{project_id} ({store.root}); it is created when a workload is created there.",
+                f"{project_id} ({store.describe()}); it is created when a workload is created there.",
                 target.name, str(target.path)) from None
 
     def create_repository(self, target_name: str, project_id: str) -> Repository:
@@ -186,7 +192,7 @@ class BackupTargets:
             except RepositoryExists:  # another process made it first
                 return Repository.open(store, key=key)
         log.info("created the repository of project %s on backup target %s (%s)", project_id,
-                 target.name, store.root)
+                 target.name, store.describe())
         return repository
 
     def prepare_workload(self, workload: WorkloadRecord) -> None:
