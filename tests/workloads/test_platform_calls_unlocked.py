@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cairn.platforms.local import LocalPlatform
 from tests.api.test_snapshots import restore, take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, wait_status
-from tests.conftest import Service
+from tests.conftest import BACKENDS, Service
 from tests.scheduler.test_scheduler import first_fire, make_scheduler, schedule, settle  # noqa: F401
 
 LOCK_PROBE = "SELECT id FROM workloads FOR UPDATE NOWAIT"
@@ -30,8 +30,6 @@ LOCK_PROBE = "SELECT id FROM workloads FOR UPDATE NOWAIT"
 @pytest.fixture
 def locked_calls(api: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """What each platform call found locked (an empty list: nothing was)."""
-    if api.backend == "sqlite":
-        pytest.skip("SQLite has no row locks to hold during a call")
     found: list[str] = []
     original = LocalPlatform.find_instances
     probe = sa.create_engine(api.runtime.settings.database_url, poolclass=sa.pool.NullPool)
@@ -52,6 +50,7 @@ def locked_calls(api: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[list
     probe.dispose()
 
 
+@pytest.mark.parametrize("service", [b for b in BACKENDS if b != "sqlite"], indirect=True)
 def test_snapshot_modify_restore_and_schedule_ask_the_platform_with_no_row_locked(
         api: Service, locked_calls: list[str], first_fire: Any, tmp_path: Path) -> None:  # noqa: F811
     token = api.token()
