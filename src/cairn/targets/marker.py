@@ -60,6 +60,13 @@ class TargetState:
     def ready(self) -> bool:
         return self.state == READY
 
+    def required(self) -> TargetMarker:
+        """The marker, when the target is ready; else its `TargetNotReady`."""
+        if not self.ready:
+            raise self.error()
+        assert self.marker is not None
+        return self.marker
+
     def error(self) -> TargetNotReady:
         return TargetNotReady(f"Backup target {self.name} at {self.path} is not usable: {self.detail}",
                               self.name, str(self.path), self.state)

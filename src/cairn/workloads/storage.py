@@ -85,11 +85,7 @@ class BackupTarget:
     def check(self) -> TargetMarker:
         """The target's marker; `TargetNotReady` (naming target and path) unless the path
         holds this target's own marker. Called before anything touches the target."""
-        found = self.state()
-        if not found.ready:
-            raise found.error()
-        assert found.marker is not None
-        return found.marker
+        return self.state().required()
 
     def init(self) -> tuple[TargetMarker, bool]:
         """Write this target's marker (an operator's act); idempotent, see `marker.initialise`."""

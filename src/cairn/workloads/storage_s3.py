@@ -54,11 +54,7 @@ class S3BackupTarget:
 
     def check(self) -> TargetMarker:
         """The target's marker; `TargetNotReady` unless the prefix holds this target's own."""
-        found = self.state()
-        if not found.ready:
-            raise found.error()
-        assert found.marker is not None
-        return found.marker
+        return self.state().required()
 
     def init(self) -> tuple[TargetMarker, bool]:
         """Write this target's marker (an operator's act); idempotent."""
