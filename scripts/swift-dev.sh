@@ -18,6 +18,11 @@
 # (restic). `env` prints those as shell assignments (CAIRN_S3_ENDPOINT=...,
 # CAIRN_S3_TLS_ENDPOINT, CAIRN_S3_CA_BUNDLE) for the tests and bench/engine.py.
 #
+# More instances run side by side, each with a directory and ports of its own: set
+# CAIRN_SWIFT_DIR, CAIRN_SWIFT_PORT, CAIRN_SWIFT_TLS_PORT, CAIRN_SWIFT_BASE_PORT (three
+# ports from it) and CAIRN_SWIFT_MEMCACHE_PORT for every command on that instance. A
+# test that stops its Swift (tests/swiftdev.py, `PrivateSwift`) does so with its own.
+#
 # The Debian packages (swift-proxy, swift-object, swift-container, swift-account,
 # memcached) are installed by scripts/setup.sh.
 set -euo pipefail
@@ -203,16 +208,21 @@ start() {
 }
 
 stop() {
-  local name pid
+  # SIGTERM to every server at once, then wait for all: a proxy finishing its requests
+  # does not delay the others' exit.
+  local name pid pids=()
   for name in proxy-tls proxy object container account memcached; do
     if running "$name"; then
       pid=$(cat "$run/$name.pid")
       kill "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+      pids+=("$pid")
     fi
-    rm -f "$run/$name.pid"
   done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  done
+  for name in proxy-tls proxy object container account memcached; do rm -f "$run/$name.pid"; done
 }
 
 status() {

@@ -1,6 +1,10 @@
 """The one-node Swift of scripts/swift-dev.sh, as the tests reach it: settings for an
 S3 target under a fresh prefix, a check that fails (never skips) when Swift is down,
-and the removal of a test's objects afterwards."""
+and the removal of a test's objects afterwards.
+
+The shared Swift (started by scripts/start-services.sh) is never stopped by a test: a
+test that stops and starts Swift runs a `PrivateSwift` of its own, the same script
+under its own directory and free ports."""
 
 from __future__ import annotations
 
@@ -8,14 +12,19 @@ import base64
 import hashlib
 import os
 import secrets
+import shutil
+import socket
+import subprocess
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from cairn.config import S3TargetSettings, TargetSettings
 from cairn.targets.s3 import S3Settings
 
 ENDPOINT = os.environ.get("CAIRN_S3_ENDPOINT", "http://127.0.0.1:18080")
@@ -24,10 +33,13 @@ SECRET_KEY = os.environ.get("CAIRN_S3_SECRET_KEY", "testing")
 BUCKET = "cairn-tests"
 
 
-def require_swift() -> None:
+SCRIPT = Path(__file__).parents[1] / "scripts" / "swift-dev.sh"
+
+
+def require_swift(endpoint: str = ENDPOINT) -> None:
     """Fail the test with the command that starts Swift when its proxy does not answer."""
     try:
-        with urllib.request.urlopen(f"{ENDPOINT}/healthcheck", timeout=5) as reply:
+        with urllib.request.urlopen(f"{endpoint}/healthcheck", timeout=5) as reply:
             if reply.status == 200:
                 return
     except OSError as exc:
@@ -53,9 +65,22 @@ def _content_md5(request: Any, **_: Any) -> None:
         del request.headers[name]
 
 
-def client() -> Any:
+def target_settings(name: str, prefix: str, bucket: str = BUCKET, endpoint: str = ENDPOINT) -> TargetSettings:
+    """A `[target:NAME]` with `type = s3` on this Swift, as the configuration reads it."""
+    return TargetSettings(name=name, path=None, type="s3",
+                          s3=S3TargetSettings(endpoint=endpoint, bucket=bucket, access_key=ACCESS_KEY,
+                                              secret_key=SECRET_KEY, prefix=prefix))
+
+
+def target_section(name: str, prefix: str, bucket: str = BUCKET, endpoint: str = ENDPOINT) -> str:
+    """The same target as the text of a configuration file."""
+    return (f"[target:{name}]\ntype = s3\nendpoint = {endpoint}\nbucket = {bucket}\nprefix = {prefix}\n"
+            f"access_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n")
+
+
+def client(endpoint: str = ENDPOINT) -> Any:
     s3 = boto3.session.Session().client(
-        "s3", endpoint_url=ENDPOINT, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
         region_name="us-east-1", config=Config(s3={"addressing_style": "path"},
                                                request_checksum_calculation="when_required",
                                                response_checksum_validation="when_required"))
@@ -63,8 +88,8 @@ def client() -> Any:
     return s3
 
 
-def ensure_bucket(bucket: str = BUCKET) -> None:
-    s3 = client()
+def ensure_bucket(bucket: str = BUCKET, endpoint: str = ENDPOINT) -> None:
+    s3 = client(endpoint)
     try:
         s3.head_bucket(Bucket=bucket)
     except Exception:  # noqa: BLE001 - any failure: try to create, which reports clearly
@@ -81,3 +106,49 @@ def purge(prefix: str, bucket: str = BUCKET) -> None:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
         if keys:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+class PrivateSwift:
+    """A Swift of one test's own (scripts/swift-dev.sh under `directory`, on free ports),
+    which the test may stop and start without touching the shared one."""
+
+    def __init__(self, directory: Path) -> None:
+        from bench.cluster import free_port
+
+        self.directory = directory
+        # The script takes three consecutive ports from the base one.
+        base = free_port()
+        while not all(_port_free(base + i) for i in (1, 2)):
+            base = free_port()
+        self.env = {**os.environ, "CAIRN_SWIFT_DIR": str(directory), "CAIRN_SWIFT_PORT": str(free_port()),
+                    "CAIRN_SWIFT_TLS_PORT": str(free_port()), "CAIRN_SWIFT_BASE_PORT": str(base),
+                    "CAIRN_SWIFT_MEMCACHE_PORT": str(free_port())}
+        self.endpoint = f"http://127.0.0.1:{self.env['CAIRN_SWIFT_PORT']}"
+
+    def _script(self, command: str) -> None:
+        done = subprocess.run(["bash", str(SCRIPT), command], env=self.env, capture_output=True, text=True,
+                              timeout=180, check=False)
+        assert done.returncode == 0, f"swift-dev.sh {command}: {done.stdout}{done.stderr}"
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def __enter__(self) -> PrivateSwift:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

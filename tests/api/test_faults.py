@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.api.test_snapshots import (
     take_snapshot,
     wait_snapshot,
 )
+from tests import swiftdev
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, free_port, variant_service, wait_until
 from tests.pausing import DiskGate, FileGate
@@ -268,3 +270,40 @@ def test_progress_moves_while_a_snapshot_runs(api: Service, noise: Path, tmp_pat
     seen.append(body["progress_percent"])
     assert seen == sorted(seen)  # it never goes back
     wait_status(api, token, workload, "available")
+
+
+@pytest.fixture
+def own_swift(tmp_path: Path) -> Iterator[swiftdev.PrivateSwift]:
+    """A Swift this test may stop and start (the shared one stays up for the others)."""
+    with swiftdev.PrivateSwift(tmp_path / "swift") as swift:
+        swiftdev.ensure_bucket(endpoint=swift.endpoint)
+        yield swift
+
+
+def test_swift_stopped_mid_snapshot_errors_and_a_later_snapshot_succeeds(
+        api: Service, noise: Path, tmp_path: Path, own_swift: swiftdev.PrivateSwift) -> None:
+    token = api.token()
+    target = swiftdev.target_settings("swift", "cairn", endpoint=own_swift.endpoint)
+    with variant_service(api, targets=(target,)) as service:
+        workload, disk = big_workload(service, noise, tmp_path / "disks", token)
+        first = wait_snapshot(service, token, take_snapshot(service, token, workload)["id"], timeout=120)
+        wait_status(service, token, workload, "available")
+        original = sha256(disk)
+        with service.disks.holding(disk, HELD_AT) as gate:
+            running = held_snapshot(service, token, workload, gate, params={"full": "1"})
+            own_swift.stop()  # the object store goes away under the running snapshot
+        failed = ended(service, token, running)
+        assert failed["status"] == "error", failed
+        assert own_swift.endpoint in failed["error_msg"] and "cannot talk to" in failed["error_msg"], \
+            failed["error_msg"]
+        assert show(service, token, workload)["status"] == "available", "the workload is not left locked"
+
+        own_swift.start()
+        verify_ok(service, "swift")
+        done = restore(service, token, workload, first["id"], {"type": "openstack", "oneclickrestore": True})
+        assert done["status"] == "available", done
+        assert [sha256(p) for p in restored_disks(service, [done["instances"][0]["id"]])] == [original]
+        wait_status(service, token, workload, "available")
+        later = wait_snapshot(service, token, take_snapshot(service, token, workload)["id"], timeout=120)
+        assert later["status"] == "available"
+        wait_status(service, token, workload, "available")
