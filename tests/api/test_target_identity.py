@@ -1,6 +1,7 @@
 """Backup targets are written only when they carry their own marker: an unmounted share
-(an empty mount point), a missing path or another target's path fails the job naming the
-target and the path, and nothing is written there; `cairn target init` makes it usable."""
+(an empty mount point), a missing path, another target's path, a missing bucket or a
+bucket prefix holding someone else's objects fails the job naming the target and where
+it is, and nothing is written there; `cairn target init` makes it usable."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cairn.commands.target import init_embedded_default, prepare_targets
 from cairn.config import TargetSettings
 from cairn.db.database import Database
 from cairn.targets.marker import MARKER_NAME
 from cairn.workloads.storage import BackupTarget, BackupTargets
+from tests import swiftdev
 from tests.api.test_snapshots import take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, wait_status
 from tests.conftest import Service, variant_service, wait_until
@@ -40,21 +45,55 @@ def write_config(tmp_path: Path, *targets: TargetSettings) -> Path:
     return config
 
 
-@pytest.mark.parametrize("mount_point", ["empty", "missing"])
+def bucket_keys(bucket: str, prefix: str) -> list[str] | None:
+    """The keys under `prefix/` in `bucket` on the shared Swift; None when the bucket
+    does not exist."""
+    s3 = swiftdev.client()
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        return None
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", ())
+    return sorted(item["Key"][len(prefix) + 1:] for item in listed)
+
+
+@pytest.fixture
+def unready_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TargetSettings, str, Any]]:
+    """A target that is not Cairn's, its name in messages, and what it holds (to compare
+    before and after): a share's empty mount point, a missing path, a missing bucket, a
+    bucket prefix holding someone else's objects."""
+    kind = request.param
+    if kind in ("empty", "missing"):
+        path = tmp_path / "mnt" / "nfs1"
+        if kind == "empty":
+            path.mkdir(parents=True)  # what an unmounted share's mount point looks like
+        yield TargetSettings("nfs1", path), str(path), lambda: tree(path) if path.exists() else None
+        return
+    swiftdev.require_swift()
+    prefix = f"foreign-{os.urandom(4).hex()}"
+    bucket = swiftdev.BUCKET if kind == "foreign-bucket" else f"cairn-absent-{os.urandom(4).hex()}"
+    if kind == "foreign-bucket":
+        swiftdev.ensure_bucket()
+        swiftdev.client().put_object(Bucket=bucket, Key=f"{prefix}/photos/cat.jpg", Body=b"not a backup")
+    try:
+        yield swiftdev.target_settings("nfs1", prefix, bucket=bucket), bucket, lambda: bucket_keys(bucket, prefix)
+    finally:
+        if kind == "foreign-bucket":
+            swiftdev.purge(prefix)
+
+
+@pytest.mark.parametrize("unready_target", ["empty", "missing", "missing-bucket", "foreign-bucket"],
+                         indirect=True)
 def test_create_on_a_target_without_its_marker_fails_naming_it_and_writes_nothing(
-        api: Service, tmp_path: Path, mount_point: str) -> None:
-    path = tmp_path / "mnt" / "nfs1"
-    if mount_point == "empty":
-        path.mkdir(parents=True)  # what an unmounted share's mount point looks like
+        api: Service, unready_target: tuple[TargetSettings, str, Any]) -> None:
+    settings, where, holds = unready_target
+    before = holds()
     token = api.token()
-    with variant_service(api, init_targets=False, targets=(TargetSettings("nfs1", path),)) as unmounted:
+    with variant_service(api, init_targets=False, targets=(settings,)) as unmounted:
         created = create_workload(unmounted, token, [unmounted.add_instance()])
         failed = wait_status(unmounted, token, created["id"], "error")
-    assert "nfs1" in failed["error_msg"] and str(path) in failed["error_msg"], failed["error_msg"]
-    if mount_point == "empty":
-        assert tree(path) == []
-    else:
-        assert not path.exists()
+    assert "nfs1" in failed["error_msg"] and where in failed["error_msg"], failed["error_msg"]
+    assert holds() == before, "nothing was written (no directory, bucket, marker or repository)"
 
 
 def test_snapshot_on_a_share_that_is_no_longer_mounted_fails_and_writes_nothing(
