@@ -1,4 +1,5 @@
-"""Import: a target is self-describing, so lost or database-only-deleted rows come back."""
+"""Import: a target is self-describing, so lost or database-only-deleted rows come back,
+from a directory target and from a bucket on Swift's S3 API alike."""
 
 from __future__ import annotations
 
@@ -6,12 +7,42 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests import swiftdev
 from tests.api.test_snapshots import make_disks, register, restore, restored_disks, sha256, take_snapshot, wait_snapshot
 from tests.api.test_workloads import create_workload, show, wait_status
-from tests.conftest import Service, wait_until
+from tests.conftest import Service, variant_service, wait_until
+
+
+@dataclass
+class OnTarget:
+    """A service whose workloads go to one target, and that target as a configuration
+    file names it (for a `cairn` command run against a new database)."""
+
+    service: Service
+    name: str
+    section: str
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def on_target(request: pytest.FixtureRequest, api: Service) -> Iterator[OnTarget]:
+    if request.param == "filesystem":
+        yield OnTarget(api, "default", f"[target:default]\npath = {api.runtime.targets.get('default').path}\n")
+        return
+    swiftdev.require_swift()
+    swiftdev.ensure_bucket()
+    prefix = f"import-{os.urandom(4).hex()}"
+    try:
+        with variant_service(api, targets=(swiftdev.target_settings("swift", prefix),)) as service:
+            yield OnTarget(service, "swift", swiftdev.target_section("swift", prefix))
+    finally:
+        swiftdev.purge(prefix)
 
 
 def protect(api: Service, tmp_path: Path) -> dict[str, Any]:
@@ -25,7 +56,9 @@ def protect(api: Service, tmp_path: Path) -> dict[str, Any]:
     return {"token": token, "workload": created["id"], "snapshot": snap, "raw": raw, "qcow2": qcow2}
 
 
-def test_database_only_delete_then_import_brings_workload_and_snapshots_back(api: Service, tmp_path: Path) -> None:
+def test_database_only_delete_then_import_brings_workload_and_snapshots_back(on_target: OnTarget,
+                                                                           tmp_path: Path) -> None:
+    api = on_target.service
     state = protect(api, tmp_path)
     token, workload = state["token"], state["workload"]
     expected = sorted([sha256(state["raw"]), sha256(state["qcow2"])])
@@ -35,13 +68,13 @@ def test_database_only_delete_then_import_brings_workload_and_snapshots_back(api
     with api.client(token) as client:
         wait_until(lambda: client.get(f"/v1/p1/workloads/{workload}").status_code == 404)
         assert client.get("/v1/p1/snapshots").json()["snapshots"] == []
-    repo = api.runtime.targets.repository("default", "p1")
+    repo = api.runtime.targets.repository(on_target.name, "p1")
     assert any(key.startswith(workload) for key in repo.list_manifests())  # every byte stayed
 
     from cairn.clock import utcnow
     from cairn.workloads.importer import import_target
     with api.runtime.database.unit_of_work() as session:
-        report = import_target(session, api.runtime.targets, "default", utcnow())
+        report = import_target(session, api.runtime.targets, on_target.name, utcnow())
     assert report.workloads == [workload] and report.snapshots == [state["snapshot"]["id"]]
     detail = show(api, token, workload)
     assert detail["status"] == "available" and detail["metadata"]["team"] == "web"
@@ -53,13 +86,13 @@ def test_database_only_delete_then_import_brings_workload_and_snapshots_back(api
     assert sorted(sha256(p) for p in restored_disks(api, [i["id"] for i in done["instances"]])) == expected
 
 
-def test_import_into_a_new_database_with_the_command(api: Service, tmp_path: Path) -> None:
-    state = protect(api, tmp_path)
+def test_import_into_a_new_database_with_the_command(on_target: OnTarget, tmp_path: Path) -> None:
+    state = protect(on_target.service, tmp_path)
     fresh = tmp_path / "fresh"
     config = tmp_path / "cairn.conf"
-    config.write_text(f"[target:default]\npath = {api.runtime.targets.get('default').path}\n")
+    config.write_text(on_target.section)
     environment = {**os.environ, "CAIRN_DATA_DIR": str(fresh), "CAIRN_CONFIG_FILE": str(config)}
-    result = subprocess.run([sys.executable, "-m", "cairn", "workload", "import", "--target", "default"],
+    result = subprocess.run([sys.executable, "-m", "cairn", "workload", "import", "--target", on_target.name],
                             capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr
     assert f"imported workload {state['workload']}" in result.stdout
@@ -72,6 +105,6 @@ def test_import_into_a_new_database_with_the_command(api: Service, tmp_path: Pat
     engine.dispose()
     assert [tuple(r) for r in names] == [("web", "available")]
     assert [tuple(r) for r in snaps] == [(state["snapshot"]["id"], "available")]
-    again = subprocess.run([sys.executable, "-m", "cairn", "workload", "import", "--target", "default"],
+    again = subprocess.run([sys.executable, "-m", "cairn", "workload", "import", "--target", on_target.name],
                            capture_output=True, text=True, env=environment)
     assert "already in the database" in again.stdout and "0 workload(s)" in again.stdout
