@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from cairn.config import TargetSettings
+from tests import swiftdev
 from tests.api.test_snapshots import (
     MiB,
     register,
@@ -31,7 +32,6 @@ from tests.api.test_snapshots import (
     take_snapshot,
     wait_snapshot,
 )
-from tests import swiftdev
 from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service, free_port, variant_service, wait_until
 from tests.pausing import DiskGate, FileGate
