@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.config import Config
 
@@ -86,6 +87,16 @@ def client(endpoint: str = ENDPOINT) -> Any:
                                                response_checksum_validation="when_required"))
     s3.meta.events.register("before-sign.s3.DeleteObjects", _content_md5)
     return s3
+
+
+def bucket_exists(bucket: str, endpoint: str = ENDPOINT) -> bool:
+    try:
+        client(endpoint).head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise
+    return True
 
 
 def ensure_bucket(bucket: str = BUCKET, endpoint: str = ENDPOINT) -> None:

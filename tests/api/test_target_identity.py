@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from cairn.commands.target import init_embedded_default, prepare_targets
 from cairn.config import TargetSettings
@@ -48,12 +47,9 @@ def write_config(tmp_path: Path, *targets: TargetSettings) -> Path:
 def bucket_keys(bucket: str, prefix: str) -> list[str] | None:
     """The keys under `prefix/` in `bucket` on the shared Swift; None when the bucket
     does not exist."""
-    s3 = swiftdev.client()
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError:
+    if not swiftdev.bucket_exists(bucket):
         return None
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", ())
+    listed = swiftdev.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", ())
     return sorted(item["Key"][len(prefix) + 1:] for item in listed)
 
 
