@@ -1,5 +1,7 @@
 """`cairn repo init|backup|restore` for a repository in an S3 bucket, for bench/engine.py
---target s3 (the `cairn repo` command takes a directory):
+--target s3, configured from the bench's environment, and the object counts and copies
+the bench needs besides (`cairn repo REPO` also takes `s3://BUCKET/PREFIX`; this helper
+produced the published figures, so the bench keeps it):
 
     python bench/cairn_s3.py init PREFIX
     python bench/cairn_s3.py backup PREFIX --disk FILE --name NAME [--parent NAME]

@@ -56,10 +56,12 @@ def fill_with_noise(path: Path, size: int) -> None:
             handle.write(os.urandom(16 * MiB))
 
 
-def big_workload(api: Service, noise: Path, directory: Path, token: str) -> tuple[str, Path]:
+def big_workload(api: Service, noise: Path, directory: Path, token: str, size: int = BIG) -> tuple[str, Path]:
+    """A workload of one instance whose disk is the first `size` bytes of `noise`."""
     directory.mkdir(parents=True, exist_ok=True)
     disk = directory / "big.raw"
-    shutil.copyfile(noise, disk)
+    with open(noise, "rb") as source, open(disk, "wb") as handle:
+        handle.write(source.read(size))
     created = create_workload(api, token, [register(api, "p1", "big", disk)])
     wait_status(api, token, created["id"], "available")
     return created["id"], disk
@@ -285,12 +287,14 @@ def test_swift_stopped_mid_snapshot_errors_and_a_later_snapshot_succeeds(
     token = api.token()
     target = swiftdev.target_settings("swift", "cairn", endpoint=own_swift.endpoint)
     with variant_service(api, targets=(target,)) as service:
-        workload, disk = big_workload(service, noise, tmp_path / "disks", token)
+        # Past the first pack and the gate, and no more: every byte crosses HTTP twice.
+        workload, disk = big_workload(service, noise, tmp_path / "disks", token, size=48 * MiB)
         first = wait_snapshot(service, token, take_snapshot(service, token, workload)["id"], timeout=120)
         wait_status(service, token, workload, "available")
         original = sha256(disk)
+        fill_with_noise(disk, 48 * MiB)  # new data: the next snapshot has packs to upload
         with service.disks.holding(disk, HELD_AT) as gate:
-            running = held_snapshot(service, token, workload, gate, params={"full": "1"})
+            running = held_snapshot(service, token, workload, gate)
             own_swift.stop()  # the object store goes away under the running snapshot
         failed = ended(service, token, running)
         assert failed["status"] == "error", failed
