@@ -180,6 +180,8 @@ def snapshot_detail(s: SnapshotRecord, links: Links) -> dict[str, Any]:
                                      for d in i.vdisks]}
                          for i in s.instances]
     body["metadata"] = s.metadata
+    if s.schedule_tiers is not None:
+        body["schedule_tiers"] = list(s.schedule_tiers)
     return body
 
 

@@ -51,10 +51,10 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Callable, Iterator, Mapping
-from itertools import count
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
+from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
