@@ -44,6 +44,12 @@ its first occurrence; two wall times that land on one instant fire once. Other
 intervals count elapsed hours from the first fire time. A disabled schedule has no
 fire times. After downtime, `due_fire_time` gives only the latest missed time, so a
 burst of missed times becomes one snapshot.
+
+The tiered (6.x) form: the keys hourly, daily, weekly, monthly, yearly and manual
+(their fields in `tiers`) replace interval and the retention fields; a body with both
+is refused. A tiered schedule fires at the union of its hourly cadence and its daily
+times, under the same daylight-saving rules; `fire_tiers` says which tiers a fire time
+belongs to and `fire_snapshot_type` what it takes. docs/schedules.md is the reference.
 """
 
 from __future__ import annotations
