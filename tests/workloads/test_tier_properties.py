@@ -3,7 +3,7 @@ against slow, obvious references, across daylight-saving shifts in several zones
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
