@@ -29,6 +29,9 @@ class InstanceRef(Strict):
     instance_id: str = Field(alias="instance-id", min_length=1, max_length=64)
 
 
+TierIn = dict[str, Any]
+
+
 class JobScheduleIn(Strict):
     enabled: Scalar | None = None
     start_date: str | None = Field(default=None, max_length=64)
@@ -39,6 +42,14 @@ class JobScheduleIn(Strict):
     retention_policy_type: str | None = Field(default=None, max_length=64)
     retention_policy_value: Scalar | None = None
     fullbackup_interval: Scalar | None = None
+    # The tiered (6.x) form; each tier's fields are validated by the domain
+    # (cairn.workloads.tiers), which names the field it refuses.
+    hourly: TierIn | None = None
+    daily: TierIn | None = None
+    weekly: TierIn | None = None
+    monthly: TierIn | None = None
+    yearly: TierIn | None = None
+    manual: TierIn | None = None
 
 
 class WorkloadCreateBody(Strict):
@@ -73,6 +84,12 @@ class PolicyFieldValues(Strict):
     retention_policy_type: str | None = Field(default=None, max_length=64)
     retention_policy_value: Scalar | None = None
     fullbackup_interval: Scalar | None = None
+    hourly: TierIn | None = None
+    daily: TierIn | None = None
+    weekly: TierIn | None = None
+    monthly: TierIn | None = None
+    yearly: TierIn | None = None
+    manual: TierIn | None = None
 
 
 class PolicyBody(Strict):
@@ -219,16 +236,37 @@ class MemberInstanceOut(BaseModel):
     metadata: dict[str, str]
 
 
+class TierOut(BaseModel):
+    """One tier of a tiered schedule, in the request's forms (docs/schedules.md)."""
+
+    interval: int | None = None
+    backup_time: list[str] | None = None
+    backup_day: list[str] | None = None
+    month_backup_day: list[int] | None = None
+    backup_month: list[str] | None = None
+    retention: int
+    snapshot_type: str | None = None
+    retention_days_to_keep: int | None = None
+
+
 class JobScheduleOut(BaseModel):
+    """The 4.x form has interval and the retention fields; the tiered form its tiers."""
+
     enabled: bool
     start_date: str
     start_time: str
     end_date: str
-    interval: str
     timezone: str
-    retention_policy_type: str
-    retention_policy_value: str
-    fullbackup_interval: str
+    interval: str | None = None
+    retention_policy_type: str | None = None
+    retention_policy_value: str | None = None
+    fullbackup_interval: str | None = None
+    hourly: TierOut | None = None
+    daily: TierOut | None = None
+    weekly: TierOut | None = None
+    monthly: TierOut | None = None
+    yearly: TierOut | None = None
+    manual: TierOut | None = None
     appliance_timezone: str
     global_jobscheduler: bool
     nextrun: int | None = None
@@ -291,7 +329,8 @@ class WorkloadTypeList(BaseModel):
 
 class PolicyFieldValueOut(BaseModel):
     policy_field_name: str
-    value: str
+    #: a string for the 4.x fields, an object for a tier
+    value: str | dict[str, Any]
 
 
 class PolicyAssignmentOut(BaseModel):

@@ -7,6 +7,7 @@ them key by key.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -111,15 +112,16 @@ def nextrun(next_fire_at: datetime | None, stored_schedule: dict[str, Any], now:
     return math.ceil((upcoming - aware_now).total_seconds())
 
 
-def _frozen(stored: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(stored.items()))
+def _frozen(stored: dict[str, Any]) -> str:
+    # a tiered schedule nests objects: its canonical JSON is the hashable key
+    return json.dumps(stored, sort_keys=True)
 
 
 @functools.lru_cache(maxsize=4096)
-def _static_view(stored: tuple[tuple[str, Any], ...], appliance_timezone: str) -> dict[str, Any]:
+def _static_view(stored: str, appliance_timezone: str) -> dict[str, Any]:
     # Every field but nextrun depends on the stored schedule alone, and most workloads
     # share a handful of schedules: parse and format each one once.
-    view = JobSchedule.from_storage(dict(stored)).wire(
+    view = JobSchedule.from_storage(json.loads(stored)).wire(
         appliance_timezone=appliance_timezone, global_jobscheduler=False, now=datetime.now(UTC))
     view.pop("nextrun", None)
     return view
@@ -180,6 +182,8 @@ def snapshot_detail(s: SnapshotRecord, links: Links) -> dict[str, Any]:
                                      for d in i.vdisks]}
                          for i in s.instances]
     body["metadata"] = s.metadata
+    if s.schedule_tiers is not None:
+        body["schedule_tiers"] = list(s.schedule_tiers)
     return body
 
 

@@ -231,6 +231,9 @@ class Snapshot(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     #: why the snapshot was removed (a user's delete, or the retention rule that applied)
     deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the tiers of a tiered schedule the snapshot belongs to (["daily", "weekly"];
+    #: ["manual"] when taken on request); NULL under the 4.x form
+    schedule_tiers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Restore(Base):

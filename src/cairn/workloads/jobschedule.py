@@ -44,23 +44,44 @@ its first occurrence; two wall times that land on one instant fire once. Other
 intervals count elapsed hours from the first fire time. A disabled schedule has no
 fire times. After downtime, `due_fire_time` gives only the latest missed time, so a
 burst of missed times becomes one snapshot.
+
+The tiered (6.x) form: the keys hourly, daily, weekly, monthly, yearly and manual
+(their fields in `tiers`) replace interval and the retention fields; a body with both
+is refused. A tiered schedule fires at the union of its hourly cadence and its daily
+times, under the same daylight-saving rules; `fire_tiers` says which tiers a fire time
+belongs to and `fire_snapshot_type` what it takes. docs/schedules.md is the reference.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
+from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from cairn.errors import InvalidInput
+from cairn.workloads.tiers import (
+    FULL,
+    MANUAL,
+    SCHEDULED_TIERS,
+    TIER_NAMES,
+    Tier,
+    Tiers,
+    check_dependencies,
+    merged,
+    parse_tier,
+)
 
 RETENTION_POLICY_TYPES = ("Number of Snapshots to Keep", "Number of days to retain Snapshots")
 POLICY_FIELDS = ("interval", "retention_policy_type", "retention_policy_value",
                  "fullbackup_interval")
+#: the fields of the 4.x form that the tiered form replaces (a body may not mix them)
+CADENCE_FIELDS = POLICY_FIELDS
 READ_ONLY_FIELDS = ("appliance_timezone", "global_jobscheduler", "nextrun")
 
 MAX_INTERVAL_HOURS = 8760
@@ -87,10 +108,12 @@ class JobSchedule:
     retention_policy_type: str
     retention_policy_value: int
     fullbackup_interval: int
+    #: the tiered (6.x) form: when set, the tiers fire and retain, not the 4.x fields
+    tiers: Tiers | None = None
 
     def to_storage(self) -> dict[str, Any]:
         """A JSON-serialisable dict, the same for equal schedules; `from_storage` reads it."""
-        return {
+        stored = {
             "enabled": self.enabled,
             "start_date": self.start_date.isoformat(),
             "start_time": self.start_time.strftime("%H:%M"),
@@ -101,6 +124,9 @@ class JobSchedule:
             "retention_policy_value": self.retention_policy_value,
             "fullbackup_interval": self.fullbackup_interval,
         }
+        if self.tiers is not None:  # absent for the 4.x form: its stored form is unchanged
+            stored["tiers"] = self.tiers.to_storage()
+        return stored
 
     @classmethod
     def from_storage(cls, stored: Mapping[str, Any]) -> JobSchedule:
@@ -116,6 +142,7 @@ class JobSchedule:
             retention_policy_type=str(stored["retention_policy_type"]),
             retention_policy_value=int(stored["retention_policy_value"]),
             fullbackup_interval=int(stored["fullbackup_interval"]),
+            tiers=Tiers.from_storage(stored["tiers"]) if "tiers" in stored else None,
         )
 
     def wire(self, *, appliance_timezone: str, global_jobscheduler: bool,
@@ -126,14 +153,19 @@ class JobSchedule:
             "start_date": _us_date(self.start_date),
             "start_time": _twelve_hour(self.start_time),
             "end_date": "No End" if self.end_date is None else _us_date(self.end_date),
-            "interval": str(self.interval_hours),
             "timezone": self.timezone,
-            "retention_policy_type": self.retention_policy_type,
-            "retention_policy_value": str(self.retention_policy_value),
-            "fullbackup_interval": str(self.fullbackup_interval),
-            "appliance_timezone": appliance_timezone,
-            "global_jobscheduler": global_jobscheduler,
         }
+        if self.tiers is None:
+            view.update({
+                "interval": str(self.interval_hours),
+                "retention_policy_type": self.retention_policy_type,
+                "retention_policy_value": str(self.retention_policy_value),
+                "fullbackup_interval": str(self.fullbackup_interval),
+            })
+        else:
+            view.update(self.tiers.wire())
+        view.update({"appliance_timezone": appliance_timezone,
+                     "global_jobscheduler": global_jobscheduler})
         if global_jobscheduler:
             upcoming = next_fire_time(self, now)
             if upcoming is not None:
@@ -147,12 +179,21 @@ def parse_jobschedule(raw: Mapping[str, object] | None, *, service_timezone: str
     """The schedule a create (`base` None) or a modify of `base` asks for; None means {}.
 
     `now` (aware) gives "today" in the resulting schedule's timezone for start_date's
-    default and "now". Raises InvalidInput naming the field.
+    default and "now". Raises InvalidInput naming the field. A tier key makes the
+    schedule tiered (a modify replaces the tiers it names; null removes one); a 4.x
+    cadence field turns it back into the 4.x form; a body with both is refused.
     """
     if raw is None:
         raw = {}
-    _check_keys("jobschedule", raw, _FIELDS, ignored=READ_ONLY_FIELDS)
+    _check_keys("jobschedule", raw, _FIELDS + TIER_NAMES, ignored=READ_ONLY_FIELDS)
     given = {key: value for key, value in raw.items() if key in _FIELDS}
+    tier_keys = [key for key in TIER_NAMES if key in raw]
+    mixed = next((key for key in CADENCE_FIELDS if key in given), None)
+    if tier_keys and mixed is not None:
+        raise InvalidInput(
+            f"jobschedule.{mixed}: a field of the 4.x form cannot be combined with the "
+            f"tiered form ({', '.join(tier_keys)}); send one form or the other",
+            field=f"jobschedule.{mixed}")
 
     if "timezone" in given:
         zone_name = _parsed("jobschedule", "timezone", given["timezone"], _parse_timezone)
@@ -162,11 +203,19 @@ def parse_jobschedule(raw: Mapping[str, object] | None, *, service_timezone: str
         zone_name = _parsed("jobschedule", "timezone", service_timezone, _parse_timezone)
     today = _aware_utc(now, "now").astimezone(zone(zone_name)).date()
 
-    values: dict[str, Any] = _defaults(today) if base is None else asdict(base)
+    values: dict[str, Any] = (_defaults(today) if base is None else
+                              {item.name: getattr(base, item.name) for item in fields(base)})
     parsers = {**_PARSERS, "start_date": lambda value: _parse_start_date(value, today)}
     for key, value in given.items():
         values[_attribute(key)] = _parsed("jobschedule", key, value, parsers[key])
     values["timezone"] = zone_name
+    if tier_keys:
+        changes: dict[str, Tier | None] = {
+            key: None if raw[key] is None else parse_tier(key, raw[key], "jobschedule")
+            for key in tier_keys}
+        values["tiers"] = merged(values.get("tiers"), changes)
+    elif mixed is not None:
+        values["tiers"] = None
 
     end, start = values["end_date"], values["start_date"]
     if end is not None and end < start:
@@ -176,6 +225,8 @@ def parse_jobschedule(raw: Mapping[str, object] | None, *, service_timezone: str
             f"jobschedule.{culprit}: end_date {_us_date(end)} is before start_date "
             f"{_us_date(start)}; end_date must be on or after start_date",
             field=f"jobschedule.{culprit}")
+    if values.get("tiers") is not None:
+        check_dependencies(values["tiers"], values["enabled"], "jobschedule")
     return JobSchedule(**values)
 
 
@@ -201,6 +252,8 @@ def next_fire_time(schedule: JobSchedule, after: datetime) -> datetime | None:
     after = _aware_utc(after, "after")
     if not schedule.enabled:
         return None
+    if schedule.tiers is not None:
+        return next(_tiered_after(schedule, after), None)
     plan = _plan(schedule)
     if after >= plan.limit:
         return None
@@ -212,6 +265,12 @@ def fire_times(schedule: JobSchedule, start: datetime, end: datetime) -> Iterato
     """The fire times t with start < t <= end (both aware), increasing, in UTC."""
     start, end = _aware_utc(start, "start"), _aware_utc(end, "end")
     if not schedule.enabled:
+        return
+    if schedule.tiers is not None:
+        for fire in _tiered_after(schedule, start):
+            if fire > end:
+                return
+            yield fire
         return
     plan = _plan(schedule)
     end = min(end, plan.limit - _TICK)
@@ -236,14 +295,70 @@ def due_fire_time(schedule: JobSchedule, last_fired: datetime | None,
     now = _aware_utc(now, "now")
     if not schedule.enabled:
         return None
-    plan = _plan(schedule)
-    index = plan.index_after(min(now, plan.limit - _TICK)) - 1
-    if index < 0:
-        return None
-    fire = plan.at(index)
+    if schedule.tiers is not None:
+        latest = _tiered_latest(schedule, now)
+        if latest is None:
+            return None
+        fire = latest
+    else:
+        plan = _plan(schedule)
+        index = plan.index_after(min(now, plan.limit - _TICK)) - 1
+        if index < 0:
+            return None
+        fire = plan.at(index)
     if last_fired is not None and fire <= _aware_utc(last_fired, "last_fired"):
         return None
     return fire
+
+
+def fire_tiers(schedule: JobSchedule, fire: datetime) -> tuple[str, ...]:
+    """The tiers a fire time of a tiered schedule belongs to, in tier order.
+
+    Hourly: a time of the hourly cadence. Daily: one of the day's backup_time. Weekly,
+    monthly: the day's first daily fire, on a backup_day or a month_backup_day. Yearly:
+    the first monthly fire of a backup_month. () for the 4.x form or no fire time.
+    """
+    plan = _hourly_plan(schedule)
+    if schedule.tiers is None or plan is None:
+        return ()
+    fire = _aware_utc(fire, "fire")
+    tiers, found = schedule.tiers, set()
+    if plan.at(plan.index_after(fire - _TICK)) == fire:
+        found.add("hourly")
+    daily = tiers.daily
+    local = fire.astimezone(plan.zone).date()
+    for day in (local - timedelta(days=1), local, local + timedelta(days=1)) if daily else ():
+        times = [moment for moment in daily.backup_time  # type: ignore[union-attr]
+                 if datetime.combine(day, moment) >= plan.first_wall]
+        matched = [moment for moment in times
+                   if _instant(datetime.combine(day, moment), plan.zone) == fire]
+        if not matched:
+            continue
+        found.add("daily")
+        if matched[0] != times[0]:
+            continue  # weekly and above take the day's first daily fire only
+        if tiers.weekly is not None and day.weekday() in tiers.weekly.backup_day:
+            found.add("weekly")
+        if tiers.monthly is not None and day.day in tiers.monthly.month_backup_day:
+            found.add("monthly")
+            if (tiers.yearly is not None and day.month in tiers.yearly.backup_month
+                    and day == _first_monthly_day(schedule, day)):
+                found.add("yearly")
+    return tuple(name for name in SCHEDULED_TIERS if name in found)
+
+
+def fire_snapshot_type(schedule: JobSchedule, tiers: tuple[str, ...]) -> str | None:
+    """full when any of the fire's tiers takes full snapshots (weekly and above always
+    do), else incremental; None for the 4.x form, whose fullbackup_interval decides."""
+    if schedule.tiers is None or not tiers:
+        return None
+    kinds = {tier.snapshot_type for name in tiers if (tier := schedule.tiers.get(name)) is not None}
+    return FULL if FULL in kinds else "incremental"
+
+
+def manual_tiers(schedule: JobSchedule) -> tuple[str, ...]:
+    """The tiers a snapshot taken on request belongs to: manual, for the tiered form."""
+    return () if schedule.tiers is None else (MANUAL,)
 
 
 @lru_cache(maxsize=1024)
@@ -300,6 +415,84 @@ def _plan(schedule: JobSchedule) -> _Plan:
     return _Plan(zone=tz, first_wall=first_wall, first=_instant(first_wall, tz),
                  step=timedelta(hours=hours), by_wall_clock=24 % hours == 0 or hours % 24 == 0,
                  limit=limit)
+
+
+def _hourly_plan(schedule: JobSchedule) -> _Plan | None:
+    """The hourly tier's cadence (its intervals all divide 24: wall-clock times)."""
+    hourly = None if schedule.tiers is None else schedule.tiers.hourly
+    if hourly is None:
+        return None
+    return _plan(replace(schedule, interval_hours=hourly.interval, tiers=None))
+
+
+def _daily_walls(schedule: JobSchedule, plan: _Plan, day: date, step: int) -> Iterator[datetime]:
+    """The daily tier's wall times from `day` on (step 1) or back (step -1), not before
+    the schedule's first wall time."""
+    daily = schedule.tiers.daily if schedule.tiers is not None else None
+    if daily is None:
+        return
+    moments = daily.backup_time if step > 0 else tuple(reversed(daily.backup_time))
+    while step > 0 or day >= schedule.start_date:
+        for moment in moments:
+            wall = datetime.combine(day, moment)
+            if wall >= plan.first_wall:
+                yield wall
+        if day.year >= _HORIZON.year:
+            return
+        day += timedelta(days=step)
+
+
+def _tiered_after(schedule: JobSchedule, after: datetime) -> Iterator[datetime]:
+    """The tiered schedule's fire times after `after`, increasing, each once."""
+    plan = _hourly_plan(schedule)
+    if plan is None:
+        return
+    streams: list[Iterator[datetime]] = [
+        (plan.at(index) for index in count(plan.index_after(after)))]
+    first_day = max(schedule.start_date, after.astimezone(plan.zone).date() - timedelta(days=1))
+    # wall times map to instants in order, so each stream is non-decreasing
+    streams.append(instant for wall in _daily_walls(schedule, plan, first_day, 1)
+                   if (instant := _instant(wall, plan.zone)) > after)
+    previous = after
+    for fire in heapq.merge(*streams):
+        if fire >= plan.limit:
+            return
+        if fire > previous:
+            yield fire
+            previous = fire
+
+
+def _tiered_latest(schedule: JobSchedule, now: datetime) -> datetime | None:
+    """The tiered schedule's latest fire time at or before `now`."""
+    plan = _hourly_plan(schedule)
+    if plan is None:
+        return None
+    now = min(now, plan.limit - _TICK)
+    index = plan.index_after(now) - 1
+    latest = plan.at(index) if index >= 0 else None
+    last_day = now.astimezone(plan.zone).date() + timedelta(days=1)
+    for wall in _daily_walls(schedule, plan, last_day, -1):
+        instant = _instant(wall, plan.zone)
+        if instant <= now:
+            return instant if latest is None else max(latest, instant)
+    return latest
+
+
+def _first_monthly_day(schedule: JobSchedule, day: date) -> date | None:
+    """The first day of `day`'s month on which the monthly tier fires."""
+    tiers = schedule.tiers
+    if tiers is None or tiers.monthly is None or tiers.daily is None:
+        return None
+    monthly, last_time = tiers.monthly, tiers.daily.backup_time[-1]
+    first_wall = datetime.combine(schedule.start_date, schedule.start_time)
+    for number in monthly.month_backup_day:
+        try:
+            candidate = day.replace(day=number)
+        except ValueError:
+            continue  # the month has no such day
+        if datetime.combine(candidate, last_time) >= first_wall:
+            return candidate
+    return None
 
 
 def _instant(wall: datetime, tz: tzinfo) -> datetime:

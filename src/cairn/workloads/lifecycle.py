@@ -27,13 +27,13 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
-from cairn.workloads.jobschedule import JobSchedule, next_fire_time, parse_jobschedule
+from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
-from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import assigned_policies, get_policy
 from cairn.workloads.records import WorkloadSummary, get_workload, instance_owners, lock_workload
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
+from cairn.workloads.tiers import TIER_NAMES
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
@@ -244,8 +244,14 @@ class WorkloadService:
                   base: JobSchedule | None, now: datetime) -> JobSchedule:
         merged = dict(raw)
         if policy_id:
+            # the policy's form replaces both forms of what the body said
             values = get_policy(session, policy_id).field_values
-            merged.update({name: values[name] for name in POLICY_FIELDS if name in values})
+            for name in POLICY_FIELDS + TIER_NAMES:
+                merged.pop(name, None)
+            if any(name in values for name in TIER_NAMES):
+                merged.update({name: values.get(name) for name in TIER_NAMES})
+            else:
+                merged.update({name: values[name] for name in POLICY_FIELDS if name in values})
         return parse_jobschedule(merged, service_timezone=self.service_timezone,
                                  now=now.replace(tzinfo=UTC), base=base)
 

@@ -1,8 +1,11 @@
 """Workload policies: admin-defined scheduling and retention values, assigned to projects.
 
-A policy's four field values (interval, retention_policy_type, retention_policy_value,
-fullbackup_interval) are validated with the jobschedule rules and, once a workload
-names the policy in `metadata.policy_id`, replace whatever its jobschedule said.
+A policy's field values are either the 4.x four (interval, retention_policy_type,
+retention_policy_value, fullbackup_interval) or tiers (hourly, daily, weekly, monthly,
+yearly, manual, as in a tiered jobschedule). They are validated with the jobschedule
+rules and, once a workload names the policy in `metadata.policy_id`, replace whatever
+its jobschedule said: a tiered policy replaces the schedule's tiers (and its 4.x
+fields), a 4.x policy its four fields (and drops any tiers).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from cairn.clock import utcnow
 from cairn.db.models import Policy, PolicyAssignment, Workload
 from cairn.errors import Conflict, InvalidInput, NotFound
 from cairn.workloads.jobschedule import POLICY_FIELDS, parse_policy_fields
+from cairn.workloads.tiers import TIER_NAMES, Tiers, check_dependencies, parse_tier
 
-FIELDS = POLICY_FIELDS
+FIELDS = POLICY_FIELDS + TIER_NAMES
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class PolicyRecord:
     id: str
     name: str
     description: str
-    field_values: dict[str, str]
+    field_values: dict[str, Any]
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
@@ -44,11 +48,26 @@ class PolicyInput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def normalise_field_values(values: dict[str, Any], base: dict[str, str] | None = None,
-                           prefix: str = "field_values") -> dict[str, str]:
+def normalise_field_values(values: dict[str, Any], base: dict[str, Any] | None = None,
+                           prefix: str = "field_values") -> dict[str, Any]:
     """Validate policy field values (over `base` for a partial update) with the
-    jobschedule rules; returns all four in their stored string form."""
-    parsed = parse_policy_fields({**(base or {}), **values}, field_prefix=prefix)
+    jobschedule rules; returns them in their stored form: the 4.x four as strings, or
+    the tiers as objects. The form `values` uses replaces the other form of `base`; a
+    tier given as null is removed."""
+    given_tiers = [name for name in TIER_NAMES if name in values]
+    given_cadence = [name for name in POLICY_FIELDS if name in values]
+    if given_tiers and given_cadence:
+        raise InvalidInput(f"{prefix}.{given_cadence[0]}: a field of the 4.x form cannot be "
+                           f"combined with tiers ({', '.join(given_tiers)}); send one form",
+                           field=f"{prefix}.{given_cadence[0]}")
+    kept = (TIER_NAMES if given_tiers else POLICY_FIELDS if given_cadence else FIELDS)
+    combined = {**{key: value for key, value in (base or {}).items() if key in kept}, **values}
+    if any(name in combined for name in TIER_NAMES):
+        tiers = Tiers(**{name: parse_tier(name, raw, prefix)
+                         for name, raw in combined.items() if raw is not None})
+        check_dependencies(tiers, enabled=True, prefix=prefix)
+        return tiers.wire()
+    parsed = parse_policy_fields(combined, field_prefix=prefix)
     return {"interval": str(parsed["interval_hours"]),
             "retention_policy_type": parsed["retention_policy_type"],
             "retention_policy_value": str(parsed["retention_policy_value"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,8 +24,9 @@ from cairn.jobs.runner import JobContext
 from cairn.workloads import states
 from cairn.workloads.jobschedule import JobSchedule
 from cairn.workloads.records import WorkloadRecord
-from cairn.workloads.retention import Kept, Removal, expired_snapshots
+from cairn.workloads.retention import Kept, Removal, expired_by_tiers, expired_snapshots
 from cairn.workloads.target_data import WorkloadData
+from cairn.workloads.tiers import HOURLY, MANUAL
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +35,28 @@ def mark_expired(session: Session, workload: WorkloadRecord, now: datetime) -> l
     """Mark the snapshots the workload's schedule no longer keeps `deleting`, each with
     the rule that removes it; returns them."""
     schedule = JobSchedule.from_storage(workload.jobschedule)
-    rows = session.execute(select(Snapshot.id, Snapshot.created_at, Snapshot.pinned).where(
+    rows = session.execute(select(Snapshot.id, Snapshot.created_at, Snapshot.pinned,
+                                  Snapshot.schedule_tiers, Snapshot.fire_time).where(
         Snapshot.workload_id == workload.id, Snapshot.status == states.SNAP_AVAILABLE,
         Snapshot.deleted.is_(False))).all()
-    removals = expired_snapshots([Kept(r.id, r.created_at, r.pinned) for r in rows],
-                                 schedule.retention_policy_type, schedule.retention_policy_value, now)
+    if schedule.tiers is not None:
+        removals = expired_by_tiers([Kept(r.id, r.created_at, r.pinned, _tiers_of(r)) for r in rows],
+                                    schedule.tiers, now)
+    else:
+        removals = expired_snapshots([Kept(r.id, r.created_at, r.pinned) for r in rows],
+                                     schedule.retention_policy_type, schedule.retention_policy_value, now)
     for removal in removals:
         session.execute(update(Snapshot).where(Snapshot.id == removal.snapshot_id).values(
             status=states.SNAP_DELETING, updated_at=now, deleted_reason=removal.reason))
     return removals
+
+
+def _tiers_of(row: Any) -> tuple[str, ...]:
+    """A snapshot's tiers; one taken before its schedule became tiered counts as hourly
+    when scheduled and manual when taken on request."""
+    if row.schedule_tiers is not None:
+        return tuple(row.schedule_tiers)
+    return (HOURLY,) if row.fire_time is not None else (MANUAL,)
 
 
 class RetentionStep:

@@ -88,6 +88,8 @@ class SnapshotRecord:
     metadata: dict[str, str]
     instances: tuple[SnapshotInstance, ...]
     deleted_reason: str | None = None
+    #: the tiers of a tiered schedule the snapshot was taken for (None: the 4.x form)
+    schedule_tiers: tuple[str, ...] | None = None
 
 
 def snapshot_record(row: Snapshot) -> SnapshotRecord:
@@ -101,7 +103,8 @@ def snapshot_record(row: Snapshot) -> SnapshotRecord:
         time_taken=row.time_taken, host=row.host, pinned=row.pinned,
         metadata=dict(row.meta or {}),
         instances=tuple(SnapshotInstance.from_json(i) for i in row.instances or []),
-        deleted_reason=row.deleted_reason)
+        deleted_reason=row.deleted_reason,
+        schedule_tiers=None if row.schedule_tiers is None else tuple(row.schedule_tiers))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.platforms.base import Platform
 from cairn.workloads import states
 from cairn.workloads.job_rows import cancel_work
-from cairn.workloads.jobschedule import JobSchedule
+from cairn.workloads.jobschedule import JobSchedule, fire_snapshot_type, fire_tiers, manual_tiers
 from cairn.workloads.placement import instances_routing
 from cairn.workloads.records import lock_workload
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE
@@ -92,6 +92,10 @@ class SnapshotService:
             raise Conflict("The workload's instances changed while the snapshot was being "
                            "requested; ask again.")
         schedule = JobSchedule.from_storage(row.jobschedule)
+        tiers = fire_tiers(schedule, fire_time.replace(tzinfo=UTC)) if fire_time else manual_tiers(schedule)
+        tier_type = fire_snapshot_type(schedule, tiers) if fire_time else None
+        if tier_type is not None and request.snapshot_type is None and not request.full:
+            request = replace(request, snapshot_type=tier_type)
         kind = choose_type(request, has_parent=latest_available(session, row.id) is not None,
                            full_required=row.full_required,
                            fullbackup_interval=schedule.fullbackup_interval,
@@ -104,7 +108,7 @@ class SnapshotService:
             status=states.SNAP_CREATING, created_at=now, updated_at=now, size=0, restore_size=0,
             uploaded_size=0, progress_percent=0, progress_msg="Snapshot is queued.",
             time_taken=0, host="", pinned=False, meta={}, instances=[], fire_time=fire_time,
-            deleted=False))
+            deleted=False, schedule_tiers=list(tiers) if schedule.tiers is not None else None))
         row.status = states.LOCKED
         row.updated_at = now
         session.flush()
