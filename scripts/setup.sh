@@ -57,12 +57,23 @@ fi
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
 # virtual environment, shared by every clone on this machine and made anew when its
 # requirements change (about a minute).
+# shared_venv DIR REQUIREMENTS LABEL: makes DIR a venv with REQUIREMENTS unless a complete
+# one is there. Several clones may run this at once, so the work is done under a lock and
+# DIR is marked complete only at the end.
+shared_venv() {
+  local dir=$1 requirements=$2 label=$3
+  [[ -f $dir/.cairn-complete ]] && return 0
+  (
+    flock 9
+    [[ -f $dir/.cairn-complete ]] && exit 0
+    echo "setup: installing $label into $dir"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/pip" install -q -r "$requirements"
+    touch "$dir/.cairn-complete"
+  ) 9>"$dir.lock"
+}
+
 keystone_requirements=scripts/keystone-requirements.txt
 keystone_venv=${CAIRN_KEYSTONE_VENV:-/var/tmp/cairn-keystone-$(sha256sum "$keystone_requirements" | cut -c1-12)}
-if [[ ! -f $keystone_venv/.cairn-complete ]]; then
-  echo "setup: installing Keystone into $keystone_venv"
-  rm -rf "$keystone_venv"
-  "$python" -m venv "$keystone_venv"
-  "$keystone_venv/bin/pip" install -q -r "$keystone_requirements"
-  touch "$keystone_venv/.cairn-complete"
-fi
+shared_venv "$keystone_venv" "$keystone_requirements" Keystone
