@@ -66,3 +66,20 @@ if [[ ! -f $keystone_venv/.cairn-complete ]]; then
   "$keystone_venv/bin/pip" install -q -r "$keystone_requirements"
   touch "$keystone_venv/.cairn-complete"
 fi
+
+# A real Barbican (the OpenStack Key Manager) for the tests of encrypted workloads, in
+# its own virtual environment shared by every clone on this machine, made anew when its
+# requirements change (about five minutes on two busy cores). It is built under a
+# temporary name and renamed when complete, so a clone running setup at the same time
+# never sees, nor removes, a half-made one.
+barbican_requirements=scripts/barbican-requirements.txt
+barbican_venv=${CAIRN_BARBICAN_VENV:-/var/tmp/cairn-barbican-$(sha256sum "$barbican_requirements" | cut -c1-12)}
+if [[ ! -f $barbican_venv/.cairn-complete ]]; then
+  echo "setup: installing Barbican into $barbican_venv"
+  building=$(mktemp -d "$barbican_venv.building-XXXXXX")
+  "$python" -m venv "$building"
+  "$building/bin/pip" install -q -r "$barbican_requirements"
+  touch "$building/.cairn-complete"
+  rm -rf "$barbican_venv"
+  mv -T "$building" "$barbican_venv" || rm -rf "$building"
+fi
