@@ -77,3 +77,10 @@ shared_venv() {
 keystone_requirements=scripts/keystone-requirements.txt
 keystone_venv=${CAIRN_KEYSTONE_VENV:-/var/tmp/cairn-keystone-$(sha256sum "$keystone_requirements" | cut -c1-12)}
 shared_venv "$keystone_venv" "$keystone_requirements" Keystone
+
+# A real Barbican (the OpenStack Key Manager) for the tests of encrypted workloads, in
+# its own virtual environment shared by every clone on this machine, made anew when its
+# requirements change (about five minutes on two busy cores).
+barbican_requirements=scripts/barbican-requirements.txt
+barbican_venv=${CAIRN_BARBICAN_VENV:-/var/tmp/cairn-barbican-$(sha256sum "$barbican_requirements" | cut -c1-12)}
+shared_venv "$barbican_venv" "$barbican_requirements" Barbican

@@ -162,10 +162,29 @@ OPTIONS: tuple[Option, ...] = (
            "Default: the system's.", "path"),
     Option("keystone_authtoken", "insecure", _parse_bool, False,
            "Skip the verification of Keystone's HTTPS certificate (tests only).", "boolean"),
+    Option("barbican", "barbican_endpoint", str, None,
+           "The Key Manager (Barbican) that holds the secrets of encrypted workloads, for "
+           "example http://barbican.internal:9311. Default: the `key-manager` endpoint of "
+           "Keystone's catalog. Encrypted workloads need auth_strategy = keystone."),
+    Option("barbican", "barbican_endpoint_type", _choice("public", "internal", "admin"), "public",
+           "Which of the catalog's key-manager endpoints to use."),
+    Option("barbican", "barbican_region_name", str, None,
+           "Region of the key-manager endpoint. Default: [keystone_authtoken] region_name."),
 )
 
 
 KEYSTONE_SECTION = "keystone_authtoken"
+BARBICAN_SECTION = "barbican"
+
+
+@dataclass(frozen=True)
+class BarbicanSettings:
+    """The `[barbican]` section: where the secrets of encrypted workloads are read
+    (castellan's option names); credentials are `[keystone_authtoken]`'s."""
+
+    barbican_endpoint: str | None = None
+    barbican_endpoint_type: str = "public"
+    barbican_region_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +287,7 @@ class Settings:
     auth_strategy: str = "local"
     admin_role: str = "admin"
     keystone: KeystoneAuthSettings = field(default_factory=KeystoneAuthSettings)
+    barbican: BarbicanSettings = field(default_factory=BarbicanSettings)
     targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -332,8 +352,9 @@ def load_settings(config_file: str | Path | None = None,
     keystone = KeystoneAuthSettings(**sections.get(KEYSTONE_SECTION, {}))
     if values.get("auth_strategy") == "keystone":
         keystone.check()
+    barbican = BarbicanSettings(**sections.get(BARBICAN_SECTION, {}))
     return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
-                    keystone=keystone, **values)
+                    keystone=keystone, barbican=barbican, **values)
 
 
 def _target(section: str, options: dict[str, str]) -> TargetSettings:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from cairn.auth.key_manager import KeyManager
 from cairn.auth.policy import PolicyEnforcer
 from cairn.auth.tokens import LocalTokenValidator
 from cairn.auth.validator import TokenValidator
@@ -34,6 +35,7 @@ from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
+from cairn.workloads.encryption import ServiceKeys
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
@@ -70,6 +72,8 @@ class Runtime:
     runner: JobRunner | None = None
     #: the broker connection, when `transport_url` is set
     messaging: Messaging | None = None
+    #: Barbican, for encrypted workloads (auth_strategy = keystone only)
+    key_manager: KeyManager | None = None
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -106,7 +110,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     database = Database(settings.database_url)
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
-    targets = BackupTargets(settings.backup_targets)
+    key_manager = build_key_manager(settings)
+    targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
@@ -142,7 +147,15 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
-                   runner=runner, messaging=messaging)
+                   runner=runner, messaging=messaging, key_manager=key_manager)
+
+
+def build_key_manager(settings: Settings) -> KeyManager | None:
+    """Barbican through castellan, for encrypted workloads: only with Keystone tokens,
+    which Barbican accepts (castellan is imported on first use, not here)."""
+    if settings.auth_strategy != "keystone":
+        return None
+    return KeyManager(settings.keystone, settings.barbican)
 
 
 def _validator(settings: Settings, database: Database) -> TokenValidator:

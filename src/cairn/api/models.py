@@ -61,6 +61,10 @@ class WorkloadCreateBody(Strict):
     instances: list[InstanceRef] = Field(min_length=1, max_length=256)
     jobschedule: JobScheduleIn | None = None
     metadata: Metadata | None = MetadataField
+    # Trilio 4.2+: a workload encrypted with a Barbican secret (docs/encryption.md);
+    # clients send both always, `false` with "" or null when unencrypted.
+    encryption: bool | None = None
+    secret_uuid: str | None = Field(default=None, max_length=64)
 
 
 class WorkloadCreateRequest(Strict):
@@ -291,6 +295,8 @@ class WorkloadDetail(BaseModel):
     metadata: dict[str, str]
     jobschedule: JobScheduleOut
     error_msg: str | None
+    encryption: bool
+    secret_uuid: str | None
 
 
 class WorkloadOne(BaseModel):

@@ -76,6 +76,8 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
         "error_msg": w.error_msg,
         "links": links(w.project_id, "workloads", w.id),
         "scheduler_trust": None,
+        "encryption": w.encryption,
+        "secret_uuid": w.secret_uuid,
     }
 
 

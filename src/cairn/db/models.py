@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +111,11 @@ class Workload(Base):
     last_fired_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     #: set by reset: the next snapshot must be full
     full_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: encrypted under a key derived from the Barbican secret `secret_uuid` (docs/encryption.md)
+    encryption: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    secret_uuid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the secret id while the workload is live, NULL once deleted: one live workload per secret
+    secret_claim: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
 
 
 class WorkloadInstance(Base):

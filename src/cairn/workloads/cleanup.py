@@ -18,9 +18,9 @@ Destinations (JSON objects in the list):
 - `{"temporaries_of": PATH}`: a file the job overwrites in place (an in-place restore's
   original disk). Only the engine's temporary files of it are removed; the file itself
   never is.
-- `{"snapshot": ID, "target": NAME, "project_id": P, "workload_id": W}`: a snapshot's data
-  on a backup target. Its catalog file goes first, then its manifests, so the target
-  never describes a snapshot it cannot restore; the chunks go at the next garbage
+- `{"snapshot": ID, "target": NAME, "project_id": P, "workload_id": W}` (and `secret_uuid`
+  for an encrypted workload): a snapshot's data on a backup target. Its catalog file goes
+  first, then its manifests, so the target never describes a snapshot it cannot restore; the chunks go at the next garbage
   collection.
 
 Every removal finds what is already gone and carries on, so a clean-up is safe to run
@@ -73,9 +73,14 @@ def overwritten_file(path: str) -> dict[str, Any]:
     return {"temporaries_of": path}
 
 
-def snapshot_data(target: str, project_id: str, workload_id: str, snapshot_id: str) -> dict[str, Any]:
-    """A destination: a snapshot's manifests and catalog file on a backup target."""
-    return {"snapshot": snapshot_id, "target": target, "project_id": project_id, "workload_id": workload_id}
+def snapshot_data(target: str, project_id: str, workload_id: str, snapshot_id: str,
+                  secret_uuid: str | None = None) -> dict[str, Any]:
+    """A destination: a snapshot's manifests and catalog file on a backup target (in an
+    encrypted workload's own repository when `secret_uuid` names its secret)."""
+    destination = {"snapshot": snapshot_id, "target": target, "project_id": project_id, "workload_id": workload_id}
+    if secret_uuid:
+        destination["secret_uuid"] = secret_uuid
+    return destination
 
 
 def plan_destinations(session: Session, job: JobRecord, destinations: list[dict[str, Any]]) -> None:
@@ -131,7 +136,8 @@ class CleanupJob:
             _remove_temporaries(destination["temporaries_of"])
         elif "snapshot" in destination:
             WorkloadData(self.targets, destination["target"], destination["project_id"],
-                         destination["workload_id"]).remove_snapshot(destination["snapshot"])
+                         destination["workload_id"], destination.get("secret_uuid")
+                         ).remove_snapshot(destination["snapshot"])
         else:
             raise CleanupFailed(f"Unknown clean-up destination {destination!r}.")
 

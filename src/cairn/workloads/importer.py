@@ -2,8 +2,10 @@
 
 After a `database_only` delete, or with a new database, the catalog on a target
 (`catalog.py`) is enough to bring workloads and their snapshots back. A snapshot is
-imported only when every manifest it names is present in the project's repository; a
-workload whose row is live already is left alone. Imported workloads are `available`.
+imported only when every manifest it names is present in the project's repository (an
+encrypted workload's own repository, opened with its Barbican secret as the service user
+may read it: docs/encryption.md); a workload whose row is live already is left alone.
+Imported workloads are `available`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cairn.db.models import Policy, Snapshot, Workload, WorkloadInstance, WorkloadType
+from cairn.errors import CairnError
 from cairn.workloads import catalog, states
 from cairn.workloads.catalog import SnapshotDocument, WorkloadDocument
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, EncryptedWorkload
 
 
 @dataclass
@@ -39,6 +42,20 @@ def import_target(session: Session, targets: BackupTargets, target_name: str, no
             existing = session.get(Workload, document.id)
             if existing is not None and not existing.deleted:
                 report.skipped.append(f"workload {document.id}: already in the database")
+                continue
+            if document.encryption:
+                # its own repository, opened with its Barbican secret as the service user
+                # reads it (the ACL granted at create lives in Barbican, not in the database)
+                try:
+                    own = set(targets.repository(target_name, project_id, EncryptedWorkload(
+                        document.id, document.secret_uuid or "")).list_manifests())
+                except CairnError as exc:
+                    report.skipped.append(f"workload {document.id}: encrypted, and its repository cannot "
+                                          f"be opened: {exc}")
+                    continue
+                _import_workload(session, document, existing, target_name, now, report)
+                for snapshot in sorted(entry.snapshots, key=lambda s: s.created_at):
+                    _import_snapshot(session, snapshot, own, now, report)
                 continue
             if manifests is None:
                 manifests = set(targets.repository(target_name, project_id).list_manifests())
@@ -68,6 +85,8 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
         jobschedule=document.jobschedule, meta=metadata, policy_id=policy_id,
         backup_target=target_name, created_at=document.created_at or now, updated_at=now,
         deleted=False, deleted_at=None, full_required=True,
+        encryption=document.encryption, secret_uuid=document.secret_uuid,
+        secret_claim=_free_secret(session, document),
         next_fire_at=upcoming.astimezone(UTC).replace(tzinfo=None) if upcoming else None)
     if existing is None:
         session.add(Workload(id=document.id, **values))
@@ -88,6 +107,15 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
                                      claim=instance.id if free else None, position=position))
     session.flush()
     report.workloads.append(document.id)
+
+
+def _free_secret(session: Session, document: WorkloadDocument) -> str | None:
+    """The secret's claim for the imported workload, unless a live one holds it."""
+    if not document.encryption or not document.secret_uuid:
+        return None
+    holder = session.scalar(select(Workload.id).where(Workload.secret_claim == document.secret_uuid,
+                                                      Workload.id != document.id))
+    return None if holder else document.secret_uuid
 
 
 def _import_snapshot(session: Session, document: SnapshotDocument, manifests: set[str], now: datetime,

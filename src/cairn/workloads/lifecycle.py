@@ -27,10 +27,17 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
+from cairn.workloads.encryption import SECRET_FIELD, requested_secret
 from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import assigned_policies, get_policy
-from cairn.workloads.records import WorkloadSummary, get_workload, instance_owners, lock_workload
+from cairn.workloads.records import (
+    WorkloadSummary,
+    get_workload,
+    instance_owners,
+    lock_workload,
+    secret_holder,
+)
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.tiers import TIER_NAMES
@@ -57,6 +64,9 @@ class WorkloadInput:
     jobschedule: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     availability_zone: str | None = None
+    #: create only: Trilio 4.2+'s per-workload encryption (workloads/encryption.py)
+    encryption: bool | None = None
+    secret_uuid: str | None = None
 
 
 class WorkloadService:
@@ -71,8 +81,12 @@ class WorkloadService:
 
     # -- create ---------------------------------------------------------------------
 
-    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput) -> WorkloadSummary:
+    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput,
+               confirm_secret: Callable[[str], None] | None = None) -> WorkloadSummary:
+        """`confirm_secret` asks Barbican about an encrypted workload's secret (as the
+        caller); it is called once every other field has passed, before anything is written."""
         now = self.clock()
+        secret = requested_secret(data.encryption, data.secret_uuid)
         name = _check_name(data.name)
         type_id = data.workload_type_id or SERIAL_TYPE_ID
         if session.get(WorkloadType, type_id) is None:
@@ -90,6 +104,14 @@ class WorkloadService:
         metadata.setdefault("preferredgroup", "[]")
         if policy_id:
             metadata["policy_id"] = policy_id
+        if secret is not None:
+            if secret_holder(session, secret):
+                raise InvalidInput(f"{SECRET_FIELD}: secret {secret} already encrypts another workload; "
+                                   "each encrypted workload needs a secret of its own.", SECRET_FIELD)
+            if confirm_secret is None:
+                raise InvalidInput(f"{SECRET_FIELD}: this service cannot check secrets with a key manager.",
+                                   SECRET_FIELD)
+            confirm_secret(secret)
         workload_id = str(uuid.uuid4())
         description = data.description if data.description is not None else DEFAULT_DESCRIPTION
         session.add(Workload(
@@ -99,8 +121,16 @@ class WorkloadService:
             availability_zone=data.availability_zone or "nova",
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
             backup_target=target.name, next_fire_at=_next_fire(schedule, now),
-            created_at=now, updated_at=now, deleted=False, full_required=False))
-        session.flush()
+            created_at=now, updated_at=now, deleted=False, full_required=False,
+            encryption=secret is not None, secret_uuid=secret, secret_claim=secret))
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            if secret is None:
+                raise
+            # the only unique column of a new row: a concurrent create won the secret
+            raise InvalidInput(f"{SECRET_FIELD}: secret {secret} already encrypts another workload.",
+                               SECRET_FIELD) from exc
         self._claim_instances(session, workload_id, instances)
         enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id,
                 payload=route)

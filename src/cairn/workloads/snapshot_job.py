@@ -219,10 +219,12 @@ class SnapshotJob:
             return
         row = session.get(Snapshot, job.subject_id)
         if row is not None and row.status in states.SNAP_RUNNING:
-            target = session.scalar(select(Workload.backup_target).where(Workload.id == row.workload_id))
-            if target:  # removed by a clean-up job on the worker that wrote it
+            owner = session.execute(select(Workload.backup_target, Workload.encryption, Workload.secret_uuid)
+                                    .where(Workload.id == row.workload_id)).one_or_none()
+            if owner is not None and owner.backup_target:  # removed by a clean-up job on the worker that wrote it
+                secret = owner.secret_uuid if owner.encryption else None
                 cleanup.request_cleanup(session, job, now, also=[
-                    cleanup.snapshot_data(target, row.project_id, row.workload_id, row.id)])
+                    cleanup.snapshot_data(owner.backup_target, row.project_id, row.workload_id, row.id, secret)])
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
         settle_unfinished(session, row, status, outcome.error, now)
 

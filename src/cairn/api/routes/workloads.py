@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
@@ -12,6 +12,7 @@ from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
 from cairn.clock import utcnow
 from cairn.workloads import global_scheduler
+from cairn.workloads.encryption import secret_confirmer
 from cairn.workloads.lifecycle import WorkloadInput
 from cairn.workloads.records import (
     get_workload,
@@ -30,7 +31,8 @@ def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> Workl
         workload_type_id=getattr(body, "workload_type_id", None),
         instance_ids=[i.instance_id for i in body.instances] if body.instances is not None else None,
         jobschedule=body.jobschedule.model_dump(exclude_unset=True) if body.jobschedule else None,
-        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None))
+        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None),
+        encryption=getattr(body, "encryption", None), secret_uuid=getattr(body, "secret_uuid", None))
 
 
 def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
@@ -86,12 +88,15 @@ def list_details(request: Request, project_id: str,
 
 @router.post("", status_code=202, response_model=models.WorkloadCreated, summary="Create a workload")
 def create(request: Request, project_id: str, body: models.WorkloadCreateRequest,
-           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)]) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)],
+           token: Annotated[str | None, Depends(deps.auth_token)]) -> Response:
     runtime = deps.runtime_of(request)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
+    # an encrypted workload's secret is checked with Barbican as the caller (its token)
+    confirm = secret_confirmer(runtime.key_manager, token, ctx.identity.project_id)
     with runtime.database.unit_of_work() as session:
-        record = runtime.workloads.create(session, ctx, _input(body.workload))
+        record = runtime.workloads.create(session, ctx, _input(body.workload), confirm)
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
 
 
