@@ -34,6 +34,7 @@ from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
+from cairn.workloads.backup_targets import BackupTargetService, settings_lookup
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
@@ -63,6 +64,8 @@ class Runtime:
     snapshots: SnapshotService
     restores: RestoreService
     targets: BackupTargets
+    #: backup targets and backup target types as API resources
+    target_resources: BackupTargetService
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -106,7 +109,10 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     database = Database(settings.database_url)
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
-    targets = BackupTargets(settings.backup_targets)
+    # targets created over the API are found in the database; an S3 one's keys through
+    # its secret_ref (cairn.workloads.s3_credentials)
+    targets = BackupTargets(settings.backup_targets, lookup=settings_lookup(database))
+    target_resources = BackupTargetService(targets, settings.data_dir, clock)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
@@ -133,7 +139,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone,
+                                placement=target_resources)
     snapshot_service = SnapshotService(dispatcher, clock, platform, database)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
@@ -141,6 +148,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
+                   target_resources=target_resources,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging)
 

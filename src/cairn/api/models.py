@@ -61,6 +61,8 @@ class WorkloadCreateBody(Strict):
     instances: list[InstanceRef] = Field(min_length=1, max_length=256)
     jobschedule: JobScheduleIn | None = None
     metadata: Metadata | None = MetadataField
+    #: 6.x: the backup target type (id or name) the workload lives on
+    backup_target_types: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class WorkloadCreateRequest(Strict):

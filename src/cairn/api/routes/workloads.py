@@ -30,7 +30,8 @@ def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> Workl
         workload_type_id=getattr(body, "workload_type_id", None),
         instance_ids=[i.instance_id for i in body.instances] if body.instances is not None else None,
         jobschedule=body.jobschedule.model_dump(exclude_unset=True) if body.jobschedule else None,
-        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None))
+        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None),
+        backup_target_types=getattr(body, "backup_target_types", None))
 
 
 def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
