@@ -411,7 +411,11 @@ class BackupTargetService:
         capacity = used = None
         if with_status:
             try:
-                status, capacity, used = _usage(self.targets.get(row.id))
+                try:
+                    opened = self.targets.get(row.id)
+                except NotFound:  # created in this unit of work: not committed yet
+                    opened = open_target(self._settings_for_new(row))
+                status, capacity, used = _usage(opened)
             except CairnError:  # its secret cannot be read now: the target cannot be used
                 status = "offline"
         return TargetRecord(id=row.id, type=row.type, source=FROM_API, filesystem_export=row.filesystem_export,
