@@ -42,6 +42,7 @@ from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
+from cairn.workloads.s3_credentials import credentials_lookup
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
@@ -109,10 +110,12 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     database = Database(settings.database_url)
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
-    # targets created over the API are found in the database; an S3 one's keys through
-    # its secret_ref (cairn.workloads.s3_credentials)
-    targets = BackupTargets(settings.backup_targets, lookup=settings_lookup(database))
-    target_resources = BackupTargetService(targets, settings.data_dir, clock)
+    # Targets created over the API are found in the database, an S3 one's keys through its
+    # secret_ref. A Barbican key manager plugs in here: credentials_lookup(reader), with
+    # `reader` reading a secret's payload by its reference.
+    credentials = credentials_lookup(None)
+    targets = BackupTargets(settings.backup_targets, lookup=settings_lookup(database, credentials))
+    target_resources = BackupTargetService(targets, settings.data_dir, clock, credentials)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),

@@ -94,7 +94,10 @@ def test_a_type_is_found_by_name_too_and_a_member_cannot_set_the_field_through_m
         response = client.post("/v1/p1/workloads", json={"workload": {
             "name": "x", "instances": [{"instance-id": api.add_instance("p1")}],
             "metadata": {"backup_target_types": target["backup_target_types"][0]["id"]}}})
-    refused(response, 400, "metadata.backup_target_types")
+        refused(response, 400, "metadata.backup_target_types")
+        on_export = client.get("/v1/p1/workloads", params={"nfs_share": EXPORT}).json()["workloads"]
+        on_default = client.get("/v1/p1/workloads", params={"nfs_share": "default"}).json()["workloads"]
+    assert [w["id"] for w in on_export] == [workload["id"]] and on_default == []
 
 
 def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(api: Service, tmp_path: Path) -> None:
@@ -278,3 +281,61 @@ def test_a_second_target_on_the_same_export_path_or_type_name_is_refused(api: Se
         refused(create_type(client, name="x", backup_targets_id="default", project_list=["p1"]), 400,
                 "project_list", "public")
         assert len(client.get("/v1/admin/backup_targets").json()["backup_targets"]) == 2
+
+
+# -- an S3 target on the development Swift --------------------------------------------------
+
+
+@pytest.fixture
+def swift_keys(tmp_path: Path) -> Any:
+    """A prefix of the shared test bucket no other test uses, and a file:// secret_ref
+    holding Swift's keys (Barbican's form, read by s3_credentials)."""
+    import json
+    import secrets
+
+    from tests import swiftdev
+
+    swiftdev.require_swift()
+    swiftdev.ensure_bucket()
+    keys = tmp_path / "s3-keys.json"
+    keys.write_text(json.dumps({"access_key": swiftdev.ACCESS_KEY, "secret_key": swiftdev.SECRET_KEY}))
+    keys.chmod(0o600)
+    prefix = f"t-{secrets.token_hex(6)}"
+    yield {"type": "s3", "s3_endpoint_url": swiftdev.ENDPOINT, "s3_bucket": swiftdev.BUCKET,
+           "s3_prefix": prefix, "secret_ref": f"file://{keys}"}, keys
+    swiftdev.purge(prefix)
+
+
+def test_s3_target_by_secret_ref_takes_a_snapshot_and_restores_and_refuses_immutable_without_object_lock(
+        api: Service, tmp_path: Path, swift_keys: Any) -> None:
+    fields, keys = swift_keys
+    with admin_client(api) as client:
+        message = refused(create_target(client, immutable=1, **fields), 400, "immutable", "Object Lock")
+        assert "cairn-tests" in message
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text('{"access_key": "cairn:tester", "secret_key": "not-the-key"}')
+        refused(create_target(client, **{**fields, "secret_ref": f"file://{wrong}"}), 400, "secret_ref")
+        refused(create_target(client, **{**fields, "s3_bucket": "no-such-bucket-here"}), 400, "s3_bucket")
+        assert [t["id"] for t in client.get("/v1/admin/backup_targets").json()["backup_targets"]] == ["default"]
+        created = create_target(client, btt_name="s3-gold", **fields)
+    assert created.status_code == 200, created.text
+    target = created.json()["backup_targets"]
+    assert target["type"] == "s3" and target["status"] == "available" and target["immutable"] is False
+    assert target["secret_ref"] == fields["secret_ref"] and "secret_key" not in created.text
+    assert target["filesystem_export"] == f"127.0.0.1:18080/cairn-tests/{fields['s3_prefix']}"
+
+    member = api.token("p1")
+    disk, _ = make_disks(tmp_path / "disks", random.Random(5), size=4 << 20)
+    workload = create_workload(api, member, [register(api, "p1", "web", disk)], backup_target_types="s3-gold")
+    wait_status(api, member, workload["id"], "available")
+    before = sha256(disk)
+    snap = wait_snapshot(api, member, take_snapshot(api, member, workload["id"])["id"])
+    wait_status(api, member, workload["id"], "available")
+    with open(disk, "r+b") as handle:
+        handle.write(b"\xff" * 65536)
+    done = restore(api, member, workload["id"], snap["id"], {"type": "openstack", "restore_type": "inplace"})
+    assert done["status"] == "available", done
+    assert sha256(disk) == before
+    from tests import swiftdev
+    listed = swiftdev.client().list_objects_v2(Bucket=swiftdev.BUCKET, Prefix=f"{fields['s3_prefix']}/projects/p1/")
+    assert listed.get("KeyCount", 0) > 0

@@ -48,7 +48,7 @@ from cairn.db.models import (
 )
 from cairn.errors import CairnError, Conflict, InvalidInput, NotFound
 from cairn.targets import marker
-from cairn.workloads.s3_credentials import check_reference, lookup_s3_credentials
+from cairn.workloads.s3_credentials import CredentialsLookup, check_reference, credentials_lookup
 from cairn.workloads.storage import BackupTarget, BackupTargets, TargetLookup, open_target
 from cairn.workloads.storage_s3 import S3BackupTarget
 
@@ -59,8 +59,6 @@ _EXPORT = re.compile(r"[^\s:/]+:/\S*")
 TARGET_FIELD = "backup_target"
 TYPE_FIELD = "backup_target_type"
 WORKLOAD_FIELD = "workload.backup_target_types"
-
-CredentialsLookup = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -133,10 +131,9 @@ class TypeInput:
 # -- the settings of created targets, for the registry ---------------------------------------
 
 
-def target_settings(row: BackupTargetRow, credentials: CredentialsLookup = lookup_s3_credentials
-                    ) -> TargetSettings:
+def target_settings(row: BackupTargetRow, credentials: CredentialsLookup) -> TargetSettings:
     """What `BackupTargets` opens for a created target; an S3 target's keys are looked
-    up from its `secret_ref` now (`s3_credentials.lookup_s3_credentials`)."""
+    up from its `secret_ref` now, through `credentials`."""
     if row.type == S3:
         assert row.s3_endpoint_url and row.s3_bucket and row.secret_ref, "an S3 row has its location"
         keys = credentials(row.secret_ref)
@@ -147,7 +144,7 @@ def target_settings(row: BackupTargetRow, credentials: CredentialsLookup = looku
     return TargetSettings(name=row.id, path=Path(row.mount_path), export=row.filesystem_export)
 
 
-def settings_lookup(database: Database, credentials: CredentialsLookup = lookup_s3_credentials) -> TargetLookup:
+def settings_lookup(database: Database, credentials: CredentialsLookup) -> TargetLookup:
     """The registry's way to a created target by id (None: no such row)."""
     def lookup(name: str) -> TargetSettings | None:
         with database.reader() as session:
@@ -190,11 +187,11 @@ class BackupTargetService:
     workload's target."""
 
     def __init__(self, targets: BackupTargets, data_dir: Path, clock: Callable[[], datetime],
-                 credentials: CredentialsLookup = lookup_s3_credentials) -> None:
+                 credentials: CredentialsLookup | None = None) -> None:
         self.targets = targets
         self.data_dir = data_dir
         self.clock = clock
-        self.credentials = credentials
+        self.credentials = credentials or credentials_lookup()
 
     # -- targets -------------------------------------------------------------------------
 
@@ -336,6 +333,14 @@ class BackupTargetService:
         rows = session.scalars(select(BackupTargetRow).order_by(BackupTargetRow.created_at, BackupTargetRow.id))
         records += [self._created(row, default, types, with_status) for row in rows]
         return records
+
+    def names_matching(self, session: Session, share: str) -> list[str]:
+        """The targets a workload list's `nfs_share` filter means: configured ones by name,
+        export or path; created ones by id, export or mount path."""
+        created = session.scalars(select(BackupTargetRow.id).where(or_(
+            BackupTargetRow.id == share, BackupTargetRow.filesystem_export == share,
+            BackupTargetRow.mount_path == share)))
+        return self.targets.names_matching(share) + list(created)
 
     def get_target(self, session: Session, target_id: str) -> TargetRecord:
         default = self._default_target(session)

@@ -9,8 +9,8 @@ Two forms of reference:
 - A Barbican secret (`https://barbican.example.com:9311/v1/secrets/<uuid>`, or the
   bare `<uuid>`): its payload is a JSON object with `access_key` and `secret_key`
   (Trilio's `s3_access_key_id` and `s3_secret_access_key` are accepted too). Reading
-  it needs a key manager (`SecretReader`); until one is given to this module, such a
-  reference is refused with a message that says so.
+  it needs a key manager (`SecretReader`, given to `credentials_lookup` by the runtime);
+  without one, such a reference is refused with a message that says so.
 - `file:///etc/cairn/s3-keys.json`: the same JSON object in a file on every host that
   runs Cairn, readable by Cairn alone (for installations without Barbican, and tests).
 """
@@ -41,21 +41,26 @@ class S3Credentials:
     secret_key: str = field(repr=False)
 
 
-_reader: SecretReader | None = None
+#: what a created S3 target's keys are looked up with: a reference in, keys out
+CredentialsLookup = Callable[[str], S3Credentials]
 
 
-def use_secret_reader(reader: SecretReader | None) -> None:
-    """Install the key manager that reads Barbican secrets (None: none)."""
-    global _reader
-    _reader = reader
+def credentials_lookup(reader: SecretReader | None = None) -> CredentialsLookup:
+    """The lookup the runtime hands to the target registry and the target service:
+    `lookup_s3_credentials` with `reader` reading Barbican secrets (None: no key manager,
+    so only file:// references work)."""
+    def lookup(secret_ref: str) -> S3Credentials:
+        return lookup_s3_credentials(secret_ref, reader)
+    return lookup
 
 
 def check_reference(secret_ref: str) -> str:
     """The reference, stripped, if it has one of the accepted forms; else a 400 naming it."""
     ref = secret_ref.strip()
     if ref.startswith("file://"):
-        if not urlparse(ref).path.startswith("/"):
-            raise InvalidInput("secret_ref: a file:// reference needs an absolute path.", FIELD)
+        parsed = urlparse(ref)
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise InvalidInput("secret_ref: a file:// reference needs an absolute path (file:///etc/...).", FIELD)
         return ref
     if _barbican_id(ref) is None:
         raise InvalidInput(f"secret_ref: {secret_ref!r} is neither a Barbican secret reference "
@@ -63,9 +68,10 @@ def check_reference(secret_ref: str) -> str:
     return ref
 
 
-def lookup_s3_credentials(secret_ref: str) -> S3Credentials:
-    """The S3 keys `secret_ref` points at; `InvalidInput` (naming `secret_ref`) when it
-    cannot be read or holds no keys, `Unavailable` when the key manager is down."""
+def lookup_s3_credentials(secret_ref: str, reader: SecretReader | None = None) -> S3Credentials:
+    """The S3 keys `secret_ref` points at, a Barbican secret read through `reader`;
+    `InvalidInput` (naming `secret_ref`) when it cannot be read or holds no keys; what
+    `reader` raises (`Unavailable` when the key manager is down) passes through."""
     ref = check_reference(secret_ref)
     if ref.startswith("file://"):
         path = Path(unquote(urlparse(ref).path))
@@ -74,10 +80,10 @@ def lookup_s3_credentials(secret_ref: str) -> S3Credentials:
         except OSError as exc:
             raise InvalidInput(f"secret_ref: cannot read {path}: {exc.strerror}.", FIELD) from None
     else:
-        if _reader is None:
+        if reader is None:
             raise InvalidInput(f"secret_ref: {ref} is a Barbican secret, and this Cairn has no key manager "
                                "configured to read it; use a file:// reference.", FIELD)
-        payload = _reader(ref)
+        payload = reader(ref)
     return _parse(payload, ref)
 
 
@@ -107,5 +113,3 @@ def _parse(payload: bytes | str, ref: str) -> S3Credentials:
     return S3Credentials(access_key=access, secret_key=secret)
 
 
-__all__ = ["S3Credentials", "SecretReader", "check_reference", "lookup_s3_credentials",
-           "use_secret_reader"]

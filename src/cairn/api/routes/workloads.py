@@ -50,9 +50,10 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
         scope = project_filter
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
-    targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
     cache = deps.view_cache_of(request)
     with runtime.database.reader() as session:
+        targets = (runtime.target_resources.names_matching(session, nfs_share)
+                   if nfs_share is not None else None)
         versions = list_workload_versions(session, project_id=scope, limit=limit_value, marker=marker,
                                           backup_targets=targets, next_fire=detail)
         if not detail:
