@@ -339,3 +339,21 @@ def test_s3_target_by_secret_ref_takes_a_snapshot_and_restores_and_refuses_immut
     from tests import swiftdev
     listed = swiftdev.client().list_objects_v2(Bucket=swiftdev.BUCKET, Prefix=f"{fields['s3_prefix']}/projects/p1/")
     assert listed.get("KeyCount", 0) > 0
+
+
+def test_policy_sample_prints_a_rule_for_every_backup_target_route() -> None:
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, "-m", "cairn", "policy", "sample"], capture_output=True, text=True,
+                             check=True, timeout=120).stdout
+    for name, default in (("backup_target:create", "rule:admin_api"), ("backup_target:get", "rule:admin_api"),
+                          ("backup_target:delete", "rule:admin_api"),
+                          ("backup_target:set_default", "rule:admin_api"),
+                          ("backup_target_type:create", "rule:admin_api"),
+                          ("backup_target_type:get", "rule:admin_or_owner"),
+                          ("backup_target_type:delete", "rule:admin_api"),
+                          ("backup_target_type:add_projects", "rule:admin_api"),
+                          ("backup_target_type:remove_projects", "rule:admin_api"),
+                          ("backup_target_type:set_default", "rule:admin_api")):
+        assert f'#"{name}": "{default}"' in printed, name
