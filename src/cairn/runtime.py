@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cairn.auth.key_manager import KeyManager
+from cairn.auth.key_manager import KeyManager, ServiceUser
 from cairn.auth.policy import PolicyEnforcer
 from cairn.auth.tokens import LocalTokenValidator
 from cairn.auth.validator import TokenValidator
@@ -35,6 +35,7 @@ from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
+from cairn.workloads.backup_targets import BackupTargetService, settings_lookup
 from cairn.workloads.encryption import ServiceKeys
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
@@ -43,6 +44,8 @@ from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
+from cairn.workloads.s3_credentials import FIELD as S3_SECRET_FIELD
+from cairn.workloads.s3_credentials import SecretReader, credentials_lookup
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
@@ -65,6 +68,8 @@ class Runtime:
     snapshots: SnapshotService
     restores: RestoreService
     targets: BackupTargets
+    #: backup targets and backup target types as API resources
+    target_resources: BackupTargetService
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -111,7 +116,12 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
     key_manager = build_key_manager(settings)
-    targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None)
+    # Targets created over the API are found in the database, an S3 one's keys through its
+    # secret_ref, read from Barbican as Cairn's service user (the secret's ACL grants it).
+    credentials = credentials_lookup(service_secret_reader(key_manager) if key_manager else None)
+    targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None,
+                            lookup=settings_lookup(database, credentials))
+    target_resources = BackupTargetService(targets, settings.data_dir, clock, credentials)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
@@ -138,7 +148,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone,
+                                placement=target_resources)
     snapshot_service = SnapshotService(dispatcher, clock, platform, database)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
@@ -146,6 +157,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
+                   target_resources=target_resources,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging, key_manager=key_manager)
 
@@ -156,6 +168,14 @@ def build_key_manager(settings: Settings) -> KeyManager | None:
     if settings.auth_strategy != "keystone":
         return None
     return KeyManager(settings.keystone, settings.barbican)
+
+
+def service_secret_reader(key_manager: KeyManager) -> SecretReader:
+    """Reads a target's S3 keys from Barbican as the service user: a target is the
+    operator's, used by jobs that have no caller."""
+    def read(secret_id: str) -> bytes:
+        return key_manager.read_payload(secret_id, ServiceUser(), field=S3_SECRET_FIELD)
+    return read
 
 
 def _validator(settings: Settings, database: Database) -> TokenValidator:

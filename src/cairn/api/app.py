@@ -11,7 +11,16 @@ from cairn import __version__
 from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.render_cache import WorkloadViewCache
-from cairn.api.routes import global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
+from cairn.api.routes import (
+    backup_targets,
+    global_scheduler,
+    ops,
+    policies,
+    restores,
+    snapshots,
+    workload_types,
+    workloads,
+)
 from cairn.runtime import Runtime
 
 _ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
@@ -33,6 +42,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
     for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
         app.include_router(module.router)
+    for router in backup_targets.routers:
+        app.include_router(router)
     faults.install(app, auth_uri=runtime.settings.www_authenticate_uri)
     ops.install(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]

@@ -65,6 +65,8 @@ class WorkloadCreateBody(Strict):
     # clients send both always, `false` with "" or null when unencrypted.
     encryption: bool | None = None
     secret_uuid: str | None = Field(default=None, max_length=64)
+    #: 6.x: the backup target type (id or name) the workload lives on
+    backup_target_types: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class WorkloadCreateRequest(Strict):

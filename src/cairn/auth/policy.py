@@ -113,6 +113,23 @@ WORKLOAD_POLICY_GET = _action("workload:policy_get", ADMIN, "List and show workl
 WORKLOAD_POLICY_GET_ASSIGNED = _action(
     "workload:policy_get_assigned", ADMIN_OR_OWNER,
     "List the policies assigned to a project.")
+BACKUP_TARGET_CREATE = _action("backup_target:create", ADMIN, "Create a backup target.")
+BACKUP_TARGET_GET = _action("backup_target:get", ADMIN, "List and show backup targets.")
+BACKUP_TARGET_DELETE = _action("backup_target:delete", ADMIN,
+                               "Delete a backup target created over the API.")
+BACKUP_TARGET_SET_DEFAULT = _action("backup_target:set_default", ADMIN,
+                                    "Make a backup target the default one.")
+BACKUP_TARGET_TYPE_CREATE = _action("backup_target_type:create", ADMIN, "Create a backup target type.")
+BACKUP_TARGET_TYPE_GET = _action(
+    "backup_target_type:get", ADMIN_OR_OWNER,
+    "List and show backup target types (a project sees the public ones and its own).")
+BACKUP_TARGET_TYPE_DELETE = _action("backup_target_type:delete", ADMIN, "Delete a backup target type.")
+BACKUP_TARGET_TYPE_ADD_PROJECTS = _action("backup_target_type:add_projects", ADMIN,
+                                          "Assign a backup target type to projects.")
+BACKUP_TARGET_TYPE_REMOVE_PROJECTS = _action("backup_target_type:remove_projects", ADMIN,
+                                             "Take a backup target type from projects.")
+BACKUP_TARGET_TYPE_SET_DEFAULT = _action("backup_target_type:set_default", ADMIN,
+                                         "Make a backup target type the default one.")
 WORKLOAD_GET_GLOBAL_JOB_SCHEDULER = _action(
     "workload:get_global_job_scheduler", ADMIN_OR_OWNER,
     "Read the global job scheduler switch.")

@@ -265,3 +265,55 @@ class Restore(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BackupTargetRow(Base):
+    """A backup target an admin created over the API (docs/backup_targets.md). Targets
+    from the configuration file have no row; `workloads.backup_target` names either a
+    configured target's name or one of these ids."""
+
+    __tablename__ = "backup_targets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    filesystem_export: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    mount_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    nfs_mount_opts: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    s3_endpoint_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    s3_bucket: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    s3_region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    s3_prefix: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    #: a reference to the Barbican secret holding the S3 keys; never the keys themselves
+    secret_ref: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    immutable: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BackupTargetTypeRow(Base):
+    """A named way to a backup target, public or assigned to projects; a workload
+    created with `backup_target_types` lives on the type's target."""
+
+    __tablename__ = "backup_target_types"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: a configured target's name or a `backup_targets` id
+    backup_target: Mapped[str] = mapped_column(String(255), index=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BackupTargetTypeProject(Base):
+    """A project a non-public backup target type is assigned to."""
+
+    __tablename__ = "backup_target_type_projects"
+    __table_args__ = (UniqueConstraint("type_id", "project_id", name="uq_backup_target_type_projects_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type_id: Mapped[str] = mapped_column(ForeignKey("backup_target_types.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
@@ -27,6 +28,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
+from cairn.workloads.backup_targets import BackupTargetService
 from cairn.workloads.encryption import SECRET_FIELD, requested_secret
 from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
@@ -45,7 +47,7 @@ from cairn.workloads.tiers import TIER_NAMES
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
 #: metadata keys the service maintains; a client cannot set them.
-SERVICE_KEYS = ("workload_approx_backup_size",)
+SERVICE_KEYS = ("workload_approx_backup_size", "backup_target_types")
 #: an admin may name the backup target at creation (name, export string or path)
 TARGET_KEY = "backup_media_target"
 MAX_METADATA_KEYS = 64
@@ -67,14 +69,18 @@ class WorkloadInput:
     #: create only: Trilio 4.2+'s per-workload encryption (workloads/encryption.py)
     encryption: bool | None = None
     secret_uuid: str | None = None
+    #: the backup target type (id or name) the workload is to live on
+    backup_target_types: str | None = None
 
 
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
-                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str) -> None:
+                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
+                 placement: BackupTargetService | None = None) -> None:
         self.database = database
         self.platform = platform
         self.targets = targets
+        self.placement = placement or BackupTargetService(targets, Path("."), clock)
         self.dispatcher = dispatcher
         self.clock = clock
         self.service_timezone = service_timezone
@@ -97,7 +103,10 @@ class WorkloadService:
         route = routing(worker_for(instances))
         metadata = _check_metadata(data.metadata or {})
         wanted_target = metadata.pop(TARGET_KEY, None)
-        target = self.targets.resolve(wanted_target) if wanted_target else self.targets.choose()
+        target, placed_by = self.placement.place(session, ctx.project_id, data.backup_target_types,
+                                                 wanted_target or None)
+        if placed_by:
+            metadata["backup_target_types"] = placed_by
         policy_id = self._check_policy(session, ctx.project_id, metadata.get("policy_id"), creating=True)
         schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=None, now=now)
         metadata.setdefault("hostnames", "[]")

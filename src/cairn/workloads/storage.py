@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -149,17 +149,41 @@ class BackupTarget:
         return FilesystemTarget(self.path / encrypted_repo_path(project_id, workload_id))
 
 
-class BackupTargets:
-    """The configured targets; opens each project's repository, creates one on purpose."""
+def open_target(settings: TargetSettings) -> BackupTarget | S3BackupTarget:
+    """The target object for a target's settings (configured, or built from a row)."""
+    return S3BackupTarget(settings) if settings.type == "s3" else BackupTarget.from_settings(settings)
 
-    def __init__(self, targets: tuple[TargetSettings, ...], keys: WorkloadKeys | None = None) -> None:
+
+#: the settings of a target created over the API, by its id (None: no such target)
+TargetLookup = Callable[[str], TargetSettings | None]
+
+
+class BackupTargets:
+    """The configured targets, and those created over the API (found through `lookup`,
+    `cairn.workloads.backup_targets`); opens each project's repository, creates one on
+    purpose. Iterating, `choose` and `names_matching` see the configured ones only."""
+
+    def __init__(self, targets: tuple[TargetSettings, ...], keys: WorkloadKeys | None = None,
+                 lookup: TargetLookup | None = None) -> None:
         #: reads encrypted workloads' secrets; None where no key manager is configured
         self.keys = keys
         if len({t.name for t in targets}) != len(targets):
             raise InvalidInput("Two backup targets have the same name.", "target")
-        self._targets: dict[str, BackupTarget | S3BackupTarget] = {
-            t.name: S3BackupTarget(t) if t.type == "s3" else BackupTarget.from_settings(t) for t in targets}
+        self._targets: dict[str, BackupTarget | S3BackupTarget] = {t.name: open_target(t) for t in targets}
+        self._lookup = lookup
+        # targets created over the API, opened on first use; a row never changes, so an
+        # opened one stays right until the row is deleted (`forget`)
+        self._created: dict[str, BackupTarget | S3BackupTarget] = {}
+        self._created_lock = threading.Lock()
         self._init_lock = threading.Lock()
+
+    def is_configured(self, name: str) -> bool:
+        return name in self._targets
+
+    def forget(self, name: str) -> None:
+        """Drop an opened target created over the API (its row was deleted)."""
+        with self._created_lock:
+            self._created.pop(name, None)
 
     def __iter__(self) -> Iterator[BackupTarget | S3BackupTarget]:
         return iter(self._targets.values())
@@ -169,10 +193,19 @@ class BackupTargets:
         return [target.state() for target in self._targets.values()]
 
     def get(self, name: str) -> BackupTarget | S3BackupTarget:
-        try:
-            return self._targets[name]
-        except KeyError:
-            raise NotFound(f"Backup target {name} is not configured.") from None
+        configured = self._targets.get(name)
+        if configured is not None:
+            return configured
+        with self._created_lock:
+            opened = self._created.get(name)
+        if opened is not None:
+            return opened
+        settings = self._lookup(name) if self._lookup is not None else None
+        if settings is None:
+            raise NotFound(f"Backup target {name} is not configured.")
+        opened = open_target(settings)
+        with self._created_lock:
+            return self._created.setdefault(name, opened)
 
     def resolve(self, wanted: str) -> BackupTarget | S3BackupTarget:
         """The target an admin named by name, export string or path."""

@@ -32,7 +32,8 @@ def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> Workl
         instance_ids=[i.instance_id for i in body.instances] if body.instances is not None else None,
         jobschedule=body.jobschedule.model_dump(exclude_unset=True) if body.jobschedule else None,
         metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None),
-        encryption=getattr(body, "encryption", None), secret_uuid=getattr(body, "secret_uuid", None))
+        encryption=getattr(body, "encryption", None), secret_uuid=getattr(body, "secret_uuid", None),
+        backup_target_types=getattr(body, "backup_target_types", None))
 
 
 def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
@@ -51,9 +52,10 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
         scope = project_filter
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
-    targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
     cache = deps.view_cache_of(request)
     with runtime.database.reader() as session:
+        targets = (runtime.target_resources.names_matching(session, nfs_share)
+                   if nfs_share is not None else None)
         versions = list_workload_versions(session, project_id=scope, limit=limit_value, marker=marker,
                                           backup_targets=targets, next_fire=detail)
         if not detail:
