@@ -38,6 +38,7 @@ from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
 from cairn.workloads.notices import NOTICE_FACTS
+from cairn.workloads.quotas import QuotaGuard
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
@@ -63,6 +64,7 @@ class Runtime:
     snapshots: SnapshotService
     restores: RestoreService
     targets: BackupTargets
+    quotas: QuotaGuard
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -133,14 +135,15 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone)
-    snapshot_service = SnapshotService(dispatcher, clock, platform, database)
+    quotas = QuotaGuard(database)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, quotas)
+    snapshot_service = SnapshotService(dispatcher, clock, platform, database, quotas)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
-                   restores=RestoreService(dispatcher, platform, clock), targets=targets,
+                   restores=RestoreService(dispatcher, platform, clock), targets=targets, quotas=quotas,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging)
 

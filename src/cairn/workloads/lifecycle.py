@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from cairn.workloads import global_scheduler, states
 from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import assigned_policies, get_policy
+from cairn.workloads.quotas import VMS, VOLUMES, WORKLOADS, QuotaGuard
 from cairn.workloads.records import WorkloadSummary, get_workload, instance_owners, lock_workload
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
@@ -61,8 +62,10 @@ class WorkloadInput:
 
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
-                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str) -> None:
+                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
+                 quotas: QuotaGuard | None = None) -> None:
         self.database = database
+        self.quotas = quotas
         self.platform = platform
         self.targets = targets
         self.dispatcher = dispatcher
@@ -90,6 +93,9 @@ class WorkloadService:
         metadata.setdefault("preferredgroup", "[]")
         if policy_id:
             metadata["policy_id"] = policy_id
+        if self.quotas is not None:  # last of the checks: it locks the quotas until the commit
+            self.quotas.check(session, ctx.project_id, {
+                WORKLOADS: 1, VMS: len(instances), VOLUMES: sum(len(i.disks) for i in instances)})
         workload_id = str(uuid.uuid4())
         description = data.description if data.description is not None else DEFAULT_DESCRIPTION
         session.add(Workload(
@@ -119,6 +125,13 @@ class WorkloadService:
                                               project_id=current.project_id)
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.MODIFIABLE, "modified")
+        if instances is not None and self.quotas is not None:
+            members, disks = session.execute(
+                select(func.count(), func.coalesce(func.sum(WorkloadInstance.quota_disks), 0))
+                .where(WorkloadInstance.workload_id == row.id)).one()
+            self.quotas.check(session, row.project_id, {
+                VMS: len(instances) - int(members),
+                VOLUMES: sum(len(i.disks) for i in instances) - int(disks)})
         now = self.clock()
         if data.name is not None:
             row.name = _check_name(data.name)
@@ -143,7 +156,8 @@ class WorkloadService:
             base = JobSchedule.from_storage(row.jobschedule)
             schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=base, now=now)
             row.jobschedule = schedule.to_storage()
-            row.next_fire_at = _next_fire(schedule, now)
+            # a paused schedule stays paused: resume computes its next fire time
+            row.next_fire_at = _next_fire(schedule, now) if row.schedule_paused_at is None else None
         if instances is not None:
             session.execute(delete(WorkloadInstance).where(
                 WorkloadInstance.workload_id == row.id))
@@ -214,7 +228,7 @@ class WorkloadService:
         for position, instance in enumerate(instances):
             session.add(WorkloadInstance(workload_id=workload_id, instance_id=instance.id,
                                          name=instance.name, meta={}, claim=instance.id,
-                                         position=position))
+                                         position=position, quota_disks=len(instance.disks)))
         try:
             session.flush()
         except IntegrityError as exc:  # a concurrent request claimed one first
