@@ -116,7 +116,7 @@ class WorkloadService:
     # -- modify ---------------------------------------------------------------------
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
-               project_scope: str | None) -> None:
+               project_scope: str | None) -> Workload:
         instances = None
         if data.instance_ids is not None:  # asked of the platform before the row is locked
             current = get_workload(session, workload_id, project_scope)
@@ -167,11 +167,12 @@ class WorkloadService:
         row.meta = metadata
         row.policy_id = policy_id
         row.updated_at = now
+        return row
 
     # -- delete, unlock, reset ----------------------------------------------------------
 
     def delete(self, session: Session, workload_id: str, project_scope: str | None,
-               database_only: bool) -> None:
+               database_only: bool) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.DELETABLE, "deleted")
         if not database_only and count_live(session, workload_id):
@@ -181,8 +182,9 @@ class WorkloadService:
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_DELETE, row.project_id, now, workload_id=row.id,
                 payload={"database_only": database_only})
+        return row
 
-    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         """Make the workload available whatever its state; running jobs are cancelled."""
         row = lock_workload(session, workload_id, project_scope)
         now = self.clock()
@@ -192,14 +194,16 @@ class WorkloadService:
         row.status = states.AVAILABLE
         row.error_msg = None
         row.updated_at = now
+        return row
 
-    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.RESETTABLE, "reset")
         now = self.clock()
         row.status = states.RESETTING
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_RESET, row.project_id, now, workload_id=row.id)
+        return row
 
     # -- rules ----------------------------------------------------------------------
 

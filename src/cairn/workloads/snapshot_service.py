@@ -137,7 +137,7 @@ class SnapshotService:
                 subject_id=snapshot_id, payload=route.payload if route is not None else {})
         return get_snapshot(session, snapshot_id, None)
 
-    def delete(self, session: Session, snapshot_id: str, project_scope: str | None) -> None:
+    def delete(self, session: Session, snapshot_id: str, project_scope: str | None) -> Snapshot:
         now = self.clock()
         snapshot = session.scalars(select(Snapshot).where(
             Snapshot.id == snapshot_id, Snapshot.deleted.is_(False)).with_for_update()).first()
@@ -156,6 +156,7 @@ class SnapshotService:
         snapshot.updated_at = now
         enqueue(session, self.dispatcher, JOB_SNAPSHOT_DELETE, snapshot.project_id, now,
                 workload_id=workload.id, subject_id=snapshot.id, payload={"reason": "deleted by a user"})
+        return snapshot
 
     def cancel(self, session: Session, snapshot_id: str, project_scope: str | None) -> SnapshotRecord:
         """Ask a running snapshot to stop; it ends `cancelled`. Finished ones are left alone."""
