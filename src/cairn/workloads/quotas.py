@@ -239,7 +239,8 @@ class QuotaGuard:
         # a connection of its own: it sees every commit made before the lock was granted
         with self.database.reader() as fresh:
             used = usage(fresh, project_id, [row.quota_type_id for row in rows])
-        for row in rows:
+        order = [t.id for t in QUOTA_TYPES]  # reported in the types' order, whatever the rows' ids
+        for row in sorted(rows, key=lambda r: order.index(r.quota_type_id)):
             kind = BY_ID[row.quota_type_id]
             after = used[kind.id] + needed[kind.id]
             if after > row.allowed_value:
