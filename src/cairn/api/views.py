@@ -94,7 +94,7 @@ def jobschedule_view(w: WorkloadRecord, appliance_timezone: str, global_jobsched
     """The workload's jobschedule as shown (`global_jobscheduler` then `nextrun` last)."""
     view = dict(_static_view(_frozen(w.jobschedule), appliance_timezone))
     view["global_jobscheduler"] = global_jobscheduler
-    if global_jobscheduler and view["enabled"]:
+    if global_jobscheduler and view["enabled"] and w.schedule_paused_at is None:  # paused: nothing runs next
         seconds = nextrun(w.next_fire_at, w.jobschedule, now)
         if seconds is not None:
             view["nextrun"] = seconds
