@@ -26,6 +26,7 @@ The whole tree, with the module of each class beyond this one and its HTTP statu
     ├── NotAuthenticated       401  no credentials, or credentials that are not valid
     ├── NotAuthorized          403  valid credentials, but a policy rule says no
     ├── TooLarge               413  a body or value above a configured limit
+    │   └── QuotaExceeded           workloads.quotas: a request would pass a project's allowed quota
     ├── Unavailable            503  a dependency (database, identity, target, libvirt) is down
     │   ├── TargetNotReady          targets: the target's path does not hold its own marker
     │   ├── TargetError             targets: the target failed an operation

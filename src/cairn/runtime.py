@@ -41,6 +41,7 @@ from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
 from cairn.workloads.notices import NOTICE_FACTS
+from cairn.workloads.quotas import QuotaGuard
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
@@ -70,6 +71,7 @@ class Runtime:
     targets: BackupTargets
     #: backup targets and backup target types as API resources
     target_resources: BackupTargetService
+    quotas: QuotaGuard
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -148,15 +150,16 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone,
+    quotas = QuotaGuard(database)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, quotas,
                                 placement=target_resources)
-    snapshot_service = SnapshotService(dispatcher, clock, platform, database)
+    snapshot_service = SnapshotService(dispatcher, clock, platform, database, quotas)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
-                   restores=RestoreService(dispatcher, platform, clock), targets=targets,
+                   restores=RestoreService(dispatcher, platform, clock), targets=targets, quotas=quotas,
                    target_resources=target_resources,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging, key_manager=key_manager)

@@ -16,8 +16,11 @@ from cairn.api.routes import (
     global_scheduler,
     ops,
     policies,
+    quotas,
     restores,
     snapshots,
+    usage,
+    workload_ops,
     workload_types,
     workloads,
 )
@@ -40,7 +43,10 @@ def create_app(runtime: Runtime) -> FastAPI:
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
     app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
-    for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
+    # usage before workloads and snapshots: its fixed paths (/workloads/metrics/...) must
+    # not be read as a workload's id
+    for module in (usage, workloads, snapshots, restores, workload_types, policies, global_scheduler,
+                   quotas, workload_ops):
         app.include_router(module.router)
     for router in backup_targets.routers:
         app.include_router(router)

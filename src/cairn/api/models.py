@@ -486,3 +486,153 @@ class FaultBody(BaseModel):
 def fault_schema(name: str) -> dict[str, Any]:
     return {"type": "object", "required": [name],
             "properties": {name: FaultBody.model_json_schema()}}
+
+
+# -- quotas, usage, audit log (docs/operations.md) -------------------------------------
+
+QuotaValue = Field(ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaIn(Strict):
+    quota_type_id: str = Field(min_length=1, max_length=36)
+    project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    allowed_value: int = QuotaValue
+    high_watermark: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaCreateRequest(Strict):
+    allowed_quotas: list[AllowedQuotaIn] = Field(min_length=1, max_length=16)
+
+
+class AllowedQuotaUpdateBody(Strict):
+    project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    allowed_value: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    high_watermark: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaUpdateRequest(Strict):
+    allowed_quotas: AllowedQuotaUpdateBody
+
+
+class QuotaTypeOut(BaseModel):
+    id: str
+    display_name: str
+    display_description: str
+    status: str
+
+
+class QuotaTypeList(BaseModel):
+    quota_types: list[QuotaTypeOut]
+
+
+class AllowedQuotaOut(BaseModel):
+    id: str
+    project_id: str
+    quota_type_id: str
+    allowed_value: int
+    high_watermark: int
+    version: str
+    quota_type_name: str
+
+
+class AllowedQuotaList(BaseModel):
+    allowed_quotas: list[AllowedQuotaOut]
+
+
+class AllowedQuotaOne(BaseModel):
+    allowed_quotas: AllowedQuotaOut
+
+
+class TargetUsageOut(BaseModel):
+    storage_type: str
+    name: str
+    nfs_share: str
+    total_capacity: int | None
+    total_capacity_humanized: str | None
+    total_utilization: int | None
+    total_utilization_humanized: str | None
+    available_capacity: int | None
+    available_capacity_humanized: str | None
+    backup_usage: int
+    backup_usage_humanized: str
+    workloads: int
+    snapshots: int
+
+
+class StorageUsageList(BaseModel):
+    storage_usage: list[TargetUsageOut]
+
+
+class ProjectUsageOut(BaseModel):
+    vms_protected: int
+    total_vms: int | None
+    workloads: int
+    snapshots: int
+    used_capacity: int
+    used_capacity_humanized: str
+
+
+class GlobalUsageOut(BaseModel):
+    vms_protected: int
+    total_vms: int | None
+    workloads: int
+    snapshots: int
+    used_capacity: int
+    used_capacity_humanized: str
+
+
+class TenantsUsage(BaseModel):
+    global_usage: GlobalUsageOut
+    tenants_usage: dict[str, ProjectUsageOut]
+
+
+class ChargedVmOut(BaseModel):
+    id: str
+    name: str
+
+
+class ChargedWorkloadOut(BaseModel):
+    id: str
+    name: str
+    snapshots: int
+    size: int
+    size_humanized: str
+    protected_vms: dict[str, ChargedVmOut]
+
+
+class TenantChargebackOut(BaseModel):
+    tenant_id: str
+    tenant_name: str
+    workloads: dict[str, ChargedWorkloadOut]
+    vms_protected: int
+    size: int
+    size_humanized: str
+
+
+class ProtectedVmOut(BaseModel):
+    id: str
+    name: str
+    workload_id: str
+    workload_name: str
+    project_id: str
+
+
+class ProtectedVms(BaseModel):
+    protected_vms: list[ProtectedVmOut]
+
+
+class AuditLineOut(BaseModel):
+    Timestamp: str
+    UserName: str
+    UserId: str
+    ProjectId: str
+    Action: str
+    ObjectType: str
+    ObjectId: str
+    ObjectName: str
+    Details: str
+    RequestId: str
+
+
+class AuditLog(BaseModel):
+    auditlog: list[AuditLineOut]

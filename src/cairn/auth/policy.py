@@ -139,6 +139,30 @@ WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE = _action(
 WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE = _action(
     "workload:global_job_scheduler_disable", ADMIN,
     "Turn the global job scheduler off.")
+WORKLOAD_PAUSE = _action("workload:pause", ADMIN_OR_OWNER,
+                         "Pause a workload's schedule (nothing fires until it is resumed).")
+WORKLOAD_RESUME = _action("workload:resume", ADMIN_OR_OWNER, "Resume a paused workload's schedule.")
+SNAPSHOT_RESET = _action("snapshot:reset", ADMIN_OR_OWNER,
+                         "Reset a running snapshot: it ends 'error' and its workload is unlocked.")
+WORKLOAD_GET_QUOTA_TYPES = _action("workload:get_quota_types", ADMIN, "List the project quota types.")
+WORKLOAD_CREATE_ALLOWED_QUOTA = _action("workload:create_allowed_quota", ADMIN,
+                                        "Set allowed quotas of a project.")
+WORKLOAD_GET_ALLOWED_QUOTAS = _action("workload:get_allowed_quotas", ADMIN,
+                                      "List the allowed quotas of a project.")
+WORKLOAD_GET_ALLOWED_QUOTA = _action("workload:get_allowed_quota", ADMIN, "Show an allowed quota.")
+WORKLOAD_UPDATE_ALLOWED_QUOTA = _action("workload:update_allowed_quota", ADMIN,
+                                        "Change an allowed quota.")
+WORKLOAD_DELETE_ALLOWED_QUOTA = _action("workload:delete_allowed_quota", ADMIN,
+                                        "Delete an allowed quota.")
+WORKLOAD_GET_STORAGE_USAGE = _action("workload:get_storage_usage", ADMIN,
+                                     "Capacity and use of every backup target.")
+WORKLOAD_GET_TENANTS_USAGE = _action("workload:get_tenants_usage", ADMIN,
+                                     "Protected VMs and stored bytes of every project.")
+WORKLOAD_GET_TENANTS_CHARGEBACK = _action("workload:get_tenants_chargeback", ADMIN,
+                                          "Every project's workloads, their VMs and stored bytes.")
+WORKLOAD_GET_PROTECTED_VMS = _action("workload:get_protected_vms", ADMIN_OR_OWNER,
+                                     "The VMs a project's workloads protect.")
+WORKLOAD_GET_AUDITLOG = _action("workload:get_auditlog", ADMIN, "Read the audit log.")
 
 #: every action's rule (in declaration order)
 ACTIONS: tuple[Rule, ...] = tuple(_DECLARED)

@@ -116,6 +116,8 @@ class Workload(Base):
     secret_uuid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: the secret id while the workload is live, NULL once deleted: one live workload per secret
     secret_claim: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    #: set while the schedule is paused (`POST .../pause`): nothing fires until resumed
+    schedule_paused_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class WorkloadInstance(Base):
@@ -134,6 +136,8 @@ class WorkloadInstance(Base):
     meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     claim: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    #: the instance's disks when it joined (what the Volumes quota counts)
+    quota_disks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Policy(Base):
@@ -290,6 +294,21 @@ class BackupTargetRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+class AllowedQuota(Base):
+    """How much of one quota type a project may use (`cairn.workloads.quotas`). The row is
+    also the lock that serialises the requests that would use its type."""
+
+    __tablename__ = "allowed_quotas"
+    __table_args__ = (UniqueConstraint("project_id", "quota_type_id", name="uq_allowed_quotas_project_type"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    quota_type_id: Mapped[str] = mapped_column(String(36))
+    allowed_value: Mapped[int] = mapped_column(BigInt)
+    high_watermark: Mapped[int] = mapped_column(BigInt)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class BackupTargetTypeRow(Base):
     """A named way to a backup target, public or assigned to projects; a workload
     created with `backup_target_types` lives on the type's target."""
@@ -317,3 +336,19 @@ class BackupTargetTypeProject(Base):
     type_id: Mapped[str] = mapped_column(ForeignKey("backup_target_types.id"), index=True)
     project_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class AuditEntry(Base):
+    """One line of the audit log: who did what to which object, when (`cairn.workloads.audit`)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(64))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from cairn.workloads.encryption import SECRET_FIELD, requested_secret
 from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import assigned_policies, get_policy
+from cairn.workloads.quotas import VMS, VOLUMES, WORKLOADS, QuotaGuard
 from cairn.workloads.records import (
     WorkloadSummary,
     get_workload,
@@ -76,8 +77,9 @@ class WorkloadInput:
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
                  dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
-                 placement: BackupTargetService | None = None) -> None:
+                 quotas: QuotaGuard | None = None, placement: BackupTargetService | None = None) -> None:
         self.database = database
+        self.quotas = quotas
         self.platform = platform
         self.targets = targets
         self.placement = placement or BackupTargetService(targets, Path("."), clock)
@@ -121,6 +123,9 @@ class WorkloadService:
                 raise InvalidInput(f"{SECRET_FIELD}: this service cannot check secrets with a key manager.",
                                    SECRET_FIELD)
             confirm_secret(secret)
+        if self.quotas is not None:  # last of the checks: it locks the quotas until the commit
+            self.quotas.check(session, ctx.project_id, {
+                WORKLOADS: 1, VMS: len(instances), VOLUMES: sum(len(i.disks) for i in instances)})
         workload_id = str(uuid.uuid4())
         description = data.description if data.description is not None else DEFAULT_DESCRIPTION
         session.add(Workload(
@@ -149,7 +154,7 @@ class WorkloadService:
     # -- modify ---------------------------------------------------------------------
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
-               project_scope: str | None) -> None:
+               project_scope: str | None) -> Workload:
         instances = None
         if data.instance_ids is not None:  # asked of the platform before the row is locked
             current = get_workload(session, workload_id, project_scope)
@@ -158,6 +163,13 @@ class WorkloadService:
                                               project_id=current.project_id)
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.MODIFIABLE, "modified")
+        if instances is not None and self.quotas is not None:
+            members, disks = session.execute(
+                select(func.count(), func.coalesce(func.sum(WorkloadInstance.quota_disks), 0))
+                .where(WorkloadInstance.workload_id == row.id)).one()
+            self.quotas.check(session, row.project_id, {
+                VMS: len(instances) - int(members),
+                VOLUMES: sum(len(i.disks) for i in instances) - int(disks)})
         now = self.clock()
         if data.name is not None:
             row.name = _check_name(data.name)
@@ -182,7 +194,8 @@ class WorkloadService:
             base = JobSchedule.from_storage(row.jobschedule)
             schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=base, now=now)
             row.jobschedule = schedule.to_storage()
-            row.next_fire_at = _next_fire(schedule, now)
+            # a paused schedule stays paused: resume computes its next fire time
+            row.next_fire_at = _next_fire(schedule, now) if row.schedule_paused_at is None else None
         if instances is not None:
             session.execute(delete(WorkloadInstance).where(
                 WorkloadInstance.workload_id == row.id))
@@ -192,11 +205,12 @@ class WorkloadService:
         row.meta = metadata
         row.policy_id = policy_id
         row.updated_at = now
+        return row
 
     # -- delete, unlock, reset ----------------------------------------------------------
 
     def delete(self, session: Session, workload_id: str, project_scope: str | None,
-               database_only: bool) -> None:
+               database_only: bool) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.DELETABLE, "deleted")
         if not database_only and count_live(session, workload_id):
@@ -206,8 +220,9 @@ class WorkloadService:
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_DELETE, row.project_id, now, workload_id=row.id,
                 payload={"database_only": database_only})
+        return row
 
-    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         """Make the workload available whatever its state; running jobs are cancelled."""
         row = lock_workload(session, workload_id, project_scope)
         now = self.clock()
@@ -217,14 +232,16 @@ class WorkloadService:
         row.status = states.AVAILABLE
         row.error_msg = None
         row.updated_at = now
+        return row
 
-    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.RESETTABLE, "reset")
         now = self.clock()
         row.status = states.RESETTING
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_RESET, row.project_id, now, workload_id=row.id)
+        return row
 
     # -- rules ----------------------------------------------------------------------
 
@@ -253,7 +270,7 @@ class WorkloadService:
         for position, instance in enumerate(instances):
             session.add(WorkloadInstance(workload_id=workload_id, instance_id=instance.id,
                                          name=instance.name, meta={}, claim=instance.id,
-                                         position=position))
+                                         position=position, quota_disks=len(instance.disks)))
         try:
             session.flush()
         except IntegrityError as exc:  # a concurrent request claimed one first

@@ -28,7 +28,7 @@ from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import Capture, InstanceInfo, InstanceView, Platform
 from cairn.workloads import cleanup, states
 from cairn.workloads.catalog import SnapshotDocument
-from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
+from cairn.workloads.job_rows import RESET_MESSAGE, ProgressReporter, settle_unfinished
 from cairn.workloads.records import WorkloadRecord, get_workload
 from cairn.workloads.retention_step import RetentionStep
 from cairn.workloads.snapshot_records import (
@@ -218,7 +218,9 @@ class SnapshotJob:
                             .values(status=states.AVAILABLE, updated_at=now))
             return
         row = session.get(Snapshot, job.subject_id)
-        if row is not None and row.status in states.SNAP_RUNNING:
+        # a reset settled the row while the job ran: what the job wrote still goes
+        reset = row is not None and row.status == states.SNAP_ERROR and row.error_msg == RESET_MESSAGE
+        if row is not None and (row.status in states.SNAP_RUNNING or reset):
             owner = session.execute(select(Workload.backup_target, Workload.encryption, Workload.secret_uuid)
                                     .where(Workload.id == row.workload_id)).one_or_none()
             if owner is not None and owner.backup_target:  # removed by a clean-up job on the worker that wrote it

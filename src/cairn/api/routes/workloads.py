@@ -11,7 +11,7 @@ from cairn.api import deps, models, views
 from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
 from cairn.clock import utcnow
-from cairn.workloads import global_scheduler
+from cairn.workloads import audit, global_scheduler
 from cairn.workloads.encryption import secret_confirmer
 from cairn.workloads.lifecycle import WorkloadInput
 from cairn.workloads.records import (
@@ -99,6 +99,9 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     confirm = secret_confirmer(runtime.key_manager, token, ctx.identity.project_id)
     with runtime.database.unit_of_work() as session:
         record = runtime.workloads.create(session, ctx, _input(body.workload), confirm)
+        audit.record(session, ctx, "workload.create", record.id, record.name,
+                     f"Workload '{record.name}' created with {len(body.workload.instances)} instance(s)",
+                     record.created_at)
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
 
 
@@ -127,8 +130,11 @@ def modify(request: Request, project_id: str, workload_id: str, body: models.Wor
            ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
-                                 _scope(ctx.is_admin, project_id))
+        row = runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
+                                       _scope(ctx.is_admin, project_id))
+        changed = ", ".join(sorted(body.workload.model_dump(exclude_unset=True))) or "nothing"
+        audit.record(session, ctx, "workload.modify", row.id, row.name,
+                     f"Workload '{row.name}' modified: {changed}", row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 
@@ -141,7 +147,10 @@ def delete(request: Request, project_id: str, workload_id: str,
     if keep_data:
         runtime.enforcer.authorize(rules.WORKLOAD_DELETE_DATABASE_ONLY, ctx)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
+        row = runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
+        audit.record(session, ctx, "workload.delete", row.id, row.name,
+                     f"Workload '{row.name}' deleted" + (" (database only)" if keep_data else ""),
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 
@@ -150,7 +159,9 @@ def unlock(request: Request, project_id: str, workload_id: str,
            ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UNLOCK)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
+        row = runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
+        audit.record(session, ctx, "workload.unlock", row.id, row.name, f"Workload '{row.name}' unlocked",
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 
@@ -159,5 +170,7 @@ def reset(request: Request, project_id: str, workload_id: str,
           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_RESET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
+        row = runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
+        audit.record(session, ctx, "workload.reset", row.id, row.name, f"Workload '{row.name}' reset",
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
