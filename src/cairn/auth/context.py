@@ -25,6 +25,9 @@ class RequestContext:
     identity: Identity
     project_id: str
     request_id: str
+    #: the caller's own token, for calls made on their behalf (Barbican, a Keystone
+    #: trust); never logged or shown
+    auth_token: str | None = field(default=None, repr=False)
 
     @property
     def user_id(self) -> str:

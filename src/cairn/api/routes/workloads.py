@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from cairn.api import deps, models, views
@@ -90,13 +90,12 @@ def list_details(request: Request, project_id: str,
 
 @router.post("", status_code=202, response_model=models.WorkloadCreated, summary="Create a workload")
 def create(request: Request, project_id: str, body: models.WorkloadCreateRequest,
-           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)],
-           token: Annotated[str | None, Depends(deps.auth_token)]) -> Response:
+           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_CREATE)]) -> Response:
     runtime = deps.runtime_of(request)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
     # an encrypted workload's secret is checked with Barbican as the caller (its token)
-    confirm = secret_confirmer(runtime.key_manager, token, ctx.identity.project_id)
+    confirm = secret_confirmer(runtime.key_manager, ctx.auth_token, ctx.identity.project_id)
     with runtime.database.unit_of_work() as session:
         record = runtime.workloads.create(session, ctx, _input(body.workload), confirm)
         audit.record(session, ctx, "workload.create", record.id, record.name,
