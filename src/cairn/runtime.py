@@ -27,7 +27,7 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.errors import InvalidInput
 from cairn.jobs.dispatch import InProcessDispatcher
-from cairn.jobs.notify import notifying
+from cairn.jobs.notify import FanOut, Notifier, notifying
 from cairn.jobs.reaper import Reaper
 from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
@@ -37,6 +37,7 @@ from cairn.workloads import cleanup, lifecycle
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
+from cairn.workloads.mail import Mailer
 from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
@@ -70,6 +71,8 @@ class Runtime:
     runner: JobRunner | None = None
     #: the broker connection, when `transport_url` is set
     messaging: Messaging | None = None
+    #: e-mail about the end of snapshots and restores (`cairn.workloads.mail`)
+    mailer: Mailer | None = None
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -83,6 +86,8 @@ class Runtime:
         self.scheduler.stop()
         self.reaper.stop()
         self.dispatcher.shutdown(wait=True)
+        if self.mailer is not None:
+            self.mailer.close()
         if self.messaging is not None:
             self.messaging.close()
         self.database.dispose()
@@ -118,12 +123,14 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
     }
     messaging: Messaging | None = None
+    mailer = Mailer(database)
+    notifiers: list[Notifier] = [mailer]
     if settings.transport_url:
         from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
         messaging = Messaging(settings.transport_url, settings.worker_threads)
-        notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
-        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database, NOTICE_FACTS)
+        notifiers.insert(0, messaging.notifier(publisher_id=f"cairn.{settings.worker_host}"))
+    handlers = notifying(handlers, NOTIFIED_EVENTS, FanOut(*notifiers), database, NOTICE_FACTS)
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
@@ -142,7 +149,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
-                   runner=runner, messaging=messaging)
+                   runner=runner, messaging=messaging, mailer=mailer)
 
 
 def _validator(settings: Settings, database: Database) -> TokenValidator:

@@ -17,6 +17,7 @@ from cairn.clock import isoformat
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
+from cairn.workloads.project_settings import SettingRecord
 from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
 from cairn.workloads.restore_records import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
@@ -206,3 +207,11 @@ def restore(r: RestoreRecord, links: Links) -> dict[str, Any]:
         "instances": [dict(i) for i in r.instances],
         "links": links(r.project_id, "restores", r.id),
     }
+
+
+def setting(s: SettingRecord) -> dict[str, Any]:
+    """A project setting; a secret's value is masked, whoever asks."""
+    return {"id": s.id, "name": s.name, "value": s.shown_value, "description": s.description,
+            "category": s.category, "type": s.type, "is_public": s.is_public, "is_hidden": s.is_hidden,
+            "metadata": s.metadata, "project_id": s.project_id, "user_id": s.user_id,
+            "created_at": isoformat(s.created_at), "updated_at": isoformat(s.updated_at)}
