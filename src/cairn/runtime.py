@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cairn.auth.policy import PolicyEnforcer
+from cairn.auth.projects import LocalProjects, ProjectDirectory, project_directory
 from cairn.auth.tokens import LocalTokenValidator
 from cairn.auth.validator import TokenValidator
 from cairn.clock import utcnow
@@ -34,11 +35,13 @@ from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
+from cairn.workloads.import_job import JOB_IMPORT, ImportJob
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
 from cairn.workloads.mail import Mailer
 from cairn.workloads.notices import NOTICE_FACTS
+from cairn.workloads.reassign import JOB_REASSIGN, ReassignJob
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
@@ -73,6 +76,8 @@ class Runtime:
     messaging: Messaging | None = None
     #: e-mail about the end of snapshots and restores (`cairn.workloads.mail`)
     mailer: Mailer | None = None
+    #: which projects exist (Keystone's, or none known under local tokens)
+    projects: ProjectDirectory = field(default_factory=LocalProjects)
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -121,6 +126,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
+        JOB_IMPORT: ImportJob(targets, clock),
+        JOB_REASSIGN: ReassignJob(targets, clock),
     }
     messaging: Messaging | None = None
     mailer = Mailer(database)
@@ -149,7 +156,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
-                   runner=runner, messaging=messaging, mailer=mailer)
+                   runner=runner, messaging=messaging, mailer=mailer,
+                   projects=project_directory(settings.auth_strategy, settings.keystone))
 
 
 def _validator(settings: Settings, database: Database) -> TokenValidator:

@@ -499,7 +499,7 @@ class SettingsCreateRequest(Strict):
 
 
 class ReassignIn(Strict):
-    workload_ids: list[str] = Field(min_length=1, max_length=1000)
+    workload_ids: list[str] = Field(default_factory=list, max_length=1000)
     new_tenant_id: str = Field(min_length=1, max_length=64)
     user_id: str = Field(min_length=1, max_length=64)
     old_tenant_ids: list[str] = Field(default_factory=list, max_length=1000)
