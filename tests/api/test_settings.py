@@ -231,3 +231,29 @@ def test_a_hanging_smtp_server_neither_delays_nor_fails_the_snapshot(api: Servic
         listener.close()
     # With the server gone the waiting exchange fails; the failure is logged, nothing else.
     wait_until(lambda: any("could not send the e-mail" in r.getMessage() for r in caplog.records), timeout=320)
+
+
+def test_a_restore_sends_an_email_too(api: Service, admin: str, mailbox: Mailbox) -> None:
+    from tests.api.test_snapshots import restore
+    assert post_settings(api, admin, smtp_settings(mailbox.port)).status_code == 200
+    token, workload, _vm = protect(api, "billing")
+    snap = wait_snapshot(api, token, take_snapshot(api, token, workload, {"snapshot": {"name": "n1"}})["id"])
+    wait_status(api, token, workload, "available")
+    done = restore(api, token, workload, snap["id"], {"type": "openstack", "oneclickrestore": True})
+    wait_until(lambda: len(mailbox.messages) == 2, timeout=30)
+    message = next(m for m in mailbox.messages if m["Subject"].startswith("[Cairn] Restore"))
+    assert message["Subject"] == "[Cairn] Restore r of workload billing succeeded"
+    body = message.get_content()
+    assert f"Restore:  r ({done['id']})" in body and f"Snapshot: n1 ({snap['id']})" in body
+
+
+def test_every_new_rule_is_in_the_policy_sample() -> None:
+    from cairn.auth.policy import sample_policy
+    sample = sample_policy()
+    for name, default in (("workload:setting_create", "rule:admin_api"), ("workload:setting_get", "rule:admin_or_owner"),
+                          ("workload:setting_delete", "rule:admin_api"),
+                          ("workload:reassign_workloads", "rule:admin_api"),
+                          ("workload:get_import_workloads_list", "rule:admin_api"),
+                          ("workload:import_workloads", "rule:admin_api"),
+                          ("workload:get_orphaned_workloads_list", "rule:admin_api")):
+        assert f'#"{name}": "{default}"' in sample
