@@ -250,7 +250,8 @@ def test_a_restore_sends_an_email_too(api: Service, admin: str, mailbox: Mailbox
 def test_every_new_rule_is_in_the_policy_sample() -> None:
     from cairn.auth.policy import sample_policy
     sample = sample_policy()
-    for name, default in (("workload:setting_create", "rule:admin_api"), ("workload:setting_get", "rule:admin_or_owner"),
+    for name, default in (("workload:setting_create", "rule:admin_api"),
+                          ("workload:setting_get", "rule:admin_or_owner"),
                           ("workload:setting_delete", "rule:admin_api"),
                           ("workload:reassign_workloads", "rule:admin_api"),
                           ("workload:get_import_workloads_list", "rule:admin_api"),
