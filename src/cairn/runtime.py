@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from cairn.auth.key_manager import KeyManager, ServiceUser
 from cairn.auth.policy import PolicyEnforcer
+from cairn.auth.projects import LocalProjects, ProjectDirectory, project_directory
 from cairn.auth.tokens import LocalTokenValidator
 from cairn.auth.validator import TokenValidator
 from cairn.clock import utcnow
@@ -28,7 +29,7 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.errors import InvalidInput
 from cairn.jobs.dispatch import InProcessDispatcher
-from cairn.jobs.notify import notifying
+from cairn.jobs.notify import FanOut, Notifier, notifying
 from cairn.jobs.reaper import Reaper
 from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
@@ -37,11 +38,14 @@ from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
 from cairn.workloads.backup_targets import BackupTargetService, settings_lookup
 from cairn.workloads.encryption import ServiceKeys
+from cairn.workloads.import_job import JOB_IMPORT, ImportJob
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
+from cairn.workloads.mail import Mailer
 from cairn.workloads.notices import NOTICE_FACTS
 from cairn.workloads.quotas import QuotaGuard
+from cairn.workloads.reassign import JOB_REASSIGN, ReassignJob
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
@@ -81,6 +85,10 @@ class Runtime:
     messaging: Messaging | None = None
     #: Barbican, for encrypted workloads (auth_strategy = keystone only)
     key_manager: KeyManager | None = None
+    #: e-mail about the end of snapshots and restores (`cairn.workloads.mail`)
+    mailer: Mailer | None = None
+    #: which projects exist (Keystone's, or none known under local tokens)
+    projects: ProjectDirectory = field(default_factory=LocalProjects)
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -94,6 +102,8 @@ class Runtime:
         self.scheduler.stop()
         self.reaper.stop()
         self.dispatcher.shutdown(wait=True)
+        if self.mailer is not None:
+            self.mailer.close()
         if self.messaging is not None:
             self.messaging.close()
         self.database.dispose()
@@ -133,14 +143,18 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
+        JOB_IMPORT: ImportJob(targets, clock),
+        JOB_REASSIGN: ReassignJob(targets, clock),
     }
     messaging: Messaging | None = None
+    mailer = Mailer(database)
+    notifiers: list[Notifier] = [mailer]
     if settings.transport_url:
         from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
         messaging = Messaging(settings.transport_url, settings.worker_threads)
-        notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
-        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database, NOTICE_FACTS)
+        notifiers.insert(0, messaging.notifier(publisher_id=f"cairn.{settings.worker_host}"))
+    handlers = notifying(handlers, NOTIFIED_EVENTS, FanOut(*notifiers), database, NOTICE_FACTS)
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
@@ -162,7 +176,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    restores=RestoreService(dispatcher, platform, clock), targets=targets, quotas=quotas,
                    target_resources=target_resources,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
-                   runner=runner, messaging=messaging, key_manager=key_manager)
+                   runner=runner, messaging=messaging, key_manager=key_manager, mailer=mailer,
+                   projects=project_directory(settings.auth_strategy, settings.keystone))
 
 
 def build_key_manager(settings: Settings) -> KeyManager | None:

@@ -16,8 +16,10 @@ from cairn.api.routes import (
     global_scheduler,
     ops,
     policies,
+    project_ops,
     quotas,
     restores,
+    settings,
     snapshots,
     usage,
     workload_ops,
@@ -43,10 +45,10 @@ def create_app(runtime: Runtime) -> FastAPI:
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
     app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
-    # usage before workloads and snapshots: its fixed paths (/workloads/metrics/...) must
-    # not be read as a workload's id
-    for module in (usage, workloads, snapshots, restores, workload_types, policies, global_scheduler,
-                   quotas, workload_ops):
+    # fixed paths under /workloads/ (usage's /workloads/metrics/..., project_ops'
+    # import_workloads, ...) first: they must not be read as a workload's id
+    for module in (usage, project_ops, settings, workloads, snapshots, restores, workload_types, policies,
+                   global_scheduler, quotas, workload_ops):
         app.include_router(module.router)
     for router in backup_targets.routers:
         app.include_router(router)

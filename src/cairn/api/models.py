@@ -636,3 +636,111 @@ class AuditLineOut(BaseModel):
 
 class AuditLog(BaseModel):
     auditlog: list[AuditLineOut]
+# -- settings, reassign, import (cairn.api.routes.project_ops) ------------------------
+
+
+class SettingIn(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    value: Scalar
+    description: str | None = Text
+    category: str | None = Field(default=None, max_length=255)
+    type: str | None = Field(default=None, max_length=255)
+    is_public: bool = False
+    is_hidden: bool = False
+    metadata: Metadata | None = MetadataField
+
+
+class SettingsCreateRequest(Strict):
+    settings: list[SettingIn] = Field(min_length=1, max_length=100)
+
+
+class ReassignIn(Strict):
+    workload_ids: list[str] = Field(default_factory=list, max_length=1000)
+    new_tenant_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(min_length=1, max_length=64)
+    old_tenant_ids: list[str] = Field(default_factory=list, max_length=1000)
+    migrate_cloud: bool = False
+
+
+class ImportRequest(Strict):
+    workload_ids: list[str] = Field(default_factory=list, max_length=10000)
+    upgrade: bool = True
+    target: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class SettingOut(BaseModel):
+    id: str
+    name: str
+    value: str
+    description: str
+    category: str
+    type: str
+    is_public: bool
+    is_hidden: bool
+    metadata: dict[str, str]
+    project_id: str
+    user_id: str
+    created_at: str
+    updated_at: str
+
+
+class SettingList(BaseModel):
+    settings: list[SettingOut]
+
+
+class SettingOne(BaseModel):
+    setting: SettingOut
+
+
+class ReassignedOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    project_id: str
+    user_id: str
+
+
+class ReassignFailedOut(BaseModel):
+    id: str
+    error: str
+
+
+class ReassignResult(BaseModel):
+    reassigned_workloads: list[ReassignedOut]
+    failed_workloads: list[ReassignFailedOut]
+
+
+class ReassignOut(BaseModel):
+    workloads: ReassignResult
+
+
+class TargetWorkloadOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    backup_target: str
+    snapshots: int
+    created_at: str | None
+    reason: str
+
+
+class TargetWorkloadList(BaseModel):
+    workloads: list[TargetWorkloadOut]
+
+
+class ImportJobOut(BaseModel):
+    id: str
+    status: str
+    progress_percent: int
+    progress_msg: str
+    imported_workloads: list[str]
+    imported_snapshots: list[str]
+    skipped: list[str]
+    error_msg: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class ImportJobOne(BaseModel):
+    import_workloads: ImportJobOut

@@ -18,6 +18,7 @@ from cairn.workloads.audit import AuditRecord
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
+from cairn.workloads.project_settings import SettingRecord
 from cairn.workloads.quotas import QuotaRecord, QuotaType
 from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
 from cairn.workloads.restore_records import RestoreRecord
@@ -244,3 +245,9 @@ def audit_line(entry: AuditRecord) -> dict[str, Any]:
             "ProjectId": entry.project_id, "Action": entry.action, "ObjectType": entry.object_type,
             "ObjectId": entry.object_id, "ObjectName": entry.object_name, "Details": entry.details,
             "RequestId": entry.request_id}
+def setting(s: SettingRecord) -> dict[str, Any]:
+    """A project setting; a secret's value is masked, whoever asks."""
+    return {"id": s.id, "name": s.name, "value": s.shown_value, "description": s.description,
+            "category": s.category, "type": s.type, "is_public": s.is_public, "is_hidden": s.is_hidden,
+            "metadata": s.metadata, "project_id": s.project_id, "user_id": s.user_id,
+            "created_at": isoformat(s.created_at), "updated_at": isoformat(s.updated_at)}

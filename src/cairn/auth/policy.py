@@ -163,6 +163,19 @@ WORKLOAD_GET_TENANTS_CHARGEBACK = _action("workload:get_tenants_chargeback", ADM
 WORKLOAD_GET_PROTECTED_VMS = _action("workload:get_protected_vms", ADMIN_OR_OWNER,
                                      "The VMs a project's workloads protect.")
 WORKLOAD_GET_AUDITLOG = _action("workload:get_auditlog", ADMIN, "Read the audit log.")
+WORKLOAD_SETTING_CREATE = _action("workload:setting_create", ADMIN,
+                         "Create or change a project's settings (the SMTP settings of e-mail about jobs).")
+WORKLOAD_SETTING_GET = _action("workload:setting_get", ADMIN_OR_OWNER,
+                      "List and show a project's settings (secret values masked).")
+WORKLOAD_SETTING_DELETE = _action("workload:setting_delete", ADMIN, "Delete a project's settings.")
+WORKLOAD_REASSIGN_WORKLOADS = _action("workload:reassign_workloads", ADMIN,
+                            "Move workloads and their data to another project and user.")
+WORKLOAD_GET_IMPORT_WORKLOADS_LIST = _action("workload:get_import_workloads_list", ADMIN,
+                                   "List the workloads a backup target describes that can be imported.")
+WORKLOAD_IMPORT_WORKLOADS = _action("workload:import_workloads", ADMIN,
+                          "Import workloads from a backup target (a job).")
+WORKLOAD_GET_ORPHANED_WORKLOADS_LIST = _action("workload:get_orphaned_workloads_list", ADMIN,
+                               "List the orphaned workloads on the backup targets.")
 
 #: every action's rule (in declaration order)
 ACTIONS: tuple[Rule, ...] = tuple(_DECLARED)

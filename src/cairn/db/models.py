@@ -352,3 +352,22 @@ class AuditEntry(Base):
     object_name: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str] = mapped_column(String(64))
+class ProjectSetting(Base):
+    """A setting of a project (`/settings`): the SMTP settings that turn e-mail about
+    jobs on, and any other name a client stores. One row per project and name."""
+
+    __tablename__ = "project_settings"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_project_settings_pair"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(255), default="")
+    type: Mapped[str] = mapped_column(String(255), default="")
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -22,6 +22,9 @@ Destinations (JSON objects in the list):
   for an encrypted workload): a snapshot's data on a backup target. Its catalog file goes
   first, then its manifests, so the target never describes a snapshot it cannot restore;
   the chunks go at the next garbage collection.
+- `{"workload": ID, "target": NAME, "project_id": P}`: all of a workload's data in one
+  project on a target (its catalog, then every manifest it has there): the copy a
+  failed reassign made in the new project, or the old project's after one succeeded.
 
 Every removal finds what is already gone and carries on, so a clean-up is safe to run
 twice (a worker that died mid-clean-up, a doorbell rung twice). A clean-up whose worker
@@ -46,7 +49,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.reaper import LEASE_LOST
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome, follow_up
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, RepositoryMissing
 from cairn.workloads.target_data import WorkloadData
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,11 @@ def snapshot_data(target: str, project_id: str, workload_id: str, snapshot_id: s
     if secret_uuid:
         destination["secret_uuid"] = secret_uuid
     return destination
+
+
+def workload_data(target: str, project_id: str, workload_id: str) -> dict[str, Any]:
+    """A destination: all of a workload's catalog and manifests in one project on a target."""
+    return {"workload": workload_id, "target": target, "project_id": project_id}
 
 
 def plan_destinations(session: Session, job: JobRecord, destinations: list[dict[str, Any]]) -> None:
@@ -134,6 +142,13 @@ class CleanupJob:
             _remove_file(destination["file"])
         elif "temporaries_of" in destination:
             _remove_temporaries(destination["temporaries_of"])
+        elif "workload" in destination:
+            data = WorkloadData(self.targets, destination["target"], destination["project_id"],
+                                destination["workload"])
+            try:
+                data.remove_all()
+            except RepositoryMissing:  # nothing was copied there: the catalog went, that is all
+                pass
         elif "snapshot" in destination:
             WorkloadData(self.targets, destination["target"], destination["project_id"],
                          destination["workload_id"], destination.get("secret_uuid")
