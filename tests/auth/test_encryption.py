@@ -298,3 +298,41 @@ def test_a_scheduled_snapshot_of_an_encrypted_workload_reads_its_key_as_the_serv
     assert done["status"] == "available", done
     restored = oneclick_restore(cairn, alice, token, workload_id, done["id"])
     assert [sha256(p) for p in restored] == [hashlib.sha256(data + bytes(DISK_SIZE - len(data))).hexdigest()]
+
+
+def test_import_after_a_database_only_delete_reopens_the_encrypted_workload_with_its_secret(
+        cairn: Service, barbican: BarbicanServer, keystone: KeystoneServer, alice: KeystoneUser) -> None:
+    from cairn.clock import utcnow
+    from cairn.workloads.importer import import_target
+
+    token = alice.token()
+    secret = barbican.create_secret(alice)
+    instance, _, data = random_disk(cairn, alice, "imported", seed=9)
+    response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
+    workload_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, workload_id)["status"] == "available"
+    taken = snapshot_of(cairn, alice, token, workload_id)
+    assert taken["status"] == "available", taken
+    admin = keystone.users["root"].token()  # a Cairn admin (Keystone's admin role)
+    with cairn.client(admin) as client:
+        deleted = client.delete(f"/v1/{alice.project_id}/workloads/{workload_id}",
+                                params={"database_only": "true"})
+    assert deleted.status_code == 202, deleted.text
+    wait_until(lambda: _deleted(cairn, workload_id), timeout=60)
+
+    with cairn.runtime.database.unit_of_work() as session:
+        report = import_target(session, cairn.runtime.targets, "default", utcnow(), workload_id=workload_id)
+    assert report.workloads == [workload_id] and report.snapshots == [taken["id"]], report
+    shown = get(cairn, alice, f"/workloads/{workload_id}", token)["workload"]
+    assert shown["encryption"] is True and shown["secret_uuid"] == secret
+    restored = oneclick_restore(cairn, alice, token, workload_id, taken["id"])
+    assert [sha256(p) for p in restored] == [hashlib.sha256(data + bytes(DISK_SIZE - len(data))).hexdigest()]
+    # the secret is claimed again: a new workload cannot take it
+    other, _, _ = random_disk(cairn, alice, "claimant", seed=10)
+    assert_refused(post(cairn, alice, "/workloads", tempest_body(other, True, secret), token), 400,
+                   "workload.secret_uuid")
+
+
+def _deleted(cairn: Service, workload_id: str) -> bool:
+    with cairn.runtime.database.reader() as session:
+        return bool(session.scalar(sa.select(Workload.deleted).where(Workload.id == workload_id)))
