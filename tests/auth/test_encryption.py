@@ -259,12 +259,25 @@ def test_barbican_stopped_is_a_503_and_writes_nothing(cairn: Service, barbican: 
     token = alice.token()
     secret = barbican.create_secret(alice)
     instance, _, _ = random_disk(cairn, alice, "down", seed=7)
+    existing, _, _ = random_disk(cairn, alice, "down-existing", seed=13)
+    response = post(cairn, alice, "/workloads", tempest_body(existing, True, barbican.create_secret(alice)), token)
+    existing_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, existing_id)["status"] == "available"
+    own = (cairn.data_dir / "targets" / "default" / "projects" / alice.project_id / "encrypted" / existing_id
+           / "repo")
     before = counts(cairn)
     with stopped(barbican):
         response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
         assert_refused(response, 503, "")
         assert "key manager" in next(iter(response.json().values()))["message"]
         assert counts(cairn) == before
+        # a snapshot job cannot read the key: it fails naming the key manager, writes
+        # nothing to the repository, and leaves the workload usable
+        files = sorted(p for p in own.rglob("*") if p.is_file() and "locks" not in p.parts)
+        failed = snapshot_of(cairn, alice, token, existing_id)
+        assert failed["status"] == "error" and "key manager" in failed["error_msg"], failed
+        assert sorted(p for p in own.rglob("*") if p.is_file() and "locks" not in p.parts) == files
+        assert wait_workload(cairn, alice, token, existing_id)["status"] == "available"
     # and once it is back, the same request succeeds
     response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
     assert response.status_code == 202, response.text
