@@ -242,7 +242,19 @@ def test_a_secret_encrypts_one_live_workload(cairn: Service, barbican: BarbicanS
     assert_refused(post(cairn, alice, "/workloads", tempest_body(second, True, secret), token), 400,
                    "workload.secret_uuid")
     assert counts(cairn) == before
-    wait_workload(cairn, alice, token, response.json()["workload"]["id"])
+    first_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, first_id)["status"] == "available"
+    assert snapshot_of(cairn, alice, token, first_id)["status"] == "available"
+    # deleting the workload (its own repository opened with the secret, its data
+    # collected) releases the secret for a new workload
+    with cairn.client(token) as client:
+        assert client.delete(f"/v1/{alice.project_id}/workloads/{first_id}").status_code == 202
+    wait_until(lambda: _deleted(cairn, first_id), timeout=60)
+    own = cairn.data_dir / "targets" / "default" / "projects" / alice.project_id / "encrypted" / first_id / "repo"
+    assert not [p for p in (own / "packs").rglob("*") if p.is_file()]
+    response = post(cairn, alice, "/workloads", tempest_body(second, True, secret), token)
+    assert response.status_code == 202, response.text
+    assert wait_workload(cairn, alice, token, response.json()["workload"]["id"])["status"] == "available"
 
 
 @contextlib.contextmanager
