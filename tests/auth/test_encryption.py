@@ -244,9 +244,14 @@ def test_a_secret_encrypts_one_live_workload(cairn: Service, barbican: BarbicanS
     assert counts(cairn) == before
     first_id = response.json()["workload"]["id"]
     assert wait_workload(cairn, alice, token, first_id)["status"] == "available"
-    assert snapshot_of(cairn, alice, token, first_id)["status"] == "available"
-    # deleting the workload (its own repository opened with the secret, its data
-    # collected) releases the secret for a new workload
+    taken = snapshot_of(cairn, alice, token, first_id)
+    assert taken["status"] == "available", taken
+    # deleting the snapshot, then the workload (its own repository opened with the
+    # secret, its data collected) releases the secret for a new workload
+    with cairn.client(token) as client:
+        assert client.delete(f"/v1/{alice.project_id}/snapshots/{taken['id']}").status_code == 202
+    wait_until(lambda: not _live_snapshots(cairn, first_id)
+               and wait_workload(cairn, alice, token, first_id)["status"] == "available", timeout=60)
     with cairn.client(token) as client:
         assert client.delete(f"/v1/{alice.project_id}/workloads/{first_id}").status_code == 202
     wait_until(lambda: _deleted(cairn, first_id), timeout=60)
@@ -361,3 +366,11 @@ def test_import_after_a_database_only_delete_reopens_the_encrypted_workload_with
 def _deleted(cairn: Service, workload_id: str) -> bool:
     with cairn.runtime.database.reader() as session:
         return bool(session.scalar(sa.select(Workload.deleted).where(Workload.id == workload_id)))
+
+
+def _live_snapshots(cairn: Service, workload_id: str) -> int:
+    from cairn.db.models import Snapshot
+
+    with cairn.runtime.database.reader() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(Snapshot).where(
+            Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False))) or 0)
