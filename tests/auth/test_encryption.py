@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -71,13 +72,19 @@ def random_disk(cairn: Service, user: KeystoneUser, name: str, seed: int) -> tup
     return instance_id, path, data
 
 
+def http(cairn: Service, token: str) -> httpx.Client:
+    """A client of `cairn` with a generous timeout: an encrypted create makes several
+    round trips to Keystone and Barbican, each a real service on a shared machine."""
+    return httpx.Client(base_url=cairn.url, headers={"X-Auth-Token": token}, timeout=180)
+
+
 def post(cairn: Service, user: KeystoneUser, path: str, body: Any, token: str | None = None) -> Any:
-    with cairn.client(token or user.token()) as client:
+    with http(cairn, token or user.token()) as client:
         return client.post(f"/v1/{user.project_id}{path}", json=body)
 
 
 def get(cairn: Service, user: KeystoneUser, path: str, token: str) -> Any:
-    with cairn.client(token) as client:
+    with http(cairn, token) as client:
         response = client.get(f"/v1/{user.project_id}{path}")
     assert response.status_code == 200, response.text
     return response.json()
@@ -248,11 +255,11 @@ def test_a_secret_encrypts_one_live_workload(cairn: Service, barbican: BarbicanS
     assert taken["status"] == "available", taken
     # deleting the snapshot, then the workload (its own repository opened with the
     # secret, its data collected) releases the secret for a new workload
-    with cairn.client(token) as client:
+    with http(cairn, token) as client:
         assert client.delete(f"/v1/{alice.project_id}/snapshots/{taken['id']}").status_code == 202
     wait_until(lambda: not _live_snapshots(cairn, first_id)
                and wait_workload(cairn, alice, token, first_id)["status"] == "available", timeout=60)
-    with cairn.client(token) as client:
+    with http(cairn, token) as client:
         assert client.delete(f"/v1/{alice.project_id}/workloads/{first_id}").status_code == 202
     wait_until(lambda: _deleted(cairn, first_id), timeout=60)
     own = cairn.data_dir / "targets" / "default" / "projects" / alice.project_id / "encrypted" / first_id / "repo"
@@ -344,7 +351,7 @@ def test_import_after_a_database_only_delete_reopens_the_encrypted_workload_with
     taken = snapshot_of(cairn, alice, token, workload_id)
     assert taken["status"] == "available", taken
     admin = keystone.users["root"].token()  # a Cairn admin (Keystone's admin role)
-    with cairn.client(admin) as client:
+    with http(cairn, admin) as client:
         deleted = client.delete(f"/v1/{alice.project_id}/workloads/{workload_id}",
                                 params={"database_only": "true"})
     assert deleted.status_code == 202, deleted.text
