@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -71,13 +72,19 @@ def random_disk(cairn: Service, user: KeystoneUser, name: str, seed: int) -> tup
     return instance_id, path, data
 
 
+def http(cairn: Service, token: str) -> httpx.Client:
+    """A client of `cairn` with a generous timeout: an encrypted create makes several
+    round trips to Keystone and Barbican, each a real service on a shared machine."""
+    return httpx.Client(base_url=cairn.url, headers={"X-Auth-Token": token}, timeout=180)
+
+
 def post(cairn: Service, user: KeystoneUser, path: str, body: Any, token: str | None = None) -> Any:
-    with cairn.client(token or user.token()) as client:
+    with http(cairn, token or user.token()) as client:
         return client.post(f"/v1/{user.project_id}{path}", json=body)
 
 
 def get(cairn: Service, user: KeystoneUser, path: str, token: str) -> Any:
-    with cairn.client(token) as client:
+    with http(cairn, token) as client:
         response = client.get(f"/v1/{user.project_id}{path}")
     assert response.status_code == 200, response.text
     return response.json()
@@ -242,7 +249,24 @@ def test_a_secret_encrypts_one_live_workload(cairn: Service, barbican: BarbicanS
     assert_refused(post(cairn, alice, "/workloads", tempest_body(second, True, secret), token), 400,
                    "workload.secret_uuid")
     assert counts(cairn) == before
-    wait_workload(cairn, alice, token, response.json()["workload"]["id"])
+    first_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, first_id)["status"] == "available"
+    taken = snapshot_of(cairn, alice, token, first_id)
+    assert taken["status"] == "available", taken
+    # deleting the snapshot, then the workload (its own repository opened with the
+    # secret, its data collected) releases the secret for a new workload
+    with http(cairn, token) as client:
+        assert client.delete(f"/v1/{alice.project_id}/snapshots/{taken['id']}").status_code == 202
+    wait_until(lambda: not _live_snapshots(cairn, first_id)
+               and wait_workload(cairn, alice, token, first_id)["status"] == "available", timeout=60)
+    with http(cairn, token) as client:
+        assert client.delete(f"/v1/{alice.project_id}/workloads/{first_id}").status_code == 202
+    wait_until(lambda: _deleted(cairn, first_id), timeout=60)
+    own = cairn.data_dir / "targets" / "default" / "projects" / alice.project_id / "encrypted" / first_id / "repo"
+    assert not [p for p in (own / "packs").rglob("*") if p.is_file()]
+    response = post(cairn, alice, "/workloads", tempest_body(second, True, secret), token)
+    assert response.status_code == 202, response.text
+    assert wait_workload(cairn, alice, token, response.json()["workload"]["id"])["status"] == "available"
 
 
 @contextlib.contextmanager
@@ -259,12 +283,25 @@ def test_barbican_stopped_is_a_503_and_writes_nothing(cairn: Service, barbican: 
     token = alice.token()
     secret = barbican.create_secret(alice)
     instance, _, _ = random_disk(cairn, alice, "down", seed=7)
+    existing, _, _ = random_disk(cairn, alice, "down-existing", seed=13)
+    response = post(cairn, alice, "/workloads", tempest_body(existing, True, barbican.create_secret(alice)), token)
+    existing_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, existing_id)["status"] == "available"
+    own = (cairn.data_dir / "targets" / "default" / "projects" / alice.project_id / "encrypted" / existing_id
+           / "repo")
     before = counts(cairn)
     with stopped(barbican):
         response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
         assert_refused(response, 503, "")
         assert "key manager" in next(iter(response.json().values()))["message"]
         assert counts(cairn) == before
+        # a snapshot job cannot read the key: it fails naming the key manager, writes
+        # nothing to the repository, and leaves the workload usable
+        files = sorted(p for p in own.rglob("*") if p.is_file() and "locks" not in p.parts)
+        failed = snapshot_of(cairn, alice, token, existing_id)
+        assert failed["status"] == "error" and "key manager" in failed["error_msg"], failed
+        assert sorted(p for p in own.rglob("*") if p.is_file() and "locks" not in p.parts) == files
+        assert wait_workload(cairn, alice, token, existing_id)["status"] == "available"
     # and once it is back, the same request succeeds
     response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
     assert response.status_code == 202, response.text
@@ -298,3 +335,49 @@ def test_a_scheduled_snapshot_of_an_encrypted_workload_reads_its_key_as_the_serv
     assert done["status"] == "available", done
     restored = oneclick_restore(cairn, alice, token, workload_id, done["id"])
     assert [sha256(p) for p in restored] == [hashlib.sha256(data + bytes(DISK_SIZE - len(data))).hexdigest()]
+
+
+def test_import_after_a_database_only_delete_reopens_the_encrypted_workload_with_its_secret(
+        cairn: Service, barbican: BarbicanServer, keystone: KeystoneServer, alice: KeystoneUser) -> None:
+    from cairn.clock import utcnow
+    from cairn.workloads.importer import import_target
+
+    token = alice.token()
+    secret = barbican.create_secret(alice)
+    instance, _, data = random_disk(cairn, alice, "imported", seed=9)
+    response = post(cairn, alice, "/workloads", tempest_body(instance, True, secret), token)
+    workload_id = response.json()["workload"]["id"]
+    assert wait_workload(cairn, alice, token, workload_id)["status"] == "available"
+    taken = snapshot_of(cairn, alice, token, workload_id)
+    assert taken["status"] == "available", taken
+    admin = keystone.users["root"].token()  # a Cairn admin (Keystone's admin role)
+    with http(cairn, admin) as client:
+        deleted = client.delete(f"/v1/{alice.project_id}/workloads/{workload_id}",
+                                params={"database_only": "true"})
+    assert deleted.status_code == 202, deleted.text
+    wait_until(lambda: _deleted(cairn, workload_id), timeout=60)
+
+    with cairn.runtime.database.unit_of_work() as session:
+        report = import_target(session, cairn.runtime.targets, "default", utcnow(), workload_id=workload_id)
+    assert report.workloads == [workload_id] and report.snapshots == [taken["id"]], report
+    shown = get(cairn, alice, f"/workloads/{workload_id}", token)["workload"]
+    assert shown["encryption"] is True and shown["secret_uuid"] == secret
+    restored = oneclick_restore(cairn, alice, token, workload_id, taken["id"])
+    assert [sha256(p) for p in restored] == [hashlib.sha256(data + bytes(DISK_SIZE - len(data))).hexdigest()]
+    # the secret is claimed again: a new workload cannot take it
+    other, _, _ = random_disk(cairn, alice, "claimant", seed=10)
+    assert_refused(post(cairn, alice, "/workloads", tempest_body(other, True, secret), token), 400,
+                   "workload.secret_uuid")
+
+
+def _deleted(cairn: Service, workload_id: str) -> bool:
+    with cairn.runtime.database.reader() as session:
+        return bool(session.scalar(sa.select(Workload.deleted).where(Workload.id == workload_id)))
+
+
+def _live_snapshots(cairn: Service, workload_id: str) -> int:
+    from cairn.db.models import Snapshot
+
+    with cairn.runtime.database.reader() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(Snapshot).where(
+            Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False))) or 0)

@@ -2,10 +2,11 @@
 
 Everything Cairn asks of Barbican goes through this module:
 
-- `KeyManager.read_payload(secret_id, credentials, field)`: a secret's payload bytes, read
-  through castellan (OpenStack's key-manager library) as `credentials` say: the caller's
-  token (`CallerToken`, at the API: "may *this caller* read it?") or Cairn's service user
-  (`ServiceUser`, in jobs, which have no caller);
+- `KeyManager.read_payload(secret_id, credentials, field)`: a secret's payload bytes,
+  read through castellan (OpenStack's key-manager library) as `credentials` say: the
+  caller's token (`CallerToken`, at the API: "may *this caller* read it?") or Cairn's
+  service user (`ServiceUser`, in jobs, which have no caller). It takes an id;
+  `secret_id(ref)` turns a `secret_ref` URL into one;
 - `KeyManager.grant_service_read(secret_id, caller, field)`: adds Cairn's service user to
   the secret's `read` ACL, as the caller (the secret's owner may do that), so that jobs
   can read the secret later without the caller's token. Barbican ACLs live in Barbican,
@@ -233,6 +234,12 @@ def _unavailable(exc: BaseException, service: str) -> Unavailable:
     log.warning("the key manager failed: %s: %s", type(exc).__name__, exc)
     return Unavailable(f"The key manager ({service}) cannot be reached or failed ({type(exc).__name__}); "
                        "encrypted workloads cannot be created or used until it answers. Try again later.")
+
+
+def secret_id(secret: str) -> str:
+    """The id of a secret named by its id or by its `secret_ref`
+    (`https://barbican:9311/v1/secrets/<id>`): what `read_payload` takes."""
+    return secret.rstrip("/").rsplit("/", 1)[-1] if "/" in secret else secret
 
 
 def _check_id(secret_id: str, field: str) -> None:
