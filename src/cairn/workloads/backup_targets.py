@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.config import S3TargetSettings, TargetSettings
@@ -221,7 +222,6 @@ class BackupTargetService:
         except CairnError as exc:
             raise Conflict(f"Backup target {row.filesystem_export}: {exc.message}") from exc
         session.add(row)
-        session.flush()
         self._add_type(session, TypeInput(name=type_name, backup_target=target_id), user_id=None, now=now)
         if data.is_default:
             self._set_default_target(session, target_id)
@@ -460,7 +460,10 @@ class BackupTargetService:
                                         backup_target=data.backup_target, is_public=data.is_public,
                                         is_default=False, user_id=user_id, meta=dict(data.metadata),
                                         created_at=now, updated_at=now))
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # a concurrent request took the name after it was checked
+            raise Conflict(f"Backup target type {data.name!r} was just created by another request.") from exc
         for project in dict.fromkeys(data.projects):
             session.add(BackupTargetTypeProject(type_id=type_id, project_id=project, created_at=now))
         return type_id
@@ -561,7 +564,7 @@ class BackupTargetService:
         if wanted_type is not None:
             record = self._usable_type(session, wanted_type, project_id)
             target = self._open(record.backup_target, WORKLOAD_FIELD)
-            if wanted_target is not None and self.targets.resolve(wanted_target).name != target.name:
+            if wanted_target is not None and self._resolve(wanted_target).name != target.name:
                 raise InvalidInput(f"backup_target_types: type {record.name} is on backup target {target.name}, "
                                    f"not on metadata.backup_media_target {wanted_target!r}; give one of them.",
                                    WORKLOAD_FIELD)
