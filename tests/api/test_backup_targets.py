@@ -130,6 +130,10 @@ def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(api: Ser
                             json={"add_projects": ["p1"]})
         assert added.json()["backup_target_types"]["projects"] == ["p2", "p1"]
     assert create("p1", private_id).status_code == 202
+    with api.client(api.token("p1")) as client:  # a member sees its own assignment, not the others'
+        seen = client.get(f"/v1/p1/backup_target_types/{private_id}").json()["backup_target_types"]
+        listed = client.get("/v1/p1/backup_target_types/detail").json()["backup_target_types"]
+    assert seen["projects"] == ["p1"] and [t["projects"] for t in listed] == [[], ["p1"]]
     with admin_client(api) as client:
         removed = client.post(f"/v1/admin/backup_target_types/{private_id}/remove_projects",
                               json={"remove_projects": ["p1"]})
