@@ -115,7 +115,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     # `reader` reading a secret's payload by its reference.
     credentials = credentials_lookup(None)
     targets = BackupTargets(settings.backup_targets, lookup=settings_lookup(database, credentials))
-    target_resources = BackupTargetService(targets, settings.data_dir, clock, credentials)
+    target_resources = BackupTargetService(targets, settings.target_mount_dir, clock, credentials)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),

@@ -173,11 +173,11 @@ def flag(name: str, value: Any, default: bool = False) -> bool:
     raise InvalidInput(f"{name.rsplit('.', 1)[-1]}: {value!r} is not 0, 1, true or false.", name)
 
 
-def _default_mount_path(data_dir: Path, export: str) -> Path:
+def _default_mount_path(mount_dir: Path, export: str) -> Path:
     """Where an export is expected when the request names no mount path: Trilio's
-    scheme, the export's URL-safe base64 under one directory."""
+    scheme, the export's URL-safe base64 under the mount directory."""
     encoded = base64.urlsafe_b64encode(export.encode()).decode().rstrip("=")
-    return data_dir / "mounts" / encoded
+    return mount_dir / encoded
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -187,10 +187,12 @@ class BackupTargetService:
     """Creates, lists, shows and deletes targets and types; `place` chooses a new
     workload's target."""
 
-    def __init__(self, targets: BackupTargets, data_dir: Path, clock: Callable[[], datetime],
+    def __init__(self, targets: BackupTargets, mount_dir: Path, clock: Callable[[], datetime],
                  credentials: CredentialsLookup | None = None) -> None:
         self.targets = targets
-        self.data_dir = data_dir
+        #: created NFS targets are mounted inside it (`backup_target_mount_dir`): an API
+        #: call can never make Cairn write its marker into an arbitrary directory
+        self.mount_dir = mount_dir
         self.clock = clock
         self.credentials = credentials or credentials_lookup()
 
@@ -245,12 +247,16 @@ class BackupTargetService:
         if not _EXPORT.fullmatch(export):
             raise InvalidInput(f"filesystem_export: {export!r} is not of the form host:/export.",
                                f"{TARGET_FIELD}.filesystem_export")
-        mount = Path(data.mount_path) if data.mount_path else _default_mount_path(self.data_dir, export)
+        mount = Path(data.mount_path) if data.mount_path else _default_mount_path(self.mount_dir, export)
         where = f"{TARGET_FIELD}.filesystem_export_mount_path"
         if not mount.is_absolute() or ".." in mount.parts:
             raise InvalidInput(f"filesystem_export_mount_path: {str(mount)!r} must be an absolute path "
                                "without '..'.", where)
         mount = Path(os.path.normpath(mount))
+        root = Path(os.path.normpath(self.mount_dir))
+        if mount == root or root not in mount.parents:
+            raise InvalidInput(f"filesystem_export_mount_path: {mount} is not inside {root}, the directory "
+                               "created targets are mounted in (backup_target_mount_dir).", where)
         for other in self.list_targets(session, with_status=False):
             if other.filesystem_export == export:
                 raise InvalidInput(f"filesystem_export: {export} is already backup target {other.id}.",
