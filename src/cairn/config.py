@@ -95,6 +95,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "libvirt_shutdown_seconds", float, 120.0,
            "How long an in-place restore with power_off waits for a domain to shut down "
            "gracefully before it destroys (powers off) it.", "number"),
+    Option("DEFAULT", "backup_target_mount_dir", _parse_path, None,
+           "Directory under which the NFS exports of backup targets created over the API are "
+           "mounted on every Cairn host; a created target's mount path must lie inside it. "
+           "Default: <data_dir>/mounts.", "path"),
     Option("DEFAULT", "max_request_body_bytes", int, 1024 * 1024,
            "Largest request body accepted; a larger one is refused with 413.", "integer"),
     Option("DEFAULT", "max_list_limit", int, 1000,
@@ -275,6 +279,7 @@ class Settings:
     platform: str = "local"
     libvirt_uri: str = "qemu:///system"
     libvirt_shutdown_seconds: float = 120.0
+    backup_target_mount_dir: Path | None = None
     max_request_body_bytes: int = 1024 * 1024
     max_list_limit: int = 1000
     worker_threads: int = 4
@@ -294,6 +299,11 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def target_mount_dir(self) -> Path:
+        """Where created NFS targets are mounted (`backup_target_mount_dir`)."""
+        return self.backup_target_mount_dir or self.data_dir / "mounts"
 
     @property
     def worker_host(self) -> str:

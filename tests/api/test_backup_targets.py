@@ -17,6 +17,14 @@ from tests.conftest import Service
 EXPORT = "192.0.2.50:/exports/cairn"
 
 
+@pytest.fixture
+def mnt(api: Service) -> Path:
+    """A directory inside the service's backup_target_mount_dir, as an export's mount point."""
+    import uuid
+
+    return api.runtime.settings.target_mount_dir / f"mnt-{uuid.uuid4().hex[:8]}"
+
+
 def admin_client(api: Service) -> httpx.Client:
     return api.client(api.token("admin", "root", roles=("admin",)))
 
@@ -47,13 +55,13 @@ def refused(response: httpx.Response, status: int, *words: str) -> str:
 
 
 def test_created_nfs_target_is_shown_with_its_type_and_a_workload_on_it_restores_bit_exact(
-        api: Service, tmp_path: Path) -> None:
-    target = nfs_target(api, tmp_path / "mnt", btt_name="gold", metadata={"site": "a"})
+        api: Service, mnt: Path, tmp_path: Path) -> None:
+    target = nfs_target(api, mnt, btt_name="gold", metadata={"site": "a"})
     assert target["type"] == "nfs" and target["source"] == "api" and target["status"] == "available"
     assert target["filesystem_export"] == EXPORT
-    assert target["filesystem_export_mount_path"] == str(tmp_path / "mnt")
+    assert target["filesystem_export_mount_path"] == str(mnt)
     assert target["metadata"] == {"site": "a"} and target["immutable"] is False
-    assert (tmp_path / "mnt" / "cairn-target.json").is_file()  # made ready by its creation
+    assert (mnt / "cairn-target.json").is_file()  # made ready by its creation
     [gold] = target["backup_target_types"]
     assert gold["name"] == "gold" and gold["is_public"] is True and gold["backup_targets_id"] == target["id"]
     with admin_client(api) as client:
@@ -69,7 +77,7 @@ def test_created_nfs_target_is_shown_with_its_type_and_a_workload_on_it_restores
     workload = create_workload(api, member, [register(api, "p1", "web", disk)], backup_target_types=gold["id"])
     detail = wait_status(api, member, workload["id"], "available")
     assert detail["metadata"]["backup_target_types"] == gold["id"]
-    assert (tmp_path / "mnt" / "projects" / "p1" / "repo").is_dir()
+    assert (mnt / "projects" / "p1" / "repo").is_dir()
     before = sha256(disk)
     snap = wait_snapshot(api, member, take_snapshot(api, member, workload["id"])["id"])
     wait_status(api, member, workload["id"], "available")
@@ -78,12 +86,12 @@ def test_created_nfs_target_is_shown_with_its_type_and_a_workload_on_it_restores
     done = restore(api, member, workload["id"], snap["id"], {"type": "openstack", "restore_type": "inplace"})
     assert done["status"] == "available", done
     assert sha256(disk) == before
-    assert any((tmp_path / "mnt" / "projects" / "p1" / "workloads" / workload["id"]).iterdir())
+    assert any((mnt / "projects" / "p1" / "workloads" / workload["id"]).iterdir())
 
 
 def test_a_type_is_found_by_name_too_and_a_member_cannot_set_the_field_through_metadata(
-        api: Service, tmp_path: Path) -> None:
-    target = nfs_target(api, tmp_path / "mnt", btt_name="silver")
+        api: Service, mnt: Path, tmp_path: Path) -> None:
+    target = nfs_target(api, mnt, btt_name="silver")
     member = api.token("p1")
     workload = create_workload(api, member, [api.add_instance("p1")], backup_target_types="silver")
     wait_status(api, member, workload["id"], "available")
@@ -100,8 +108,9 @@ def test_a_type_is_found_by_name_too_and_a_member_cannot_set_the_field_through_m
     assert [w["id"] for w in on_export] == [workload["id"]] and on_default == []
 
 
-def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(api: Service, tmp_path: Path) -> None:
-    target = nfs_target(api, tmp_path / "mnt")
+def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(
+        api: Service, mnt: Path) -> None:
+    target = nfs_target(api, mnt)
     with admin_client(api) as client:
         private = create_type(client, name="p2-only", backup_targets_id=target["id"], is_public=False,
                               project_list=["p2"], description="for p2")
@@ -130,6 +139,10 @@ def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(api: Ser
                             json={"add_projects": ["p1"]})
         assert added.json()["backup_target_types"]["projects"] == ["p2", "p1"]
     assert create("p1", private_id).status_code == 202
+    with api.client(api.token("p1")) as client:  # a member sees its own assignment, not the others'
+        seen = client.get(f"/v1/p1/backup_target_types/{private_id}").json()["backup_target_types"]
+        listed = client.get("/v1/p1/backup_target_types/detail").json()["backup_target_types"]
+    assert seen["projects"] == ["p1"] and [t["projects"] for t in listed] == [[], ["p1"]]
     with admin_client(api) as client:
         removed = client.post(f"/v1/admin/backup_target_types/{private_id}/remove_projects",
                               json={"remove_projects": ["p1"]})
@@ -137,8 +150,9 @@ def test_a_project_cannot_place_a_workload_on_a_type_not_assigned_to_it(api: Ser
     refused(create("p1", private_id), 400, "backup_target_types")
 
 
-def test_a_member_is_refused_every_admin_route(api: Service, tmp_path: Path) -> None:
-    target = nfs_target(api, tmp_path / "mnt")
+def test_a_member_is_refused_every_admin_route(
+        api: Service, mnt: Path) -> None:
+    target = nfs_target(api, mnt)
     type_id = target["backup_target_types"][0]["id"]
     with api.client(api.token("p1")) as client:
         calls = [
@@ -183,8 +197,8 @@ def test_unknown_ids_are_not_found(api: Service) -> None:
 
 
 def test_deleting_a_target_that_holds_workloads_is_refused_until_they_are_gone(
-        api: Service, tmp_path: Path) -> None:
-    target = nfs_target(api, tmp_path / "mnt")
+        api: Service, mnt: Path, tmp_path: Path) -> None:
+    target = nfs_target(api, mnt)
     type_id = target["backup_target_types"][0]["id"]
     member = api.token("p1")
     workload = create_workload(api, member, [api.add_instance("p1")], backup_target_types=type_id)
@@ -205,10 +219,11 @@ def test_deleting_a_target_that_holds_workloads_is_refused_until_they_are_gone(
         assert client.delete(f"/v1/admin/backup_targets/{target['id']}").status_code == 202
         assert client.get(f"/v1/admin/backup_targets/{target['id']}").status_code == 404
         assert client.get(f"/v1/admin/backup_target_types/{type_id}").status_code == 404
-    assert (tmp_path / "mnt" / "cairn-target.json").is_file()  # the data stays where it was
+    assert (mnt / "cairn-target.json").is_file()  # the data stays where it was
 
 
-def test_configured_targets_are_listed_read_only_and_may_be_the_default(api: Service, tmp_path: Path) -> None:
+def test_configured_targets_are_listed_read_only_and_may_be_the_default(
+        api: Service, mnt: Path) -> None:
     with admin_client(api) as client:
         [configured] = client.get("/v1/admin/backup_targets/detail").json()["backup_targets"]
         assert configured["id"] == "default" and configured["source"] == "configuration"
@@ -217,7 +232,7 @@ def test_configured_targets_are_listed_read_only_and_may_be_the_default(api: Ser
         created = create_type(client, name="local", backup_targets_id="default", is_default=1)
         assert created.status_code == 200, created.text
         assert created.json()["backup_target_types"]["is_default"] is True
-    target = nfs_target(api, tmp_path / "mnt", is_default=True)
+    target = nfs_target(api, mnt, is_default=True)
     assert target["is_default"] is True
     member = api.token("p1")
     # the default type (public) wins over the default target
@@ -229,7 +244,7 @@ def test_configured_targets_are_listed_read_only_and_may_be_the_default(api: Ser
                              ).status_code == 202
     by_target = create_workload(api, member, [api.add_instance("p1")])
     wait_status(api, member, by_target["id"], "available")
-    assert (tmp_path / "mnt" / "projects" / "p1").is_dir()
+    assert (mnt / "projects" / "p1").is_dir()
     with admin_client(api) as client:
         assert client.get("/v1/admin/backup_targets/default/set_default").json()["backup_targets"]["is_default"]
         assert not client.get(f"/v1/admin/backup_targets/{target['id']}").json()["backup_targets"]["is_default"]
@@ -243,8 +258,13 @@ def test_configured_targets_are_listed_read_only_and_may_be_the_default(api: Ser
     ({"type": "nfs", "filesystem_export": EXPORT, "secret_ref": "file:///x"}, ("secret_ref", "only an s3")),
     ({"type": "nfs", "filesystem_export": EXPORT, "filesystem_export_mount_path": "relative"},
      ("filesystem_export_mount_path", "absolute")),
-    ({"type": "nfs", "filesystem_export": EXPORT, "filesystem_export_mount_path": "/nonexistent/cairn"},
+    ({"type": "nfs", "filesystem_export": EXPORT, "filesystem_export_mount_path": "<mounts>/missing"},
      ("filesystem_export_mount_path", "mount 192.0.2.50:/exports/cairn there")),
+    ({"type": "nfs", "filesystem_export": EXPORT}, ("filesystem_export_mount_path", "mount 192.0.2.50")),
+    ({"type": "nfs", "filesystem_export": EXPORT, "filesystem_export_mount_path": "/"},
+     ("filesystem_export_mount_path", "not inside")),
+    ({"type": "nfs", "filesystem_export": EXPORT, "filesystem_export_mount_path": "<mounts>"},
+     ("filesystem_export_mount_path", "not inside")),
     ({"type": "nfs", "filesystem_export": EXPORT, "is_default": "maybe"}, ("is_default",)),
     ({"type": "s3", "s3_endpoint_url": "http://127.0.0.1:1", "s3_bucket": "b"}, ("s3_bucket",)),
     ({"type": "s3", "s3_endpoint_url": "http://127.0.0.1:1", "s3_bucket": "bucket"}, ("secret_ref", "required")),
@@ -260,23 +280,28 @@ def test_configured_targets_are_listed_read_only_and_may_be_the_default(api: Ser
 ])
 def test_a_bad_target_is_refused_naming_the_field_and_nothing_is_written(
         api: Service, fields: dict[str, Any], words: tuple[str, ...]) -> None:
+    root = str(api.runtime.settings.target_mount_dir)
+    fields = {key: value.replace("<mounts>", root) if isinstance(value, str) else value
+              for key, value in fields.items()}
+    api.runtime.settings.target_mount_dir.mkdir(parents=True, exist_ok=True)
     with admin_client(api) as client:
         refused(create_target(client, **fields), 400, *words)
         assert [t["id"] for t in client.get("/v1/admin/backup_targets").json()["backup_targets"]] == ["default"]
         assert client.get("/v1/admin/backup_target_types").json()["backup_target_types"] == []
 
 
-def test_a_second_target_on_the_same_export_path_or_type_name_is_refused(api: Service, tmp_path: Path) -> None:
-    nfs_target(api, tmp_path / "one", btt_name="gold")
-    (tmp_path / "two").mkdir()
+def test_a_second_target_on_the_same_export_path_or_type_name_is_refused(
+        api: Service, mnt: Path) -> None:
+    nfs_target(api, mnt / "one", btt_name="gold")
+    (mnt / "two").mkdir()
     with admin_client(api) as client:
         refused(create_target(client, type="nfs", filesystem_export=EXPORT,
-                              filesystem_export_mount_path=str(tmp_path / "two")), 400, "filesystem_export")
+                              filesystem_export_mount_path=str(mnt / "two")), 400, "filesystem_export")
         refused(create_target(client, type="nfs", filesystem_export="192.0.2.51:/other",
-                              filesystem_export_mount_path=str(tmp_path / "one")), 400,
+                              filesystem_export_mount_path=str(mnt / "one")), 400,
                 "filesystem_export_mount_path")
         refused(create_target(client, type="nfs", filesystem_export="192.0.2.51:/other",
-                              filesystem_export_mount_path=str(tmp_path / "two"), btt_name="gold"), 400, "btt_name")
+                              filesystem_export_mount_path=str(mnt / "two"), btt_name="gold"), 400, "btt_name")
         refused(create_type(client, name="gold", backup_targets_id="default"), 400, "name", "gold")
         refused(create_type(client, name="x", backup_targets_id="default", project_list=["p1"]), 400,
                 "project_list", "public")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.config import S3TargetSettings, TargetSettings
@@ -172,11 +173,11 @@ def flag(name: str, value: Any, default: bool = False) -> bool:
     raise InvalidInput(f"{name.rsplit('.', 1)[-1]}: {value!r} is not 0, 1, true or false.", name)
 
 
-def _default_mount_path(data_dir: Path, export: str) -> Path:
+def _default_mount_path(mount_dir: Path, export: str) -> Path:
     """Where an export is expected when the request names no mount path: Trilio's
-    scheme, the export's URL-safe base64 under one directory."""
+    scheme, the export's URL-safe base64 under the mount directory."""
     encoded = base64.urlsafe_b64encode(export.encode()).decode().rstrip("=")
-    return data_dir / "mounts" / encoded
+    return mount_dir / encoded
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -186,10 +187,12 @@ class BackupTargetService:
     """Creates, lists, shows and deletes targets and types; `place` chooses a new
     workload's target."""
 
-    def __init__(self, targets: BackupTargets, data_dir: Path, clock: Callable[[], datetime],
+    def __init__(self, targets: BackupTargets, mount_dir: Path, clock: Callable[[], datetime],
                  credentials: CredentialsLookup | None = None) -> None:
         self.targets = targets
-        self.data_dir = data_dir
+        #: created NFS targets are mounted inside it (`backup_target_mount_dir`): an API
+        #: call can never make Cairn write its marker into an arbitrary directory
+        self.mount_dir = mount_dir
         self.clock = clock
         self.credentials = credentials or credentials_lookup()
 
@@ -221,7 +224,6 @@ class BackupTargetService:
         except CairnError as exc:
             raise Conflict(f"Backup target {row.filesystem_export}: {exc.message}") from exc
         session.add(row)
-        session.flush()
         self._add_type(session, TypeInput(name=type_name, backup_target=target_id), user_id=None, now=now)
         if data.is_default:
             self._set_default_target(session, target_id)
@@ -245,12 +247,16 @@ class BackupTargetService:
         if not _EXPORT.fullmatch(export):
             raise InvalidInput(f"filesystem_export: {export!r} is not of the form host:/export.",
                                f"{TARGET_FIELD}.filesystem_export")
-        mount = Path(data.mount_path) if data.mount_path else _default_mount_path(self.data_dir, export)
+        mount = Path(data.mount_path) if data.mount_path else _default_mount_path(self.mount_dir, export)
         where = f"{TARGET_FIELD}.filesystem_export_mount_path"
         if not mount.is_absolute() or ".." in mount.parts:
             raise InvalidInput(f"filesystem_export_mount_path: {str(mount)!r} must be an absolute path "
                                "without '..'.", where)
         mount = Path(os.path.normpath(mount))
+        root = Path(os.path.normpath(self.mount_dir))
+        if mount == root or root not in mount.parents:
+            raise InvalidInput(f"filesystem_export_mount_path: {mount} is not inside {root}, the directory "
+                               "created targets are mounted in (backup_target_mount_dir).", where)
         for other in self.list_targets(session, with_status=False):
             if other.filesystem_export == export:
                 raise InvalidInput(f"filesystem_export: {export} is already backup target {other.id}.",
@@ -460,7 +466,10 @@ class BackupTargetService:
                                         backup_target=data.backup_target, is_public=data.is_public,
                                         is_default=False, user_id=user_id, meta=dict(data.metadata),
                                         created_at=now, updated_at=now))
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # a concurrent request took the name after it was checked
+            raise Conflict(f"Backup target type {data.name!r} was just created by another request.") from exc
         for project in dict.fromkeys(data.projects):
             session.add(BackupTargetTypeProject(type_id=type_id, project_id=project, created_at=now))
         return type_id
@@ -561,7 +570,7 @@ class BackupTargetService:
         if wanted_type is not None:
             record = self._usable_type(session, wanted_type, project_id)
             target = self._open(record.backup_target, WORKLOAD_FIELD)
-            if wanted_target is not None and self.targets.resolve(wanted_target).name != target.name:
+            if wanted_target is not None and self._resolve(wanted_target).name != target.name:
                 raise InvalidInput(f"backup_target_types: type {record.name} is on backup target {target.name}, "
                                    f"not on metadata.backup_media_target {wanted_target!r}; give one of them.",
                                    WORKLOAD_FIELD)

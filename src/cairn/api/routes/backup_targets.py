@@ -3,6 +3,7 @@ default; a type's projects (docs/backup_targets.md)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from cairn.api import deps, target_models, target_views
 from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
-from cairn.workloads.backup_targets import TargetInput, TypeInput, flag
+from cairn.workloads.backup_targets import TargetInput, TargetTypeRecord, TypeInput, flag
 
 targets = APIRouter(prefix="/v1/{project_id}/backup_targets", tags=["backup targets"])
 types = APIRouter(prefix="/v1/{project_id}/backup_target_types", tags=["backup target types"])
@@ -121,11 +122,20 @@ def create_type(request: Request, project_id: str, body: target_models.BackupTar
     return deps.json_response({"backup_target_types": target_views.target_type(record)})
 
 
+def _seen_by(record: TargetTypeRecord, ctx: RequestContext, project_id: str) -> TargetTypeRecord:
+    """A member sees whether the type is assigned to their own project, never which other
+    projects it is assigned to."""
+    if ctx.is_admin:
+        return record
+    return replace(record, projects=tuple(p for p in record.projects if p == project_id))
+
+
 def _list_types(request: Request, ctx: RequestContext, project_id: str, detail: bool) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         records = runtime.target_resources.list_types(session, None if ctx.is_admin else project_id)
-    return deps.json_response({"backup_target_types": [target_views.target_type(r, detail) for r in records]})
+    return deps.json_response({"backup_target_types": [target_views.target_type(_seen_by(r, ctx, project_id), detail)
+                                                       for r in records]})
 
 
 @types.get("", response_model=target_models.BackupTargetTypeList, summary="List backup target types")
@@ -147,7 +157,7 @@ def show_type(request: Request, project_id: str, type_id: str,
     runtime = deps.runtime_of(request)
     with runtime.database.reader() as session:
         record = runtime.target_resources.get_type(session, type_id, None if ctx.is_admin else project_id)
-    return deps.json_response({"backup_target_types": target_views.target_type(record)})
+    return deps.json_response({"backup_target_types": target_views.target_type(_seen_by(record, ctx, project_id))})
 
 
 @types.delete("/{type_id}", status_code=202, response_class=Response, summary="Delete a backup target type")
