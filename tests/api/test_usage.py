@@ -1,5 +1,5 @@
 """Usage and chargeback over HTTP: what each endpoint reports, who may call it, and that
-each costs one SQL statement whatever the number of workloads."""
+each costs one SQL statement whatever the number of workloads (1 or 100)."""
 
 from __future__ import annotations
 
@@ -115,12 +115,12 @@ def queries_of(api: Service, client: httpx.Client, path: str) -> list[str]:
     return [s for s in seen[response.headers["X-Compute-Request-Id"]] if s.split()[0] not in ("BEGIN", "COMMIT")]
 
 
-def test_each_metric_is_one_statement_for_1_and_200_workloads(api: Service) -> None:
+def test_each_metric_is_one_statement_for_1_and_100_workloads(api: Service) -> None:
     paths = [f"/v1/p1/workloads/metrics/{name}" for name in
              ("storage_usage", "tenants_usage", "tenants_chargeback", "vms_protected")]
     counts: dict[str, list[int]] = {path: [] for path in paths}
     with api.client(api.token("p1", "admin", roles=("admin",))) as client:
-        for count in (1, 199):
+        for count in (1, 99):
             add_workloads(api, count)
             queries_of(api, client, paths[0])  # warm-up: the token is looked up, then remembered
             for path in paths:

@@ -45,7 +45,8 @@ def test_a_paused_schedule_does_not_fire_and_fires_again_once_resumed(
     assert "nextrun" in show(api, token, workload)["jobschedule"]
     assert scheduler.tick(first_fire + 6 * HOUR) == 1
     settle(api)
-    assert [s.name for s in snapshots(api, workload)] == ["snapshot", "jobscheduler"]
+    taken = sorted(snapshots(api, workload), key=lambda s: s.created_at)
+    assert [(s.name, s.fire_time is not None) for s in taken] == [("snapshot", False), ("jobscheduler", True)]
 
 
 def test_pause_and_resume_refuse_what_does_not_fit(api: Service) -> None:

@@ -243,6 +243,10 @@ class QuotaGuard:
         for row in sorted(rows, key=lambda r: order.index(r.quota_type_id)):
             kind = BY_ID[row.quota_type_id]
             after = used[kind.id] + needed[kind.id]
+            if after > row.allowed_value and kind is STORAGE:
+                raise QuotaExceeded(
+                    f"Storage quota exceeded: project {project_id} is allowed {row.allowed_value} bytes "
+                    f"(quota {row.id}) and stores {used[kind.id]}; nothing more can be stored.")
             if after > row.allowed_value:
                 raise QuotaExceeded(
                     f"{kind.name} quota exceeded: project {project_id} is allowed {row.allowed_value} "
