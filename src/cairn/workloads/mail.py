@@ -77,7 +77,10 @@ class Mailer:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
-            self._queue.put(None)
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:  # the thread is stuck on a server: it is a daemon, let it be
+                return
             thread.join(timeout)
 
     def _loop(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cairn.db.database import rowcount
 from cairn.db.models import ProjectSetting
 from cairn.errors import InvalidInput, NotFound
 
@@ -218,7 +219,7 @@ def get_setting(session: Session, project_id: str, name: str) -> SettingRecord:
 def delete_setting(session: Session, project_id: str, name: str) -> None:
     result = session.execute(delete(ProjectSetting).where(ProjectSetting.project_id == project_id,
                                                           ProjectSetting.name == name))
-    if not getattr(result, "rowcount", 0):
+    if not rowcount(result):
         raise NotFound(f"Setting {name} could not be found in project {project_id}.")
 
 
