@@ -129,19 +129,11 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     platform = platform if platform is not None else build_platform(settings, database)
     key_manager = build_key_manager(settings)
     # Targets created over the API are found in the database, an S3 one's keys through its
-<<<<<<< HEAD
     # secret_ref, read from Barbican as Cairn's service user (the secret's ACL grants it).
     credentials = credentials_lookup(service_secret_reader(key_manager) if key_manager else None)
     targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None,
                             lookup=settings_lookup(database, credentials))
-    target_resources = BackupTargetService(targets, settings.data_dir, clock, credentials)
-=======
-    # secret_ref. A Barbican key manager plugs in here: credentials_lookup(reader), with
-    # `reader` reading a secret's payload by its reference.
-    credentials = credentials_lookup(None)
-    targets = BackupTargets(settings.backup_targets, lookup=settings_lookup(database, credentials))
     target_resources = BackupTargetService(targets, settings.target_mount_dir, clock, credentials)
->>>>>>> targets
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),

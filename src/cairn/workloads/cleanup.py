@@ -20,16 +20,11 @@ Destinations (JSON objects in the list):
   never is.
 - `{"snapshot": ID, "target": NAME, "project_id": P, "workload_id": W}` (and `secret_uuid`
   for an encrypted workload): a snapshot's data on a backup target. Its catalog file goes
-<<<<<<< HEAD
   first, then its manifests, so the target never describes a snapshot it cannot restore;
   the chunks go at the next garbage collection.
 - `{"workload": ID, "target": NAME, "project_id": P}`: all of a workload's data in one
   project on a target (its catalog, then every manifest it has there): the copy a
   failed reassign made in the new project, or the old project's after one succeeded.
-=======
-  first, then its manifests, so the target never describes a snapshot it cannot
-  restore; the chunks go at the next garbage collection.
->>>>>>> crypt
 
 Every removal finds what is already gone and carries on, so a clean-up is safe to run
 twice (a worker that died mid-clean-up, a doorbell rung twice). A clean-up whose worker
