@@ -45,8 +45,10 @@ from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJ
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
 from cairn.workloads.storage import BackupTargets
+from cairn.workloads.trusts import TrustService
 
 if TYPE_CHECKING:  # oslo.messaging is imported only by processes that use a broker
+    from cairn.auth.trusts import KeystoneTrusts
     from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class Runtime:
     snapshots: SnapshotService
     restores: RestoreService
     targets: BackupTargets
+    trusts: TrustService
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -107,12 +110,14 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
     targets = BackupTargets(settings.backup_targets)
+    trusts = TrustService(database, _keystone_trusts(settings), settings.trustee, clock)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
         lifecycle.JOB_RESET: ResetWorkloadJob(platform, targets, clock, gc_wait),
-        lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait),
-        JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
+        lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait, trusts=trusts),
+        JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait),
+                                  trusts=trusts),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
@@ -133,14 +138,14 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, trusts)
     snapshot_service = SnapshotService(dispatcher, clock, platform, database)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
-                   restores=RestoreService(dispatcher, platform, clock), targets=targets,
+                   restores=RestoreService(dispatcher, platform, clock), targets=targets, trusts=trusts,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging)
 
@@ -152,6 +157,15 @@ def _validator(settings: Settings, database: Database) -> TokenValidator:
 
         return KeystoneTokenValidator(settings.keystone, settings.admin_role)
     return LocalTokenValidator(database.reader)
+
+
+def _keystone_trusts(settings: Settings) -> KeystoneTrusts | None:
+    """Keystone trusts are made with Keystone tokens only, and while `[trustee]` is on."""
+    if settings.auth_strategy != "keystone" or not settings.trustee.enabled:
+        return None
+    from cairn.auth.trusts import KeystoneTrusts
+
+    return KeystoneTrusts(settings.keystone)
 
 
 def build_platform(settings: Settings, database: Database) -> Platform:

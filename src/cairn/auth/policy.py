@@ -122,6 +122,13 @@ WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE = _action(
 WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE = _action(
     "workload:global_job_scheduler_disable", ADMIN,
     "Turn the global job scheduler off.")
+TRUST_GET_ALL = _action("trust:get_all", ADMIN_OR_OWNER, "List a project's Keystone trusts to Cairn.")
+TRUST_CREATE = _action("trust:create", ADMIN_OR_OWNER,
+                       "Create a Keystone trust from the caller to Cairn's service user.")
+TRUST_CREATE_CLOUD_TRUST = _action("trust:create_cloud_trust", ADMIN,
+                                   "Create a cloud-wide trust (is_cloud_trust=true).")
+TRUST_GET = _action("trust:get", ADMIN_OR_OWNER, "Show a Keystone trust to Cairn.")
+TRUST_DELETE = _action("trust:delete", ADMIN_OR_OWNER, "Delete a Keystone trust to Cairn.")
 
 #: every action's rule (in declaration order)
 ACTIONS: tuple[Rule, ...] = tuple(_DECLARED)

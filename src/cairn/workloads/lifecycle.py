@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.auth.context import RequestContext
+from cairn.config import TrusteeSettings
 from cairn.db.database import Database
 from cairn.db.models import Workload, WorkloadInstance, WorkloadType
 from cairn.errors import Conflict, InvalidInput, NotFound
@@ -34,6 +35,7 @@ from cairn.workloads.records import WorkloadSummary, get_workload, instance_owne
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.tiers import TIER_NAMES
+from cairn.workloads.trusts import NewTrust, TrustService, replace_workload_trust
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
@@ -61,7 +63,9 @@ class WorkloadInput:
 
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
-                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str) -> None:
+                 dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
+                 trusts: TrustService | None = None) -> None:
+        self.trusts = trusts or TrustService(database, None, TrusteeSettings(), clock)
         self.database = database
         self.platform = platform
         self.targets = targets
@@ -71,7 +75,9 @@ class WorkloadService:
 
     # -- create ---------------------------------------------------------------------
 
-    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput) -> WorkloadSummary:
+    def create(self, session: Session, ctx: RequestContext, data: WorkloadInput,
+               trust: NewTrust | None = None) -> WorkloadSummary:
+        """`trust`: the Keystone trust made for it (`TrustService.open_for_workload`)."""
         now = self.clock()
         name = _check_name(data.name)
         type_id = data.workload_type_id or SERIAL_TYPE_ID
@@ -99,8 +105,11 @@ class WorkloadService:
             availability_zone=data.availability_zone or "nova",
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
             backup_target=target.name, next_fire_at=_next_fire(schedule, now),
-            created_at=now, updated_at=now, deleted=False, full_required=False))
+            created_at=now, updated_at=now, deleted=False, full_required=False,
+            scheduler_trust={"trust": trust.id, "is_valid": True} if trust is not None else None))
         session.flush()
+        if trust is not None:
+            self.trusts.add(session, trust, ctx, workload_id=workload_id, hidden=True)
         self._claim_instances(session, workload_id, instances)
         enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id,
                 payload=route)
@@ -110,7 +119,9 @@ class WorkloadService:
     # -- modify ---------------------------------------------------------------------
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
-               project_scope: str | None) -> None:
+               project_scope: str | None, trust: NewTrust | None = None) -> None:
+        """`trust`: a new Keystone trust replacing a missing or refused one
+        (`TrustService.open_for_update`)."""
         instances = None
         if data.instance_ids is not None:  # asked of the platform before the row is locked
             current = get_workload(session, workload_id, project_scope)
@@ -153,6 +164,8 @@ class WorkloadService:
         row.meta = metadata
         row.policy_id = policy_id
         row.updated_at = now
+        if trust is not None:
+            replace_workload_trust(session, row, trust, ctx, self.trusts, now)
 
     # -- delete, unlock, reset ----------------------------------------------------------
 

@@ -91,6 +91,8 @@ class WorkloadRecord:
     next_fire_at: datetime | None = None
     instances: tuple[MemberInstance, ...] = ()
     storage: StorageUsage = StorageUsage()
+    #: {"trust": id, "is_valid": bool} of the trust scheduled work acts through, or None
+    scheduler_trust: dict[str, Any] | None = None
 
 
 NO_USAGE = StorageUsage()
@@ -100,7 +102,8 @@ _SUMMARY_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload
                     Workload.created_at, Workload.updated_at)
 _VERSION_COLUMNS = (Workload.id, type_coerce(Workload.updated_at, String).label("version"))
 _COLUMNS = (*_SUMMARY_COLUMNS, Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
-            Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at)
+            Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at,
+            Workload.scheduler_trust)
 
 
 def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
@@ -109,7 +112,7 @@ def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
         row.id, row.project_id, row.user_id, row.name, row.description, row.workload_type_id,
         row.status, row.error_msg, row.availability_zone, row.jobschedule or {},
         row.meta or {}, row.backup_target, row.created_at, row.updated_at, row.next_fire_at,
-        instances, storage)
+        instances, storage, row.scheduler_trust)
 
 
 def _select() -> Any:

@@ -90,8 +90,15 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     runtime = deps.runtime_of(request)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
-    with runtime.database.unit_of_work() as session:
-        record = runtime.workloads.create(session, ctx, _input(body.workload))
+    # The caller's Keystone trust is made before the unit of work (no row locked while
+    # Keystone answers) and undone if the workload is not created.
+    trust = runtime.trusts.open_for_workload(ctx)
+    try:
+        with runtime.database.unit_of_work() as session:
+            record = runtime.workloads.create(session, ctx, _input(body.workload), trust=trust)
+    except BaseException:
+        runtime.trusts.discard(trust)
+        raise
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
 
 
@@ -119,9 +126,14 @@ def _scope(ctx_is_admin: bool, project_id: str) -> str | None:
 def modify(request: Request, project_id: str, workload_id: str, body: models.WorkloadUpdateRequest,
            ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    with runtime.database.unit_of_work() as session:
-        runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
-                                 _scope(ctx.is_admin, project_id))
+    scope = _scope(ctx.is_admin, project_id)
+    trust = runtime.trusts.open_for_update(ctx, workload_id, scope)  # replaces a refused one
+    try:
+        with runtime.database.unit_of_work() as session:
+            runtime.workloads.update(session, ctx, workload_id, _input(body.workload), scope, trust=trust)
+    except BaseException:
+        runtime.trusts.discard(trust)
+        raise
     return deps.accepted()
 
 
