@@ -28,7 +28,7 @@ from keystoneclient.v3 import client as ks_client
 from cairn.auth.acting import ActingUser, TrustRefused
 from cairn.auth.keystone import KEYSTONE_ERRORS, keystone_failure, service_session
 from cairn.config import KeystoneAuthSettings
-from cairn.errors import InvalidInput, NotAuthorized
+from cairn.errors import NotAuthorized
 
 
 class KeystoneTrusts:
@@ -86,9 +86,10 @@ class KeystoneTrusts:
                 f"project {project_id} to Cairn's service user: the caller must hold each of them "
                 f"there ({_detail(exc)}).") from None
         except ks_exceptions.NotFound as exc:
-            raise InvalidInput(
-                f"role_name: Keystone does not know the roles {', '.join(role_names)} ({_detail(exc)}).",
-                "role_name") from None
+            # Keystone's answer both for a role nobody has and for one the trustor lacks
+            raise NotAuthorized(
+                f"Keystone would not delegate the roles {', '.join(role_names)} on project {project_id}: the "
+                f"caller holds no such role there ({_detail(exc)}).") from None
         except (ks_exceptions.Unauthorized, ks_exceptions.BadRequest) as exc:
             raise NotAuthorized(f"Keystone refused the caller's token for creating a trust ({_detail(exc)}).") \
                 from None
