@@ -28,7 +28,7 @@ from keystoneclient.v3 import client as ks_client
 from cairn.auth.acting import ActingUser, TrustRefused
 from cairn.auth.keystone import KEYSTONE_ERRORS, keystone_failure, service_session
 from cairn.config import KeystoneAuthSettings
-from cairn.errors import NotAuthorized
+from cairn.errors import NotAuthorized, Unavailable
 
 
 class KeystoneTrusts:
@@ -105,6 +105,9 @@ class KeystoneTrusts:
             client.trusts.delete(keystone_trust_id)
         except ks_exceptions.NotFound:
             return
+        except ks_exceptions.Forbidden:
+            raise Unavailable(f"Keystone does not let Cairn's service user delete the trust {keystone_trust_id}: "
+                              "give it the admin role (Keystone's policy: an admin or the trustor).") from None
         except KEYSTONE_ERRORS as exc:
             raise keystone_failure(exc, self._settings) from None
 
