@@ -59,7 +59,8 @@ fi
 # requirements change (about a minute).
 keystone_requirements=scripts/keystone-requirements.txt
 keystone_venv=${CAIRN_KEYSTONE_VENV:-/var/tmp/cairn-keystone-$(sha256sum "$keystone_requirements" | cut -c1-12)}
-if [[ ! -f $keystone_venv/.cairn-complete ]]; then
+# A marker without the programs (a copy cut short, a cleaned /var/tmp) is no Keystone.
+if [[ ! -f $keystone_venv/.cairn-complete || ! -x $keystone_venv/bin/keystone-manage ]]; then
   echo "setup: installing Keystone into $keystone_venv"
   rm -rf "$keystone_venv"
   "$python" -m venv "$keystone_venv"

@@ -49,7 +49,7 @@ def recorder(trusted: Service) -> Iterator[ActingRecorder]:
     trusted.reset_tables()
     inner = trusted.disks.inner
     recording = ActingRecorder(inner)
-    trusted.disks.attach(recording)  # type: ignore[arg-type]
+    trusted.disks.attach(recording)
     try:
         yield recording
     finally:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cairn.errors import CairnError
+from cairn.errors import NotAuthenticated
 
 
-class TrustRefused(CairnError):
+class TrustRefused(NotAuthenticated):
     """Keystone would not give a token through a trust: revoked, deleted or expired."""
 
 

@@ -32,7 +32,7 @@ from cairn.auth.context import RequestContext
 from cairn.config import TrusteeSettings
 from cairn.db.database import Database, reconnecting
 from cairn.db.models import KeystoneTrust, Workload
-from cairn.errors import CairnError, InvalidInput
+from cairn.errors import CairnError, InvalidInput, NotAuthorized
 from cairn.workloads import trust_records
 from cairn.workloads.trust_records import TrustRecord
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # keystoneauth1 is loaded only where Keystone is used
 log = logging.getLogger(__name__)
 
 
-class TrustUnusable(CairnError):
+class TrustUnusable(NotAuthorized):
     """The workload's trust no longer gives Cairn a token (revoked, deleted, expired)."""
 
 
