@@ -45,7 +45,7 @@ from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJ
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
 from cairn.workloads.storage import BackupTargets
-from cairn.workloads.trusts import TrustService
+from cairn.workloads.trusts import TrustService, acting_through_trusts
 
 if TYPE_CHECKING:  # oslo.messaging is imported only by processes that use a broker
     from cairn.auth.trusts import KeystoneTrusts
@@ -100,6 +100,10 @@ NOTIFIED_EVENTS = {
 }
 
 
+#: the jobs that call the platform: each acts through the workload's Keystone trust
+ACTING_JOBS = (lifecycle.JOB_CREATE, lifecycle.JOB_RESET, JOB_SNAPSHOT, JOB_RESTORE)
+
+
 def build_runtime(settings: Settings, broker: bool = False, platform: Platform | None = None) -> Runtime:
     """Wire a runtime. With `broker` (the role commands) jobs go over the broker; without
     (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`.
@@ -116,12 +120,13 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
         lifecycle.JOB_RESET: ResetWorkloadJob(platform, targets, clock, gc_wait),
         lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait, trusts=trusts),
-        JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait),
-                                  trusts=trusts),
+        JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
     }
+    # The jobs that call the platform act for the workload's user through its trust.
+    handlers = acting_through_trusts(handlers, trusts, ACTING_JOBS)
     messaging: Messaging | None = None
     if settings.transport_url:
         from cairn.jobs.messaging import Messaging, RabbitDispatcher

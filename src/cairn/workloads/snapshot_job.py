@@ -41,7 +41,6 @@ from cairn.workloads.snapshot_records import (
 from cairn.workloads.snapshot_type import FULL, INCREMENTAL
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.target_data import WorkloadData, manifest_key
-from cairn.workloads.trusts import TrustService
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +52,13 @@ class SnapshotJob:
     """Copies every disk of the workload's instances into the project's repository."""
 
     def __init__(self, platform: Platform, targets: BackupTargets, clock: Callable[[], datetime],
-                 retention: RetentionStep | None = None, trusts: TrustService | None = None) -> None:
+                 retention: RetentionStep | None = None) -> None:
         self.platform = platform
         self.targets = targets
         self.clock = clock
         self.retention = retention
-        self.trusts = trusts
 
     def run(self, job: JobContext) -> None:
-        """The whole snapshot acts for the workload's user through its Keystone trust,
-        when it has one: the user's own token may have expired long ago."""
-        assert job.record.workload_id is not None
-        if self.trusts is None:
-            self._run(job)
-            return
-        with self.trusts.acting_for(job.record.workload_id):
-            self._run(job)
-
-    def _run(self, job: JobContext) -> None:
         snapshot_id = job.record.subject_id
         assert snapshot_id is not None and job.record.workload_id is not None
         started = self.clock()

@@ -6,9 +6,10 @@ The Keystone call that makes a trust needs the caller's token, so it is made by 
 before the unit of work that creates the workload (no row is locked meanwhile), and
 undone when that unit of work fails: a refused request leaves no trust behind.
 
-A job acts through the workload's trust (`TrustService.acting_for`): it gets a
-trust-scoped token as the service user and runs with it as the current acting user
-(`cairn.auth.trusts.current_acting_user`). A trust Keystone refuses fails the job with
+A job that calls the platform (create, reset, snapshot, restore: `ActingJob`) acts
+through the workload's trust (`TrustService.acting_for`): it gets a trust-scoped token
+as the service user and runs with it as the current acting user
+(`cairn.auth.acting.current_acting_user`). A trust Keystone refuses fails the job with
 a message naming the trust; the trust is marked invalid (`is_valid: false` in the
 workload's `scheduler_trust`), and the job's settlement unlocks the workload as for any
 failure. Without a trust (local tokens, `[trustee] enabled = false`) jobs run as before.
@@ -33,6 +34,8 @@ from cairn.config import TrusteeSettings
 from cairn.db.database import Database, reconnecting
 from cairn.db.models import KeystoneTrust, Workload
 from cairn.errors import CairnError, InvalidInput, NotAuthorized
+from cairn.jobs.records import JobRecord
+from cairn.jobs.runner import JobContext, JobHandler, Outcome
 from cairn.workloads import trust_records
 from cairn.workloads.trust_records import TrustRecord
 
@@ -181,6 +184,32 @@ class TrustService:
         for attempt in reconnecting():
             with attempt, self.database.unit_of_work() as session:
                 trust_records.mark_deleted(session, trust.id, self.clock())
+
+
+class ActingJob:
+    """A job handler that runs `inner` as the user of its workload's trust."""
+
+    def __init__(self, inner: JobHandler, trusts: TrustService) -> None:
+        self.inner = inner
+        self.trusts = trusts
+
+    def run(self, job: JobContext) -> None:
+        if job.record.workload_id is None:
+            self.inner.run(job)
+            return
+        with self.trusts.acting_for(job.record.workload_id):
+            self.inner.run(job)
+
+    def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
+        self.inner.settle(session, job, outcome)
+
+
+def acting_through_trusts(handlers: dict[str, JobHandler], trusts: TrustService,
+                          kinds: tuple[str, ...]) -> dict[str, JobHandler]:
+    """`handlers` with those of `kinds` acting through trusts (as they are without Keystone)."""
+    if not trusts.enabled:
+        return handlers
+    return {kind: ActingJob(handler, trusts) if kind in kinds else handler for kind, handler in handlers.items()}
 
 
 def replace_workload_trust(session: Session, row: Workload, trust: NewTrust, ctx: RequestContext,
