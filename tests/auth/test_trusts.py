@@ -312,3 +312,16 @@ def test_policy_sample_names_every_trust_rule() -> None:
     for rule in ("trust:get_all", "trust:create", "trust:create_cloud_trust", "trust:get", "trust:delete"):
         assert f'"{rule}"' in done.stdout
 
+
+
+def test_an_admin_creates_a_cloud_trust(keystone: KeystoneServer, trusted: Service,
+                                       recorder: ActingRecorder) -> None:
+    root = keystone.users["root"]
+    with trusted.client(root.token()) as client:
+        created = client.post(f"/v1/{root.project_id}/trusts",
+                              json={"trusts": {"role_name": "admin", "is_cloud_trust": "True"}})
+        assert created.status_code == 200, created.text
+        [trust] = created.json()["trust"]
+        assert client.delete(f"/v1/{root.project_id}/trusts/{trust['id']}").status_code == 202
+    assert {m["key"]: m["value"] for m in trust["metadata"]} == {"role_name": "admin", "is_cloud_trust": "True"}
+    assert trust["user_id"] == root.user_id and trust["hidden"] is False
