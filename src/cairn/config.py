@@ -33,6 +33,10 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def _parse_path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -174,6 +178,15 @@ OPTIONS: tuple[Option, ...] = (
            "Which of the catalog's key-manager endpoints to use."),
     Option("barbican", "barbican_region_name", str, None,
            "Region of the key-manager endpoint. Default: [keystone_authtoken] region_name."),
+    Option("trustee", "enabled", _parse_bool, True,
+           "With auth_strategy = keystone: a workload created with a Keystone token gets a "
+           "Keystone trust from its creator to Cairn's service user, through which scheduled "
+           "snapshots act for the creator after the creating token expired "
+           "(docs/deployment.md, \"Keystone trusts\").", "boolean"),
+    Option("trustee", "trusted_roles", _parse_list, ("member",),
+           "Comma-separated Keystone roles a workload's trust delegates to Cairn's service "
+           "user, on the workload's project. The creator must hold every one of them there.",
+           "list"),
 )
 
 
@@ -228,6 +241,23 @@ class KeystoneAuthSettings:
         if self.token_cache_time < 0:
             raise InvalidInput(f"[{KEYSTONE_SECTION}] token_cache_time: must be 0 or more "
                                "seconds.", f"{KEYSTONE_SECTION}.token_cache_time")
+
+
+TRUSTEE_SECTION = "trustee"
+
+
+@dataclass(frozen=True)
+class TrusteeSettings:
+    """The `[trustee]` section: the Keystone trusts that let scheduled work act for the
+    user who created a workload (Cairn's service user is the trustee)."""
+
+    enabled: bool = True
+    trusted_roles: tuple[str, ...] = ("member",)
+
+    def check(self) -> None:
+        if self.enabled and not self.trusted_roles:
+            raise InvalidInput(f"[{TRUSTEE_SECTION}] trusted_roles: name at least one role, or set "
+                               "enabled = false.", f"{TRUSTEE_SECTION}.trusted_roles")
 
 
 @dataclass(frozen=True)
@@ -293,6 +323,7 @@ class Settings:
     admin_role: str = "admin"
     keystone: KeystoneAuthSettings = field(default_factory=KeystoneAuthSettings)
     barbican: BarbicanSettings = field(default_factory=BarbicanSettings)
+    trustee: TrusteeSettings = field(default_factory=TrusteeSettings)
     targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -360,11 +391,13 @@ def load_settings(config_file: str | Path | None = None,
     targets = tuple(_target(section, extra[section]) for section in parser.sections()
                     if section.startswith(TARGET_SECTION))
     keystone = KeystoneAuthSettings(**sections.get(KEYSTONE_SECTION, {}))
+    trustee = TrusteeSettings(**sections.get(TRUSTEE_SECTION, {}))
+    barbican = BarbicanSettings(**sections.get(BARBICAN_SECTION, {}))
     if values.get("auth_strategy") == "keystone":
         keystone.check()
-    barbican = BarbicanSettings(**sections.get(BARBICAN_SECTION, {}))
+        trustee.check()
     return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
-                    keystone=keystone, barbican=barbican, **values)
+                    keystone=keystone, barbican=barbican, trustee=trustee, **values)
 
 
 def _target(section: str, options: dict[str, str]) -> TargetSettings:
@@ -427,6 +460,8 @@ def sample_config() -> str:
         for chunk in _wrap(option.help):
             lines.append(f"# {chunk}")
         default = "" if option.default is None else str(option.default)
+        if isinstance(option.default, tuple):
+            default = ", ".join(option.default)
         lines.append(f"# ({option.type_name}; environment: {option.env})")
         lines.append(f"#{option.name} = {default}")
         lines.append("")

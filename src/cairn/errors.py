@@ -24,7 +24,9 @@ The whole tree, with the module of each class beyond this one and its HTTP statu
     │   ├── RepositoryBusy          engine: GC or verify holds the exclusive lock; a lock was lost
     │   └── Cancelled               engine: the caller cancelled a backup or restore
     ├── NotAuthenticated       401  no credentials, or credentials that are not valid
+    │   └── TrustRefused            auth.acting: Keystone gives no token through a trust
     ├── NotAuthorized          403  valid credentials, but a policy rule says no
+    │   └── TrustUnusable           workloads.trusts: a job's trust was refused (its message names it)
     ├── TooLarge               413  a body or value above a configured limit
     │   └── QuotaExceeded           workloads.quotas: a request would pass a project's allowed quota
     ├── Unavailable            503  a dependency (database, identity, target, libvirt) is down

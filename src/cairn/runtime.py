@@ -55,8 +55,10 @@ from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJ
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
 from cairn.workloads.storage import BackupTargets
+from cairn.workloads.trusts import TrustService, acting_through_trusts
 
 if TYPE_CHECKING:  # oslo.messaging is imported only by processes that use a broker
+    from cairn.auth.trusts import KeystoneTrusts
     from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class Runtime:
     #: backup targets and backup target types as API resources
     target_resources: BackupTargetService
     quotas: QuotaGuard
+    trusts: TrustService
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -118,6 +121,10 @@ NOTIFIED_EVENTS = {
 }
 
 
+#: the jobs that call the platform: each acts through the workload's Keystone trust
+ACTING_JOBS = (lifecycle.JOB_CREATE, lifecycle.JOB_RESET, JOB_SNAPSHOT, JOB_RESTORE)
+
+
 def build_runtime(settings: Settings, broker: bool = False, platform: Platform | None = None) -> Runtime:
     """Wire a runtime. With `broker` (the role commands) jobs go over the broker; without
     (`cairn serve`, tests) they run on this process's pool, whatever `transport_url`.
@@ -134,11 +141,12 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None,
                             lookup=settings_lookup(database, credentials))
     target_resources = BackupTargetService(targets, settings.target_mount_dir, clock, credentials)
+    trusts = TrustService(database, _keystone_trusts(settings), settings.trustee, clock)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
         lifecycle.JOB_CREATE: CreateWorkloadJob(platform, targets, clock),
         lifecycle.JOB_RESET: ResetWorkloadJob(platform, targets, clock, gc_wait),
-        lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait),
+        lifecycle.JOB_DELETE: DeleteWorkloadJob(targets, clock, gc_wait, trusts=trusts),
         JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
@@ -146,6 +154,8 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         JOB_IMPORT: ImportJob(targets, clock),
         JOB_REASSIGN: ReassignJob(targets, clock),
     }
+    # The jobs that call the platform act for the workload's user through its trust.
+    handlers = acting_through_trusts(handlers, trusts, ACTING_JOBS)
     messaging: Messaging | None = None
     mailer = Mailer(database)
     notifiers: list[Notifier] = [mailer]
@@ -166,7 +176,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
     quotas = QuotaGuard(database)
     workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, quotas,
-                                placement=target_resources)
+                                placement=target_resources, trusts=trusts)
     snapshot_service = SnapshotService(dispatcher, clock, platform, database, quotas)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
@@ -174,7 +184,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
                    restores=RestoreService(dispatcher, platform, clock), targets=targets, quotas=quotas,
-                   target_resources=target_resources,
+                   target_resources=target_resources, trusts=trusts,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
                    runner=runner, messaging=messaging, key_manager=key_manager, mailer=mailer,
                    projects=project_directory(settings.auth_strategy, settings.keystone))
@@ -203,6 +213,15 @@ def _validator(settings: Settings, database: Database) -> TokenValidator:
 
         return KeystoneTokenValidator(settings.keystone, settings.admin_role)
     return LocalTokenValidator(database.reader)
+
+
+def _keystone_trusts(settings: Settings) -> KeystoneTrusts | None:
+    """Keystone trusts are made with Keystone tokens only, and while `[trustee]` is on."""
+    if settings.auth_strategy != "keystone" or not settings.trustee.enabled:
+        return None
+    from cairn.auth.trusts import KeystoneTrusts
+
+    return KeystoneTrusts(settings.keystone)
 
 
 def build_platform(settings: Settings, database: Database) -> Platform:

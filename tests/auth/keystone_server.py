@@ -110,7 +110,7 @@ class KeystoneServer:
 
     def set_up(self) -> None:
         """Configure, migrate, make the keys and bootstrap the admin and the catalog."""
-        if not (self.venv / ".cairn-complete").is_file():
+        if not (self.venv / ".cairn-complete").is_file() or not (self.venv / "bin" / "keystone-manage").is_file():
             raise RuntimeError(f"No Keystone in {self.venv}: run scripts/setup.sh first.")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(textwrap.dedent(f"""\

@@ -21,6 +21,7 @@ from cairn.api.routes import (
     restores,
     settings,
     snapshots,
+    trusts,
     usage,
     workload_ops,
     workload_types,
@@ -48,7 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # fixed paths under /workloads/ (usage's /workloads/metrics/..., project_ops'
     # import_workloads, ...) first: they must not be read as a workload's id
     for module in (usage, project_ops, settings, workloads, snapshots, restores, workload_types, policies,
-                   global_scheduler, quotas, workload_ops):
+                   global_scheduler, quotas, workload_ops, trusts):
         app.include_router(module.router)
     for router in backup_targets.routers:
         app.include_router(router)

@@ -132,6 +132,15 @@ class SnapshotCreateRequest(Strict):
     snapshot: SnapshotBody
 
 
+class TrustBody(Strict):
+    role_name: str = Name
+    is_cloud_trust: bool | Literal["True", "False", "true", "false"] = False
+
+
+class TrustCreateRequest(Strict):
+    trusts: TrustBody
+
+
 #: the integers a JSON column can hold (it is written with orjson: 64 bits, signed or not)
 JSON_INTEGERS = range(-(2**63), 2**64)
 
@@ -380,6 +389,41 @@ class AssignedPolicies(BaseModel):
 
 class GlobalSchedulerOut(BaseModel):
     global_job_scheduler: bool
+
+
+class TrustMetadataOut(BaseModel):
+    id: str
+    settings_name: str
+    settings_project_id: str
+    key: str
+    value: str
+
+
+class TrustOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    value: str
+    description: str
+    category: str
+    type: str
+    public: bool
+    hidden: bool
+    status: str
+    created_at: str
+    updated_at: str | None
+    deleted_at: str | None
+    deleted: bool
+    metadata: list[TrustMetadataOut]
+
+
+class TrustList(BaseModel):
+    trust: list[TrustOut]
+
+
+class TrustOne(BaseModel):
+    trust: TrustOut
 
 
 class SnapshotSummary(BaseModel):

@@ -23,6 +23,7 @@ from cairn.workloads.quotas import QuotaRecord, QuotaType
 from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
 from cairn.workloads.restore_records import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
+from cairn.workloads.trust_records import TrustRecord
 
 
 class Links:
@@ -78,9 +79,45 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
         "status": w.status,
         "error_msg": w.error_msg,
         "links": links(w.project_id, "workloads", w.id),
-        "scheduler_trust": None,
+        "scheduler_trust": scheduler_trust_view(w),
         "encryption": w.encryption,
         "secret_uuid": w.secret_uuid,
+    }
+
+
+def scheduler_trust_view(w: WorkloadRecord) -> dict[str, Any] | None:
+    """The trust a workload's scheduled work acts through: whether the schedule is on,
+    the trust's id (as /trusts names it) and whether Keystone still honours it."""
+    if not w.scheduler_trust:
+        return None
+    return {"scheduler_enabled": bool((w.jobschedule or {}).get("enabled", False)),
+            "trust": w.scheduler_trust.get("trust"), "is_valid": bool(w.scheduler_trust.get("is_valid"))}
+
+
+def trust_view(t: TrustRecord) -> dict[str, Any]:
+    """A Keystone trust to Cairn as Trilio's /trusts shows one: a setting of category
+    `identity` whose `value` is the Keystone trust id, its role in `metadata`."""
+    facts = [("role_name", ",".join(t.role_names)), ("is_cloud_trust", str(t.is_cloud_trust))]
+    if t.workload_id:
+        facts.append(("workload_id", t.workload_id))
+    return {
+        "id": t.id,
+        "name": t.id,
+        "project_id": t.project_id,
+        "user_id": t.user_id,
+        "value": t.keystone_trust_id,
+        "description": f"token id for user {t.user_id} project {t.project_id}",
+        "category": "identity",
+        "type": "trust_id",
+        "public": False,
+        "hidden": t.hidden,
+        "status": t.status,
+        "created_at": isoformat(t.created_at),
+        "updated_at": isoformat(t.updated_at) if t.updated_at else None,
+        "deleted_at": None,
+        "deleted": False,
+        "metadata": [{"id": f"{t.id}-{key}", "settings_name": t.id, "settings_project_id": t.project_id,
+                      "key": key, "value": value} for key, value in facts],
     }
 
 

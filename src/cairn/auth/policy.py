@@ -176,6 +176,13 @@ WORKLOAD_IMPORT_WORKLOADS = _action("workload:import_workloads", ADMIN,
                           "Import workloads from a backup target (a job).")
 WORKLOAD_GET_ORPHANED_WORKLOADS_LIST = _action("workload:get_orphaned_workloads_list", ADMIN,
                                "List the orphaned workloads on the backup targets.")
+TRUST_GET_ALL = _action("trust:get_all", ADMIN_OR_OWNER, "List a project's Keystone trusts to Cairn.")
+TRUST_CREATE = _action("trust:create", ADMIN_OR_OWNER,
+                       "Create a Keystone trust from the caller to Cairn's service user.")
+TRUST_CREATE_CLOUD_TRUST = _action("trust:create_cloud_trust", ADMIN,
+                                   "Create a cloud-wide trust (is_cloud_trust=true).")
+TRUST_GET = _action("trust:get", ADMIN_OR_OWNER, "Show a Keystone trust to Cairn.")
+TRUST_DELETE = _action("trust:delete", ADMIN_OR_OWNER, "Delete a Keystone trust to Cairn.")
 
 #: every action's rule (in declaration order)
 ACTIONS: tuple[Rule, ...] = tuple(_DECLARED)

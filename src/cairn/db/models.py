@@ -118,6 +118,9 @@ class Workload(Base):
     secret_claim: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     #: set while the schedule is paused (`POST .../pause`): nothing fires until resumed
     schedule_paused_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    #: the Keystone trust scheduled work acts through, as the detail view shows it:
+    #: {"trust": <keystone_trusts.id>, "is_valid": bool}; NULL without one
+    scheduler_trust: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class WorkloadInstance(Base):
@@ -162,6 +165,30 @@ class PolicyAssignment(Base):
     policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)
     project_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class KeystoneTrust(Base):
+    """A Keystone trust from a user (the trustor) to Cairn's service user (the trustee).
+
+    `id` is Cairn's name for it (`trust-<uuid>`, what /trusts shows); `keystone_trust_id`
+    Keystone's. A workload's own trust has `workload_id` and is `hidden`; `status` is
+    `available`, or `invalid` once Keystone refused it (revoked, deleted, expired).
+    """
+
+    __tablename__ = "keystone_trusts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    keystone_trust_id: Mapped[str] = mapped_column(String(64))
+    role_names: Mapped[list[str]] = mapped_column(JSON)
+    is_cloud_trust: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    workload_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(32), default="available")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ServiceSetting(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.auth.context import RequestContext
+from cairn.config import TrusteeSettings
 from cairn.db.database import Database
 from cairn.db.models import Workload, WorkloadInstance, WorkloadType
 from cairn.errors import Conflict, InvalidInput, NotFound
@@ -44,6 +45,7 @@ from cairn.workloads.records import (
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.tiers import TIER_NAMES
+from cairn.workloads.trusts import NewTrust, TrustService, replace_workload_trust
 
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
@@ -77,7 +79,9 @@ class WorkloadInput:
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
                  dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
-                 quotas: QuotaGuard | None = None, placement: BackupTargetService | None = None) -> None:
+                 quotas: QuotaGuard | None = None, placement: BackupTargetService | None = None,
+                 trusts: TrustService | None = None) -> None:
+        self.trusts = trusts or TrustService(database, None, TrusteeSettings(), clock)
         self.database = database
         self.quotas = quotas
         self.platform = platform
@@ -90,9 +94,11 @@ class WorkloadService:
     # -- create ---------------------------------------------------------------------
 
     def create(self, session: Session, ctx: RequestContext, data: WorkloadInput,
-               confirm_secret: Callable[[str], None] | None = None) -> WorkloadSummary:
+               confirm_secret: Callable[[str], None] | None = None,
+               trust: NewTrust | None = None) -> WorkloadSummary:
         """`confirm_secret` asks Barbican about an encrypted workload's secret (as the
-        caller); it is called once every other field has passed, before anything is written."""
+        caller); it is called once every other field has passed, before anything is written.
+        `trust`: the Keystone trust made for it (`TrustService.open_for_workload`)."""
         now = self.clock()
         secret = requested_secret(data.encryption, data.secret_uuid)
         name = _check_name(data.name)
@@ -136,7 +142,8 @@ class WorkloadService:
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
             backup_target=target.name, next_fire_at=_next_fire(schedule, now),
             created_at=now, updated_at=now, deleted=False, full_required=False,
-            encryption=secret is not None, secret_uuid=secret, secret_claim=secret))
+            encryption=secret is not None, secret_uuid=secret, secret_claim=secret,
+            scheduler_trust={"trust": trust.id, "is_valid": True} if trust is not None else None))
         try:
             session.flush()
         except IntegrityError as exc:
@@ -145,6 +152,8 @@ class WorkloadService:
             # the only unique column of a new row: a concurrent create won the secret
             raise InvalidInput(f"{SECRET_FIELD}: secret {secret} already encrypts another workload.",
                                SECRET_FIELD) from exc
+        if trust is not None:
+            self.trusts.add(session, trust, ctx, workload_id=workload_id, hidden=True)
         self._claim_instances(session, workload_id, instances)
         enqueue(session, self.dispatcher, JOB_CREATE, ctx.project_id, now, workload_id=workload_id,
                 payload=route)
@@ -154,7 +163,9 @@ class WorkloadService:
     # -- modify ---------------------------------------------------------------------
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
-               project_scope: str | None) -> Workload:
+               project_scope: str | None, trust: NewTrust | None = None) -> Workload:
+        """`trust`: a new Keystone trust replacing a missing or refused one
+        (`TrustService.open_for_update`)."""
         instances = None
         if data.instance_ids is not None:  # asked of the platform before the row is locked
             current = get_workload(session, workload_id, project_scope)
@@ -205,6 +216,8 @@ class WorkloadService:
         row.meta = metadata
         row.policy_id = policy_id
         row.updated_at = now
+        if trust is not None:
+            replace_workload_trust(session, row, trust, ctx, self.trusts, now)
         return row
 
     # -- delete, unlock, reset ----------------------------------------------------------

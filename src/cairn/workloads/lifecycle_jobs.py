@@ -5,7 +5,7 @@
 - reset: the next snapshot is full, leftovers of unfinished snapshots leave the target,
   and the platform forgets its change history (libvirt: Cairn's checkpoints), then
   `resetting → available`;
-- delete: unless `database_only`, the workload's catalog and every manifest it has
+- delete: its Keystone trust is deleted; unless `database_only`, the workload's catalog and every manifest it has
   leave the target and a garbage collection gives the space back, then
   `deleting → deleted` (the row stays for audit; its instances are released).
 
@@ -34,6 +34,7 @@ from cairn.workloads.lifecycle import approx_size_gb
 from cairn.workloads.records import WorkloadRecord, get_workload
 from cairn.workloads.storage import BackupTargets, RepositoryMissing
 from cairn.workloads.target_data import WorkloadData
+from cairn.workloads.trusts import TrustService
 
 
 def _set_status(session: Session, workload_id: str, expected: tuple[str, ...], status: str,
@@ -141,12 +142,19 @@ class ResetWorkloadJob:
 class DeleteWorkloadJob:
     """Removes the workload's data (unless database_only), then `deleting → deleted`."""
 
-    def __init__(self, targets: BackupTargets, clock: Callable[[], datetime], gc_wait_seconds: float) -> None:
+    def __init__(self, targets: BackupTargets, clock: Callable[[], datetime], gc_wait_seconds: float,
+                 trusts: TrustService | None = None) -> None:
         self.targets = targets
         self.clock = clock
         self.gc_wait_seconds = gc_wait_seconds
+        self.trusts = trusts
 
     def run(self, job: JobContext) -> None:
+        assert job.record.workload_id is not None
+        # Its Keystone trust goes first, even with database_only: a deleted workload
+        # schedules nothing, and nobody should keep acting for its user.
+        if self.trusts is not None:
+            self.trusts.delete_for_workload(job.record.workload_id)
         if job.record.payload.get("database_only"):
             return
         workload = _read_workload(job)

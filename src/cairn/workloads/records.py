@@ -96,6 +96,8 @@ class WorkloadRecord:
     secret_uuid: str | None = None
     #: set while the schedule is paused (`cairn.workloads.schedule_pause`)
     schedule_paused_at: datetime | None = None
+    #: {"trust": id, "is_valid": bool} of the trust scheduled work acts through, or None
+    scheduler_trust: dict[str, Any] | None = None
 
 
 NO_USAGE = StorageUsage()
@@ -106,7 +108,7 @@ _SUMMARY_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload
 _VERSION_COLUMNS = (Workload.id, type_coerce(Workload.updated_at, String).label("version"))
 _COLUMNS = (*_SUMMARY_COLUMNS, Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
             Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at,
-            Workload.encryption, Workload.secret_uuid, Workload.schedule_paused_at)
+            Workload.encryption, Workload.secret_uuid, Workload.schedule_paused_at, Workload.scheduler_trust)
 
 
 def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
@@ -115,7 +117,7 @@ def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
         row.id, row.project_id, row.user_id, row.name, row.description, row.workload_type_id,
         row.status, row.error_msg, row.availability_zone, row.jobschedule or {},
         row.meta or {}, row.backup_target, row.created_at, row.updated_at, row.next_fire_at,
-        instances, storage, bool(row.encryption), row.secret_uuid, row.schedule_paused_at)
+        instances, storage, bool(row.encryption), row.secret_uuid, row.schedule_paused_at, row.scheduler_trust)
 
 
 def _select() -> Any:

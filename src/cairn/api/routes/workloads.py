@@ -95,12 +95,19 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
     # an encrypted workload's secret is checked with Barbican as the caller (its token)
-    confirm = secret_confirmer(runtime.key_manager, ctx.auth_token, ctx.identity.project_id)
-    with runtime.database.unit_of_work() as session:
-        record = runtime.workloads.create(session, ctx, _input(body.workload), confirm)
-        audit.record(session, ctx, "workload.create", record.id, record.name,
-                     f"Workload '{record.name}' created with {len(body.workload.instances)} instance(s)",
-                     record.created_at)
+    confirm = secret_confirmer(runtime.key_manager, ctx.token, ctx.identity.project_id)
+    # The caller's Keystone trust is made before the unit of work (no row locked while
+    # Keystone answers) and undone if the workload is not created.
+    trust = runtime.trusts.open_for_workload(ctx)
+    try:
+        with runtime.database.unit_of_work() as session:
+            record = runtime.workloads.create(session, ctx, _input(body.workload), confirm, trust=trust)
+            audit.record(session, ctx, "workload.create", record.id, record.name,
+                         f"Workload '{record.name}' created with {len(body.workload.instances)} instance(s)",
+                         record.created_at)
+    except BaseException:
+        runtime.trusts.discard(trust)
+        raise
     return deps.json_response({"workload": views.workload_summary(record, deps.links_for(request))}, 202)
 
 
@@ -128,12 +135,17 @@ def _scope(ctx_is_admin: bool, project_id: str) -> str | None:
 def modify(request: Request, project_id: str, workload_id: str, body: models.WorkloadUpdateRequest,
            ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UPDATE)]) -> Response:
     runtime = deps.runtime_of(request)
-    with runtime.database.unit_of_work() as session:
-        row = runtime.workloads.update(session, ctx, workload_id, _input(body.workload),
-                                       _scope(ctx.is_admin, project_id))
-        changed = ", ".join(sorted(body.workload.model_dump(exclude_unset=True))) or "nothing"
-        audit.record(session, ctx, "workload.modify", row.id, row.name,
-                     f"Workload '{row.name}' modified: {changed}", row.updated_at, project_id=row.project_id)
+    scope = _scope(ctx.is_admin, project_id)
+    trust = runtime.trusts.open_for_update(ctx, workload_id, scope)  # replaces a refused one
+    try:
+        with runtime.database.unit_of_work() as session:
+            row = runtime.workloads.update(session, ctx, workload_id, _input(body.workload), scope, trust=trust)
+            changed = ", ".join(sorted(body.workload.model_dump(exclude_unset=True))) or "nothing"
+            audit.record(session, ctx, "workload.modify", row.id, row.name,
+                         f"Workload '{row.name}' modified: {changed}", row.updated_at, project_id=row.project_id)
+    except BaseException:
+        runtime.trusts.discard(trust)
+        raise
     return deps.accepted()
 
 
