@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import yaml
 from cairn.platforms.local import list_instances, register_instance
 from tests.auth.keystone_server import REGION
 from tests.conftest import Service, wait_for_idle
-from tests.osc.conftest import Osc, user_env
+from tests.osc.conftest import OPENSTACK, Osc, user_env
 
 MIB = 1 << 20
 
@@ -243,3 +244,22 @@ def test_a_running_snapshot_is_cancelled_from_the_command_line(osc: Osc) -> None
     shown = osc.ok("workload", "snapshot", "show", snapshot["id"], "-f", "json", "-c", "status").json()
     assert shown == {"status": "cancelled"}
     assert osc.ok("workload", "show", "web", "-c", "status", "-f", "value").stdout.strip() == "available"
+
+
+def test_a_local_token_and_an_explicit_endpoint_work_without_keystone(sqlite_service: Service) -> None:
+    """Cairn's own tokens (`cairn token create`) through keystoneauth's admin_token plugin:
+    no catalog, so the endpoint is given."""
+    sqlite_service.reset_tables()
+    token = sqlite_service.token(project="p1", user="u1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CAIRN_"))}
+    env.update({"OS_AUTH_TYPE": "admin_token", "OS_TOKEN": token,
+                "OS_ENDPOINT": f"{sqlite_service.url}/v1/p1"})
+    done = subprocess.run([str(OPENSTACK), "workload", "type", "list", "-f", "value", "-c", "Name"],
+                          capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == ["Parallel", "Serial"]
+    env["OS_TOKEN"] = "not-a-token"
+    refused = subprocess.run([str(OPENSTACK), "workload", "list"], capture_output=True, text=True, env=env,
+                             timeout=300, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1
+    assert "The request you have made requires authentication. (HTTP 401)" in refused.stderr
