@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cliff import columns
 from osc_lib import exceptions
-from osc_lib.cli import format_columns
 
 from cairn_osc.client import Fault, WorkloadsClient
 
@@ -106,14 +106,40 @@ def read_json_file(path: str, option: str) -> Any:
         raise exceptions.CommandError(f"{option}: {path} is not valid JSON: {exc}") from None
 
 
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "))
+
+
+class DictColumn(columns.FormattableColumn[dict[str, Any]]):
+    """An object: one `key=value` line per key in a table (nested values as compact
+    JSON), the object itself in JSON and YAML."""
+
+    def human_readable(self) -> str:
+        return "\n".join(f"{k}={_compact(v)}" for k, v in sorted((self._value or {}).items()))
+
+    def machine_readable(self) -> dict[str, Any]:
+        return dict(self._value or {})
+
+
+class ListColumn(columns.FormattableColumn[list[Any]]):
+    """A list: one item per line in a table (objects as compact JSON), the list itself
+    in JSON and YAML."""
+
+    def human_readable(self) -> str:
+        return "\n".join(_compact(item) for item in self._value or [])
+
+    def machine_readable(self) -> list[Any]:
+        return list(self._value or [])
+
+
 def formatted(value: Any) -> Any:
     """A field's value as a column: structures become formattable columns."""
     if isinstance(value, dict):
-        return format_columns.DictColumn(value)
+        return DictColumn(value)
     if isinstance(value, list):
-        if all(isinstance(item, dict) for item in value):
-            return format_columns.ListDictColumn(value)
-        return format_columns.ListColumn(value)
+        return ListColumn(value)
     return value
 
 

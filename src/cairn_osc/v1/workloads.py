@@ -110,8 +110,10 @@ class ListWorkload(command.Lister):
             fields, headers = (*fields, "project_id"), (*headers, "Project")
         if args.long:
             fields, headers = (*fields, *LONG_FIELDS), (*headers, *LONG_HEADERS)
+        type_names = {t["id"]: t["name"] for t in client.get(WORKLOAD_TYPE.path)["workload_types"]}
         shape = {"instances": lambda v: common.formatted([i["name"] for i in v or []]),
-                 "storage_usage": lambda v: (v or {}).get("usage")}
+                 "storage_usage": lambda v: (v or {}).get("usage"),
+                 "workload_type_id": lambda v: type_names.get(v, v)}
         return headers, common.list_rows(items, fields, shape)
 
 
