@@ -263,3 +263,32 @@ def test_a_local_token_and_an_explicit_endpoint_work_without_keystone(sqlite_ser
                              timeout=300, stdin=subprocess.DEVNULL)
     assert refused.returncode == 1
     assert "The request you have made requires authentication. (HTTP 401)" in refused.stderr
+
+
+def test_unlock_reset_long_lists_and_every_projects_workloads(osc: Osc) -> None:
+    alice, root = osc.keystone.users["alice"], osc.keystone.users["root"]
+    vm, disk = make_vm(osc.service, alice.project_id, "web1")
+    osc.ok("workload", "create", "--name", "web", "--instance", vm, "--wait")
+    with osc.service.disks.holding(disk, at=MIB) as gate:
+        snapshot = osc.ok("workload", "snapshot", "create", "web", "-f", "value", "-c", "id").stdout.strip()
+        gate.wait_reached()
+        osc.ok("workload", "unlock", "web")
+    wait_for_idle(osc.service)
+    osc.ok("workload", "reset", "web", "--wait")
+    wait_for_idle(osc.service)
+    long = osc.ok("workload", "list", "--long", "-f", "json").json()
+    assert [(w["Name"], w["Status"], w["Instances"]) for w in long] == [("web", "available", ["web1"])]
+    snapshots = osc.ok("workload", "snapshot", "list", "--long", "-f", "json", "-c", "ID", "-c", "Status").json()
+    assert snapshots == [{"ID": snapshot, "Status": "cancelled"}]
+
+    vm_b, _ = make_vm(osc.service, root.project_id, "db1")
+    osc.ok("workload", "create", "--name", "db", "--instance", vm_b, "--workload-type", "Parallel", "--wait",
+           user="root")
+    every = osc.ok("workload", "list", "--all-projects", "-f", "json", "-c", "Name", "-c", "Project",
+                   "-c", "Workload Type", user="root").json()
+    assert sorted(every, key=lambda w: w["Name"]) == [
+        {"Name": "db", "Workload Type": "Parallel", "Project": root.project_id},
+        {"Name": "web", "Workload Type": "Serial", "Project": alice.project_id}]
+    # a member asking for every project sees their own
+    assert osc.ok("workload", "list", "--all-projects", "-f", "value", "-c", "Name").stdout.split() == ["web"]
+    wait_for_idle(osc.service)
