@@ -81,7 +81,9 @@ def cairn_in_catalog(keystone: KeystoneServer,  # noqa: F811
     """Cairn with Keystone tokens, in that Keystone's catalog under type `workloads`."""
     if not OPENSTACK.is_file():
         raise RuntimeError(f"No {OPENSTACK}: scripts/setup.sh installs the osc extra.")
-    with keystone_service(tmp_path_factory.mktemp("cairn-osc"), keystone) as service:
+    # Cairn asks Keystone about each new token; on a loaded machine the first answers can
+    # take longer than the default 5 s connect timeout, which is not what these tests test
+    with keystone_service(tmp_path_factory.mktemp("cairn-osc"), keystone, http_connect_timeout=60.0) as service:
         urls = {interface: service.url for interface in catalog.INTERFACES}
         catalog.register(keystone.admin_client(), urls, REGION)
         yield service
