@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Cairn needs on a Debian machine (idempotent): system packages with
-# apt-get, then the project and its test and lint tools into .venv (at the versions of
+# apt-get, then the project, its test and lint tools and OpenStackClient (the `osc` extra,
+# for `openstack workload ...`) into .venv (at the versions of
 # constraints.txt), then the Keystone the tests run against into a virtual environment of
 # its own.
 set -euo pipefail
@@ -47,11 +48,11 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,osc]'
   echo "$want" > "$stamp"
 fi
 if [[ "${CAIRN_SETUP_BENCH:-0}" == 1 && ! -x .venv/bin/py-spy ]]; then
-  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,bench]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,osc,bench]'
 fi
 
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
