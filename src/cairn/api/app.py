@@ -11,7 +11,8 @@ from cairn import __version__
 from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.render_cache import WorkloadViewCache
-from cairn.api.routes import global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
+from cairn.api.routes import (dashboard, global_scheduler, ops, policies, restores, snapshots, workload_types,
+                              workloads)
 from cairn.runtime import Runtime
 
 _ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
@@ -31,7 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
     app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
-    for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler):
+    for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler, dashboard):
         app.include_router(module.router)
     faults.install(app, auth_uri=runtime.settings.www_authenticate_uri)
     ops.install(app)
