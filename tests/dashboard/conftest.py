@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from cairn.platforms.local import register_instance
 from tests.conftest import Service
@@ -30,6 +30,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 TAKE_SCREENSHOTS = os.environ.get("CAIRN_DASHBOARD_SCREENSHOTS") == "1"
 #: how long an expectation on the page waits (the page polls every second while a job runs)
 EXPECT_MS = 20_000
+expect.set_options(timeout=EXPECT_MS)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ import { workloadsView } from "./workloads.js";
 const main = document.getElementById("main");
 const announcer = document.getElementById("announce");
 let stopCurrent = () => {};
+// the first page is left for the reader to start at its top; later ones take the focus
+let navigated = false;
 
 // Things a view may do beyond drawing itself.
 function context() {
@@ -95,11 +97,17 @@ async function route() {
   document.title = heading ? `${heading.textContent} – Cairn` : "Cairn dashboard";
   if (heading) {
     heading.tabIndex = -1;
-    heading.focus();
+    if (navigated) heading.focus();
   }
+  navigated = true;
   showWho();
 }
 
+// the skip link moves the focus itself: its #main would be taken for a route
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  (main.querySelector("h1") || main).focus();
+});
 document.getElementById("logout").addEventListener("click", () => {
   clearSession();
   location.hash = "#/login";

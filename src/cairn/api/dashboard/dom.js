@@ -38,7 +38,7 @@ export function showError(region, error) {
   region.replaceChildren();
   if (!error) return;
   const status = error.status ? `Error ${error.status}:` : "Error:";
-  region.append(h("strong", {}, status), error.message);
+  region.append(h("strong", {}, status), " ", error.message);
 }
 
 // Replace a container's children, keeping keyboard focus on the element with the same
