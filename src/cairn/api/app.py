@@ -11,8 +11,7 @@ from cairn import __version__
 from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.render_cache import WorkloadViewCache
-from cairn.api.routes import (dashboard, global_scheduler, ops, policies, restores, snapshots, workload_types,
-                              workloads)
+from cairn.api.routes import dashboard, global_scheduler, ops, policies, restores, snapshots, workload_types, workloads
 from cairn.runtime import Runtime
 
 _ERRORS = {status: {"description": name, "content": {"application/json": {"schema": models.fault_schema(name)}}}
