@@ -19,7 +19,6 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from cairn.platforms.local import register_instance
-from tests.auth.conftest import keystone, keystone_cairn  # noqa: F401 - fixtures of these tests too
 from tests.conftest import Service
 
 CHROMIUM = os.environ.get("CAIRN_CHROMIUM", "/usr/bin/chromium")
