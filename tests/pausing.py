@@ -8,7 +8,9 @@ with a gate armed on it (`hold(path, at)`) has its source wrapped in the next ca
 the read that reaches byte `at` waits there until the test releases the gate. The test
 waits until the gate is reached, acts, and releases it.
 
-A gate fires once, for the next capture of its disk; later snapshots read freely. A gate
+A gate fires once, for the next capture of its disk; later snapshots read freely.
+`hold_restore(name)` holds a restore in the same way, after its disks are written and
+before the restored instance named `name` is made (its progress stays where it is). A gate
 never released gives up after `HOLD_SECONDS` with a SourceError, so a broken test fails
 its job instead of hanging the service.
 
@@ -146,6 +148,7 @@ class PausingPlatform:
     def __init__(self, inner: Platform | None = None) -> None:
         self._inner = inner
         self._armed: dict[str, Gate] = {}
+        self._restores: dict[str, DiskGate] = {}
         self._given: list[Gate] = []
         self._lock = threading.Lock()
 
@@ -169,6 +172,14 @@ class PausingPlatform:
         self.arm(path, gate)
         return gate
 
+    def hold_restore(self, name: str) -> DiskGate:
+        """A gate on the next restore of an instance under `name`: it waits, its disks
+        written and the instance not made yet, until the gate is released."""
+        gate = DiskGate(0)
+        with self._lock:
+            self._restores[name] = gate
+        return gate
+
     @contextmanager
     def holding(self, path: str | Path, at: int) -> Iterator[DiskGate]:
         """`hold`, released on the way out whatever happens (so no job stays held)."""
@@ -181,8 +192,9 @@ class PausingPlatform:
     def release_all(self) -> None:
         """Release every gate given out or armed and disarm them (between tests)."""
         with self._lock:
-            gates = [*self._armed.values(), *self._given]
+            gates = [*self._armed.values(), *self._restores.values(), *self._given]
             self._armed.clear()
+            self._restores.clear()
             self._given.clear()
         for gate in gates:
             if isinstance(gate, DiskGate):
@@ -217,6 +229,12 @@ class PausingPlatform:
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
                          state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+        with self._lock:
+            gate = self._restores.pop(name, None)
+            if gate is not None:
+                self._given.append(gate)
+        if gate is not None:
+            gate.hold()
         return self.inner.restore_instance(project_id, name, disks, state, label, host)
 
 

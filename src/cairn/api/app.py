@@ -13,6 +13,7 @@ from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.routes import (
     backup_targets,
+    dashboard,
     global_scheduler,
     ops,
     policies,
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # fixed paths under /workloads/ (usage's /workloads/metrics/..., project_ops'
     # import_workloads, ...) first: they must not be read as a workload's id
     for module in (usage, project_ops, settings, workloads, snapshots, restores, workload_types, policies,
-                   global_scheduler, quotas, workload_ops, trusts):
+                   global_scheduler, quotas, workload_ops, trusts, dashboard):
         app.include_router(module.router)
     for router in backup_targets.routers:
         app.include_router(router)

@@ -211,6 +211,22 @@ class RestoreCreateRequest(Strict):
     restore: RestoreBody
 
 
+class DashboardLoginBody(Strict):
+    """`POST /dashboard/login`: a Keystone user and project, or a token to check."""
+
+    method: Literal["password", "token"]
+    username: str | None = Field(default=None, min_length=1, max_length=255)
+    password: str | None = Field(default=None, min_length=1, max_length=4096)
+    user_domain_name: str = Field(default="Default", min_length=1, max_length=255)
+    project_name: str | None = Field(default=None, min_length=1, max_length=255)
+    project_domain_name: str = Field(default="Default", min_length=1, max_length=255)
+    token: str | None = Field(default=None, min_length=1, max_length=8192)
+
+
+class DashboardLoginRequest(Strict):
+    login: DashboardLoginBody
+
+
 # -- responses (documentation of the bodies `views` builds) ----------------------------
 
 
