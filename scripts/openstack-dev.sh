@@ -34,8 +34,10 @@ AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
 # The NFS "server": a local directory, presented to Cinder and Nova as an NFS share.
 EXPORT=$STATE/nfs-export
 SHARE=127.0.0.1:$EXPORT
-# What the configuration is made from: a change here or in the requirements makes it anew.
-config_stamp=$(cat "$0" "$requirements" "$here/openstack-dev/"* | sha256sum | cut -c1-16)
+# Bump CONFIG_VERSION when a change to the configuration below needs the state and the
+# databases made anew; new requirements do so by themselves.
+CONFIG_VERSION=1
+config_stamp=$(echo "$CONFIG_VERSION $(sha256sum "$requirements" "$here/openstack-dev/cairn_dev_binder.py")" | sha256sum | cut -c1-16)
 
 API_SERVICES=(keystone placement nova-api glance-api cinder-api neutron-server)
 ALL_SERVICES=("${API_SERVICES[@]}" nova-conductor nova-scheduler nova-compute cinder-scheduler cinder-volume)

@@ -33,6 +33,8 @@ apt_install -- "${packages[@]}"
 # Without recommends: they would pull every other hypervisor driver, LVM and a GUI.
 apt_install --no-install-recommends -- libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
   qemu-system-x86 python3-libvirt busybox-static cpio
+# The development OpenStack's guest image (a FAT disk booted by SYSLINUX) and its tools.
+apt_install --no-install-recommends -- dosfstools syslinux syslinux-common mtools
 
 # OpenStack Swift with its S3 API, the S3 target's test server (scripts/swift-dev.sh);
 # about a minute from Debian's packages, which are not started here (no init system).
@@ -65,4 +67,21 @@ if [[ ! -f $keystone_venv/.cairn-complete ]]; then
   "$python" -m venv "$keystone_venv"
   "$keystone_venv/bin/pip" install -q -r "$keystone_requirements"
   touch "$keystone_venv/.cairn-complete"
+fi
+
+# The small real OpenStack of scripts/openstack-dev.sh (the tests of platform =
+# openstack): Nova, Placement, Glance, Cinder, Neutron and Keystone from PyPI in one
+# virtual environment, shared by every clone on this machine and made anew when its
+# requirements change (2 to 10 minutes, 700 MB); the libvirt binding is Debian's.
+openstack_requirements=scripts/openstack-requirements.txt
+openstack_venv=${CAIRN_OPENSTACK_VENV:-/var/tmp/cairn-openstack-$(sha256sum "$openstack_requirements" | cut -c1-12)}
+if [[ ! -f $openstack_venv/.cairn-complete ]]; then
+  echo "setup: installing OpenStack into $openstack_venv"
+  rm -rf "$openstack_venv"
+  "$python" -m venv "$openstack_venv"
+  "$openstack_venv/bin/pip" install -q -r "$openstack_requirements"
+  site=$("$openstack_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  ln -sf /usr/lib/python3/dist-packages/libvirt*.py /usr/lib/python3/dist-packages/libvirtmod*.so "$site/"
+  "$openstack_venv/bin/python" -c 'import libvirt' || { echo "setup: libvirt does not import in $openstack_venv" >&2; exit 1; }
+  touch "$openstack_venv/.cairn-complete"
 fi
