@@ -109,6 +109,21 @@ def _backend(volume: Any) -> str:
     return host or str(volume.volume_type or "unknown")
 
 
+def check_disk_sources(name: str, server_id: str, domain_xml: str, volumes: dict[str, Any]) -> None:
+    """Refuse a server whose disks do not all reach its domain as files (an RBD network
+    disk, an iSCSI/FC block device), naming the disk, its volume and backend. `volumes`
+    maps a volume id (the disk's serial) to its Cinder volume (`host`, `volume_type`)."""
+    for source in domain_disk_sources(domain_xml):
+        if source.kind == "file":
+            continue
+        volume = volumes.get(source.serial)
+        what = f"Cinder volume {volume.id} on backend {_backend(volume)}" if volume is not None else "a disk"
+        how = f"a {source.protocol} network disk" if source.kind == "network" else f"a {source.kind} device"
+        raise Conflict(f"Disk {source.target} of server {name} ({server_id}) is {what}, attached as {how} "
+                       f"({source.path}); Cairn reads disks that reach the instance as files (image-backed "
+                       "disks, Cinder's NFS driver), not RBD or iSCSI volumes.")
+
+
 class OpenStackPlatform(LibvirtPlatform):
     """Nova servers through the OpenStack APIs, their disks through this host's libvirt."""
 
@@ -250,18 +265,8 @@ class OpenStackPlatform(LibvirtPlatform):
         super().confirm(instance)
 
     def _check_disks(self, server: Any, domain: Any) -> None:
-        """Refuse volumes that do not reach the domain as files (RBD, iSCSI, FC)."""
         _, xml = self._describe(domain)
-        volumes = {v.id: v for v in self._volumes(server)}
-        for source in domain_disk_sources(xml):
-            volume = volumes.get(source.serial)
-            if source.kind == "file":
-                continue
-            what = f"Cinder volume {volume.id} on backend {_backend(volume)}" if volume is not None else "a disk"
-            how = f"a {source.protocol} network disk" if source.kind == "network" else f"a {source.kind} device"
-            raise Conflict(f"Disk {source.target} of server {server.name} ({server.id}) is {what}, attached as "
-                           f"{how} ({source.path}); Cairn reads disks that reach the instance as files "
-                           "(image-backed disks, Cinder's NFS driver), not RBD or iSCSI volumes.")
+        check_disk_sources(server.name, server.id, xml, {v.id: v for v in self._volumes(server)})
 
     # -- what a restore needs -------------------------------------------------------------
 
@@ -407,4 +412,4 @@ class OpenStackPlatform(LibvirtPlatform):
                        "behind Nova's back.")
 
 
-__all__ = ["OpenStackCredentials", "OpenStackPlatform", "STATE_KEY", "domain_disk_sources"]
+__all__ = ["OpenStackCredentials", "OpenStackPlatform", "STATE_KEY", "check_disk_sources", "domain_disk_sources"]
