@@ -461,6 +461,12 @@ prepare_mounts() {
   fi
 }
 
+populate() {  # scripts/openstack-dev/populate.py, phase $1
+  service_env "$PY" "$here/openstack-dev/populate.py" "$1" --state "$STATE" --auth-url "$AUTH_URL" \
+    --password "$PASSWORD" --host "$HOST" --nova-manage "$VENV/bin/nova-manage --config-file $ETC/nova/nova.conf" \
+    --cairn-root "$(dirname "$here")" 2>>"$LOG/populate.log" || die "populating ($1) failed: see $LOG/populate.log"
+}
+
 start_all() {
   [[ -x $PY ]] || die "no OpenStack virtual environment at $VENV: run scripts/setup.sh first"
   if [[ ! -f $STATE/.configured || $(cat "$STATE/.configured") != "$config_stamp" ]]; then
@@ -473,18 +479,15 @@ start_all() {
   prepare_mounts
   start_one keystone
   wait_ports keystone
+  # The other services authenticate to Keystone as they start: their users come first.
+  populate identity
   local svc
   for svc in placement glance-api neutron-server cinder-api nova-api; do start_one "$svc"; done
   for svc in nova-conductor nova-scheduler cinder-scheduler cinder-volume nova-compute; do start_one "$svc"; done
   wait_ports placement glance-api neutron-server cinder-api nova-api
-  if [[ ! -f $STATE/.populated ]]; then
-    say "adding users, the catalog, a flavor, the guest image, a network and a volume type"
-  fi
   # Idempotent: fills in what is missing and waits for the compute host to be usable.
-  service_env "$PY" "$here/openstack-dev/populate.py" --state "$STATE" --auth-url "$AUTH_URL" \
-    --password "$PASSWORD" --host "$HOST" --nova-manage "$VENV/bin/nova-manage --config-file $ETC/nova/nova.conf" \
-    --cairn-root "$(dirname "$here")" 2>>"$LOG/populate.log" || die "populating failed: see $LOG/populate.log"
-  touch "$STATE/.populated"
+  populate contents
+  status >/dev/null || { status >&2; die "a service stopped: see $LOG"; }
 }
 
 status() {

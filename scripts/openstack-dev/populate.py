@@ -1,8 +1,9 @@
 """Fills the development OpenStack of scripts/openstack-dev.sh with what the tests use.
 
-Run by `openstack-dev.sh start` with the OpenStack virtual environment's Python, after
-the API services listen. Idempotent: each step adds only what is missing, so a restart
-costs a few look-ups. Adds:
+Run by `openstack-dev.sh start` with the OpenStack virtual environment's Python: phase
+`identity` once Keystone listens (the other services need their users to start), phase
+`contents` once the other APIs listen. Idempotent: each step adds only what is missing,
+so a restart costs a few look-ups. Adds:
 
 - the service users (nova, placement, glance, cinder, neutron; `admin` in `service`) and
   the catalog (compute, placement, image, volumev3, network; public and internal);
@@ -154,6 +155,7 @@ def write_clouds(state: Path, auth_url: str, password: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("phase", choices=("identity", "contents"))
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--auth-url", required=True)
     parser.add_argument("--password", required=True)
@@ -163,21 +165,22 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     conn = connect(args.auth_url, "admin", args.password, "admin")
-    service = ensure_project(conn, "service")
-    for name in SERVICE_USERS:
-        ensure_user(conn, name, args.password, service, ("admin", "service"))
-    ensure_user(conn, "cairn", args.password, service, ("admin", "service"))
-    for project_name, user_name in PEOPLE.values():
-        ensure_user(conn, user_name, args.password, ensure_project(conn, project_name), ("member",))
-    ensure_catalog(conn)
-    write_clouds(args.state, args.auth_url, args.password)
-    conn = connect(args.auth_url, "admin", args.password, "admin")  # a token that sees the new catalog
-    ensure_volume_type(conn)
-    ensure_flavor(conn)
-    ensure_network(conn)
-    ensure_image(conn, args.cairn_root)
-    wait_for_compute(conn, args.nova_manage, args.host)
-    log(f"ready in {time.monotonic() - started:.1f} s")
+    if args.phase == "identity":
+        service = ensure_project(conn, "service")
+        for name in SERVICE_USERS:
+            ensure_user(conn, name, args.password, service, ("admin", "service"))
+        ensure_user(conn, "cairn", args.password, service, ("admin", "service"))
+        for project_name, user_name in PEOPLE.values():
+            ensure_user(conn, user_name, args.password, ensure_project(conn, project_name), ("member",))
+        ensure_catalog(conn)
+        write_clouds(args.state, args.auth_url, args.password)
+    else:
+        ensure_volume_type(conn)
+        ensure_flavor(conn)
+        ensure_network(conn)
+        ensure_image(conn, args.cairn_root)
+        wait_for_compute(conn, args.nova_manage, args.host)
+    log(f"{args.phase} ready in {time.monotonic() - started:.1f} s")
 
 
 if __name__ == "__main__":
