@@ -165,7 +165,8 @@ install_binder() {  # the ML2 mechanism driver that binds ports without agents
 
 write_configs() {
   mkdir -p "$ETC"/{keystone,nova,placement,glance,cinder,neutron} "$STATE"/{nova,cinder,glance,neutron,keystone}
-  mkdir -p "$STATE/glance/images" "$STATE/glance/staging" "$STATE/glance/tasks" "$EXPORT" "$LOG" "$RUN"
+  mkdir -p "$STATE/glance/images" "$STATE/glance/staging" "$STATE/glance/tasks" "$EXPORT" "$LOG" "$RUN" \
+    "$STATE/nova/instances"
 
   cat >"$ETC/keystone/keystone.conf" <<EOF
 [DEFAULT]
