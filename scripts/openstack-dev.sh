@@ -220,6 +220,9 @@ $(service_auth placement nova)
 $(service_auth neutron nova)
 $(service_auth cinder nova)
 os_region_name = RegionOne
+# Neutron lets a member's request delete a server's port only with Nova's service token.
+$(service_auth service_user nova)
+send_service_user_token = True
 [glance]
 region_name = RegionOne
 [libvirt]

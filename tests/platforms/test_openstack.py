@@ -98,7 +98,7 @@ class Server:
 
     def disk_paths(self) -> dict[str, Path]:
         root = ET.fromstring(self.domain.XMLDesc(0))
-        return {d.find("target").get("dev"): Path(d.find("source").get("file"))  # type: ignore[union-attr]
+        return {str(d.find("target").get("dev")): Path(str(d.find("source").get("file")))  # type: ignore[union-attr]
                 for d in root.findall("devices/disk") if d.get("device") == "disk"}
 
 
@@ -129,7 +129,7 @@ def server(cloud: Cloud) -> Iterator[Server]:
         # The guest printed CAIRN-READY before anyone listened: Nova's console log has it.
         wait_until(lambda: "CAIRN-READY" in (admin.compute.get_server_console_output(booted.id).get("output")
                                              or ""), timeout=180)
-        pty = ET.fromstring(domain.XMLDesc(0)).find("devices/serial/source").get("path")  # type: ignore[union-attr]
+        pty = str(ET.fromstring(domain.XMLDesc(0)).find("devices/serial/source").get("path"))  # type: ignore[union-attr]
         console = PtyConsole(pty)
         made = Server(booted.id, name, volume.id, domain, console)
         wait_until(lambda: len(made.disk_paths()) == 2, timeout=60)
