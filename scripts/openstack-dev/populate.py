@@ -22,6 +22,7 @@ Placement, so the first server a test boots is scheduled.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import subprocess
@@ -126,15 +127,18 @@ def ensure_network(conn) -> None:
 
 
 def ensure_image(conn, cairn_root: Path) -> None:
-    image = conn.image.find_image("cairn-guest")
-    if image is not None and image.status == "active":
-        return
-    if image is not None:
-        conn.image.delete_image(image)
+    """The guest's boot disk as image `cairn-guest`, uploaded again when the disk changed
+    (a new kernel, a new init script): Glance's SHA-512 of the image tells."""
     sys.path.insert(0, str(cairn_root))
     from tests.platforms.guest import build_boot_disk
 
     disk = build_boot_disk()
+    digest = hashlib.sha512(disk.read_bytes()).hexdigest()
+    image = conn.image.find_image("cairn-guest")
+    if image is not None and image.status == "active" and image.hash_value == digest:
+        return
+    if image is not None:
+        conn.image.delete_image(image)
     conn.image.create_image(name="cairn-guest", filename=str(disk), disk_format="raw",
                             container_format="bare", visibility="public", wait=True)
 

@@ -10,7 +10,9 @@ module's `.modinfo` section) and an `/init` that:
    data at OFFSET MiB of `/dev/vda` and syncs;
 3. prints `CAIRN-READY` on the serial console, then reads commands from it, one a line:
    `write OFFSET COUNT TOKEN [DEVICE]` writes COUNT MiB of random data at OFFSET MiB of
-   /dev/DEVICE (vda unless given), syncs and prints `CAIRN-DONE TOKEN`.
+   /dev/DEVICE (vda unless given), syncs and prints `CAIRN-DONE TOKEN`. Each write is
+   fsync'ed on the device (a cache flush reaches QEMU), so a qcow2 disk's new clusters
+   are in its file when the reply comes, for whoever reads the file beside QEMU.
 
 `build_boot_disk()` makes the same guest a bootable raw disk for an image service
 (Glance): a FAT file system with SYSLINUX in its boot sector and the kernel, initramfs
@@ -57,7 +59,7 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     cairn.boot=*)
       spec=${arg#cairn.boot=}
-      dd if=/dev/urandom of=/dev/vda bs=1M seek=${spec%%:*} count=${spec##*:} conv=notrunc 2>/dev/null
+      dd if=/dev/urandom of=/dev/vda bs=1M seek=${spec%%:*} count=${spec##*:} conv=notrunc,fsync 2>/dev/null
       sync ;;
   esac
 done
@@ -66,7 +68,7 @@ while true; do
   while read -r cmd a b token dev; do
     case "$cmd" in
       write)
-        dd if=/dev/urandom of=/dev/${dev:-vda} bs=1M seek=$a count=$b conv=notrunc 2>/dev/null
+        dd if=/dev/urandom of=/dev/${dev:-vda} bs=1M seek=$a count=$b conv=notrunc,fsync 2>/dev/null
         sync
         echo "CAIRN-DONE $token" ;;
     esac
