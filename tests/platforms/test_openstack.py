@@ -176,8 +176,8 @@ def _digest(path: Path) -> str:
 
 def _allocated(path: Path) -> int:
     """Bytes of a raw disk file's data extents, as `qemu-img map` reports them."""
-    done = subprocess.run(["qemu-img", "map", "-U", "-f", "raw", "--output=json", str(path)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(["qemu-img", "map", "-U", "-f", "raw", "--output=json", str(path)],
+                          capture_output=True, text=True, check=True)
     return sum(e["length"] for e in json.loads(done.stdout) if e["data"])
 
 
