@@ -484,7 +484,7 @@ start_all() {
   start_one keystone
   wait_ports keystone
   # The other services authenticate to Keystone as they start: their users come first.
-  populate identity
+  if [[ ! -f $STATE/.identity ]]; then populate identity && touch "$STATE/.identity"; fi
   local svc
   for svc in placement glance-api neutron-server cinder-api nova-api; do start_one "$svc"; done
   for svc in nova-conductor nova-scheduler cinder-scheduler cinder-volume nova-compute; do start_one "$svc"; done
