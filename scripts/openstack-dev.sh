@@ -477,6 +477,9 @@ start_all() {
     configure
   fi
   mkdir -p "$RUN" "$LOG"
+  # Everything runs and was filled in since it started: nothing to do.
+  if [[ -f $RUN/.contents ]] && status >/dev/null; then return 0; fi
+  rm -f "$RUN/.contents"
   port_open 3306 || die "MariaDB does not run (scripts/start-services.sh starts it)"
   port_open 5672 || die "RabbitMQ does not run (scripts/start-services.sh starts it)"
   pgrep -x libvirtd >/dev/null || die "libvirtd does not run (scripts/start-services.sh starts it)"
@@ -491,6 +494,7 @@ start_all() {
   wait_ports placement glance-api neutron-server cinder-api nova-api
   # Idempotent: fills in what is missing and waits for the compute host to be usable.
   populate contents
+  touch "$RUN/.contents"
   status >/dev/null || { status >&2; die "a service stopped: see $LOG"; }
 }
 
@@ -509,7 +513,7 @@ case ${1:-} in
     start_all
     say "running ($(($(date +%s) - started)) s); credentials in $STATE/clouds.yaml"
     ;;
-  stop) stop_all; unmount_all ;;
+  stop) stop_all; unmount_all; rm -f "$RUN/.contents" ;;
   status) status ;;
   reset)
     stop_all; unmount_all
