@@ -34,6 +34,8 @@ apt_install -- "${packages[@]}"
 # Without recommends: they would pull every other hypervisor driver, LVM and a GUI.
 apt_install --no-install-recommends -- libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
   qemu-system-x86 python3-libvirt busybox-static cpio
+# The development OpenStack's guest image (a FAT disk booted by SYSLINUX) and its tools.
+apt_install --no-install-recommends -- dosfstools syslinux syslinux-common mtools
 
 # OpenStack Swift with its S3 API, the S3 target's test server (scripts/swift-dev.sh);
 # about a minute from Debian's packages, which are not started here (no init system).
@@ -63,11 +65,11 @@ fi
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
 # virtual environment, shared by every clone on this machine and made anew when its
 # requirements change (about a minute).
-# shared_venv DIR REQUIREMENTS LABEL: makes DIR a venv with REQUIREMENTS unless a complete
-# one is there. Several clones may run this at once, so the work is done under a lock and
-# DIR is marked complete only at the end.
+# shared_venv DIR REQUIREMENTS LABEL [FINISH]: makes DIR a venv with REQUIREMENTS (then
+# runs `FINISH DIR`) unless a complete one is there. Several clones may run this at once,
+# so the work is done under a lock and DIR is marked complete only at the end.
 shared_venv() {
-  local dir=$1 requirements=$2 label=$3
+  local dir=$1 requirements=$2 label=$3 finish=${4:-}
   [[ -f $dir/.cairn-complete ]] && return 0
   (
     flock 9
@@ -76,6 +78,7 @@ shared_venv() {
     rm -rf "$dir"
     "$python" -m venv "$dir"
     "$dir/bin/pip" install -q -r "$requirements"
+    [[ -z $finish ]] || "$finish" "$dir"
     touch "$dir/.cairn-complete"
   ) 9>"$dir.lock"
 }
@@ -90,3 +93,17 @@ shared_venv "$keystone_venv" "$keystone_requirements" Keystone
 barbican_requirements=scripts/barbican-requirements.txt
 barbican_venv=${CAIRN_BARBICAN_VENV:-/var/tmp/cairn-barbican-$(sha256sum "$barbican_requirements" | cut -c1-12)}
 shared_venv "$barbican_venv" "$barbican_requirements" Barbican
+
+# The small real OpenStack of scripts/openstack-dev.sh (the tests of platform =
+# openstack): Nova, Placement, Glance, Cinder, Neutron and Keystone from PyPI in one
+# virtual environment, shared by every clone on this machine and made anew when its
+# requirements change (2 to 10 minutes, 700 MB); the libvirt binding is Debian's.
+openstack_requirements=scripts/openstack-requirements.txt
+openstack_venv=${CAIRN_OPENSTACK_VENV:-/var/tmp/cairn-openstack-$(sha256sum "$openstack_requirements" | cut -c1-12)}
+link_libvirt() {
+  local site
+  site=$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  ln -sf /usr/lib/python3/dist-packages/libvirt*.py /usr/lib/python3/dist-packages/libvirtmod*.so "$site/"
+  "$1/bin/python" -c 'import libvirt' || { echo "setup: libvirt does not import in $1" >&2; exit 1; }
+}
+shared_venv "$openstack_venv" "$openstack_requirements" OpenStack link_libvirt

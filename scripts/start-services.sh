@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the servers the test suite uses (PostgreSQL, MariaDB, RabbitMQ, libvirtd, and
-# Swift with its S3 API) when they are not running already.
+# Starts the servers the test suite uses (PostgreSQL, MariaDB, RabbitMQ, libvirtd, Swift
+# with its S3 API, and the development OpenStack) when they are not running already.
 set -euo pipefail
 
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
@@ -48,3 +48,6 @@ fi
 # Swift's S3 API for the S3 target's tests (idempotent: instant when running, about 20 s
 # from cold).
 "$(dirname "$0")/swift-dev.sh" start
+# The development OpenStack for the tests of platform = openstack (idempotent: a few
+# seconds when running; see docs/openstack.md for the cold times).
+"$(dirname "$0")/openstack-dev.sh" start

@@ -91,9 +91,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "timezone", str, "UTC",
            "The service's timezone (IANA name): jobschedule defaults and "
            "`appliance_timezone`."),
-    Option("DEFAULT", "platform", _choice("local", "libvirt"), "local",
-           "Where instances come from: `local` (an operator-registered inventory) or "
-           "`libvirt` (the domains of this KVM host, see docs/libvirt.md)."),
+    Option("DEFAULT", "platform", _choice("local", "libvirt", "openstack"), "local",
+           "Where instances come from: `local` (an operator-registered inventory), "
+           "`libvirt` (the domains of this KVM host, see docs/libvirt.md) or `openstack` "
+           "(the project's Nova servers, with auth_strategy = keystone; docs/openstack.md)."),
     Option("DEFAULT", "libvirt_uri", str, "qemu:///system",
            "libvirt connection URI of the `libvirt` platform."),
     Option("DEFAULT", "libvirt_shutdown_seconds", float, 120.0,
@@ -396,6 +397,9 @@ def load_settings(config_file: str | Path | None = None,
     if values.get("auth_strategy") == "keystone":
         keystone.check()
         trustee.check()
+    elif values.get("platform") == "openstack":
+        raise InvalidInput("platform: 'openstack' asks Nova with the caller's Keystone token; set "
+                           "auth_strategy = keystone.", "platform")
     return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
                     keystone=keystone, barbican=barbican, trustee=trustee, **values)
 

@@ -233,8 +233,22 @@ def build_platform(settings: Settings, database: Database) -> Platform:
 
         return LibvirtPlatform(settings.libvirt_uri, settings.data_dir / "scratch",
                                settings.libvirt_shutdown_seconds)
-    raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local' or 'libvirt'.",
-                       "platform")
+    if settings.platform == "openstack":
+        from cairn.platforms.openstack import OpenStackCredentials, OpenStackPlatform
+
+        k = settings.keystone
+        if not (k.auth_url and k.username and k.password and k.project_name):
+            raise InvalidInput("platform: 'openstack' needs Cairn's service user in [keystone_authtoken] "
+                               "(auth_url, username, password, project_name).", "platform")
+        credentials = OpenStackCredentials(
+            auth_url=k.auth_url, username=k.username, password=k.password, project_name=k.project_name,
+            user_domain_name=k.user_domain_name, project_domain_name=k.project_domain_name,
+            region_name=k.region_name, interface=k.interface, cafile=str(k.cafile) if k.cafile else None,
+            insecure=k.insecure)
+        return OpenStackPlatform(credentials, settings.libvirt_uri, settings.data_dir / "scratch",
+                                 settings.libvirt_shutdown_seconds)
+    raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local', 'libvirt' or "
+                       "'openstack'.", "platform")
 
 
 def _check_timezone(name: str) -> None:

@@ -9,8 +9,14 @@ module's `.modinfo` section) and an `/init` that:
 2. if the kernel command line has `cairn.boot=OFFSET:COUNT`, writes COUNT MiB of random
    data at OFFSET MiB of `/dev/vda` and syncs;
 3. prints `CAIRN-READY` on the serial console, then reads commands from it, one a line:
-   `write OFFSET COUNT TOKEN` writes COUNT MiB of random data at OFFSET MiB, syncs and
-   prints `CAIRN-DONE TOKEN`.
+   `write OFFSET COUNT TOKEN [DEVICE]` writes COUNT MiB of random data at OFFSET MiB of
+   /dev/DEVICE (vda unless given), syncs and prints `CAIRN-DONE TOKEN`. Each write is
+   fsync'ed on the device (a cache flush reaches QEMU), so a qcow2 disk's new clusters
+   are in its file when the reply comes, for whoever reads the file beside QEMU.
+
+`build_boot_disk()` makes the same guest a bootable raw disk for an image service
+(Glance): a FAT file system with SYSLINUX in its boot sector and the kernel, initramfs
+and `syslinux.cfg` as files, so QEMU boots it from its disk alone as Nova runs it.
 
 The serial console is bound to a Unix socket the test connects to (`GuestConsole`), so
 a test knows exactly which ranges the guest wrote. Random data (not a pattern) keeps the
@@ -24,8 +30,10 @@ The built kernel and initramfs are cached in `/var/tmp/cairn-guest/<kernel versi
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -51,16 +59,16 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     cairn.boot=*)
       spec=${arg#cairn.boot=}
-      dd if=/dev/urandom of=/dev/vda bs=1M seek=${spec%%:*} count=${spec##*:} conv=notrunc 2>/dev/null
+      dd if=/dev/urandom of=/dev/vda bs=1M seek=${spec%%:*} count=${spec##*:} conv=notrunc,fsync 2>/dev/null
       sync ;;
   esac
 done
 echo CAIRN-READY > /dev/ttyS0
 while true; do
-  while read -r cmd a b token; do
+  while read -r cmd a b token dev; do
     case "$cmd" in
       write)
-        dd if=/dev/urandom of=/dev/vda bs=1M seek=$a count=$b conv=notrunc 2>/dev/null
+        dd if=/dev/urandom of=/dev/${dev:-vda} bs=1M seek=$a count=$b conv=notrunc,fsync 2>/dev/null
         sync
         echo "CAIRN-DONE $token" ;;
     esac
@@ -121,7 +129,8 @@ def _load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
 def build_guest() -> GuestImage:
     """The kernel and initramfs, built once per kernel version and cached."""
     version = _kernel_version()
-    home = CACHE / version
+    # The init script is part of the key: a changed one makes a new initramfs.
+    home = CACHE / f"{version}-{hashlib.sha256(INIT.encode()).hexdigest()[:8]}"
     image = GuestImage(home / "vmlinuz", home / "initrd.gz")
     if image.kernel.exists() and image.initrd.exists():
         return image
@@ -158,6 +167,40 @@ def build_guest() -> GuestImage:
         staged_kernel.rename(image.kernel)
         staged_initrd.rename(image.initrd)
     return image
+
+
+SYSLINUX_CFG = """DEFAULT cairn
+PROMPT 0
+TIMEOUT 0
+LABEL cairn
+  KERNEL vmlinuz
+  APPEND initrd=initrd.gz console=tty0 console=ttyS0,115200 quiet panic=-1
+"""
+BOOT_DISK_MIB = 48
+
+
+def build_boot_disk() -> Path:
+    """A raw disk that boots the guest by itself (FAT + SYSLINUX, no partition table),
+    built once per kernel version and cached; needs dosfstools, syslinux and mtools.
+    The kernel's console goes to the serial port last, so the guest's messages and the
+    CAIRN-* replies reach whoever reads ttyS0."""
+    image = build_guest()
+    disk = image.kernel.parent / "boot-disk.raw"
+    if disk.exists():
+        return disk
+    staged = disk.with_name("boot-disk.raw.tmp")
+    staged.unlink(missing_ok=True)
+    with open(staged, "wb") as out:
+        out.truncate(BOOT_DISK_MIB << 20)
+    _run(["mkfs.vfat", "-n", "CAIRN", str(staged)])
+    _run(["syslinux", "--install", str(staged)])
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        cfg = Path(scratch) / "syslinux.cfg"
+        cfg.write_text(SYSLINUX_CFG)
+        for source, name in ((image.kernel, "vmlinuz"), (image.initrd, "initrd.gz"), (cfg, "syslinux.cfg")):
+            _run(["mcopy", "-o", "-i", str(staged), str(source), f"::{name}"])
+    staged.rename(disk)
+    return disk
 
 
 def domain_type() -> str:
@@ -226,6 +269,13 @@ class GuestConsole:
         self.buffer = b""
         self.timeout = timeout
 
+    def _recv(self, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        return self.sock.recv(65536)
+
+    def _send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
     def wait_for(self, marker: str, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout or self.timeout)
         wanted = marker.encode()
@@ -233,20 +283,52 @@ class GuestConsole:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"the guest did not print {marker!r}; console: {self.buffer[-2000:]!r}")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
+            chunk = self._recv(left)
             if not chunk:
                 raise ConnectionError(f"the console closed; it printed {self.buffer[-2000:]!r}")
             self.buffer += chunk
         self.buffer = self.buffer[self.buffer.index(wanted) + len(wanted):]
 
-    def write(self, offset_mib: int, count_mib: int) -> None:
-        """Have the guest write `count_mib` MiB of random data at `offset_mib` MiB of vda."""
+    def write(self, offset_mib: int, count_mib: int, device: str = "vda") -> None:
+        """Have the guest write `count_mib` MiB of random data at `offset_mib` MiB of
+        /dev/`device`."""
         token = uuid.uuid4().hex[:12]
-        self.sock.sendall(f"write {offset_mib} {count_mib} {token}\n".encode())
+        self._send(f"write {offset_mib} {count_mib} {token} {device}\n".encode())
         self.wait_for(f"CAIRN-DONE {token}")
 
     def close(self) -> None:
         self.sock.close()
 
 
+
+
+class PtyConsole(GuestConsole):
+    """The guest's serial console through the pseudo-terminal QEMU gives it (a domain
+    with `<serial type='pty'>`, as Nova defines them): read and written as root."""
+
+    def __init__(self, path: str, timeout: float = 120) -> None:
+        import termios
+        import tty
+
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+        attrs = termios.tcgetattr(self.fd)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.buffer = b""
+        self.timeout = timeout
+
+    def _recv(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return b"\0"  # nothing yet: not a closed console; the deadline decides
+        try:
+            return os.read(self.fd, 65536)
+        except BlockingIOError:
+            return b"\0"
+
+    def _send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def close(self) -> None:
+        os.close(self.fd)

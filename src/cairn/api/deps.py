@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.views import Links
+from cairn.auth.caller import caller_token
 from cairn.auth.context import RequestContext
 from cairn.auth.policy import WORKLOAD_VIEW_BACKUP_TARGET, Rule, check_registered
 from cairn.errors import CairnError, InvalidInput, NotAuthenticated
@@ -48,6 +49,7 @@ async def authenticate(request: Request, token: str | None, project_id: str) -> 
         identity = await run_in_threadpool(validator.validate, token)
     if identity.project_id != project_id and not identity.is_admin:
         raise InvalidInput("Malformed request url", "project_id")
+    caller_token.set(token)  # the openstack platform asks Nova with it
     return RequestContext(identity=identity, project_id=project_id,
                           request_id=request.scope.get("state", {}).get("request_id", "-"), token=token)
 

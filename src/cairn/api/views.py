@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cairn.api.openstack_views import openstack_fields, openstack_vdisk
 from cairn.clock import isoformat
 from cairn.workloads.audit import AuditRecord
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
@@ -220,8 +221,10 @@ def snapshot_detail(s: SnapshotRecord, links: Links) -> dict[str, Any]:
     body = snapshot_summary(s, links)
     body["instances"] = [{"id": i.id, "name": i.name, "metadata": i.metadata,
                           "vdisks": [{"id": d.id, "name": d.name, "size": d.size, "format": d.format,
-                                      "restore_size": d.restore_size, "bytes_read": d.bytes_read}
-                                     for d in i.vdisks]}
+                                      "restore_size": d.restore_size, "bytes_read": d.bytes_read,
+                                      **openstack_vdisk(i, d.device)}
+                                     for d in i.vdisks],
+                          **openstack_fields(i)}
                          for i in s.instances]
     body["metadata"] = s.metadata
     if s.schedule_tiers is not None:

@@ -1,0 +1,325 @@
+"""The `openstack` platform against a real OpenStack on this machine.
+
+`scripts/openstack-dev.sh start` (run by the `cloud` fixture; instant when it runs
+already) gives Keystone, Placement, Nova on libvirt/QEMU, Glance, Neutron and Cinder with
+its NFS driver. One server of project `cairn-alpha` is booted from the guest image
+(tests/platforms/guest.py's boot disk) on the shared network `cairn-net`, with one Cinder
+volume attached; Cairn runs with `auth_strategy = keystone` against the same Keystone
+and `platform = openstack`, and is driven over HTTP with the users' own tokens.
+
+The guest writes random data when told over its serial console (the pseudo-terminal
+Nova gives the domain), so each test knows which MiB of which disk changed. Reference
+content is taken while the domain is paused, and the snapshot is taken while it stays
+paused, so the backup must equal it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+
+from cairn.config import KeystoneAuthSettings
+from cairn.db.migrate import upgrade
+from cairn.platforms.libvirt import import_libvirt
+from cairn.workloads.placement import instances_routing
+from tests.auth.keystone_server import issue_token
+from tests.conftest import Service, make_settings, serving, wait_until
+from tests.platforms.guest import PtyConsole
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("CAIRN_OPENSTACK_STATE", "/var/tmp/cairn-openstack"))
+HOST = "cairn-compute-1"
+MiB = 1 << 20
+
+
+@dataclass
+class Cloud:
+    clouds: dict[str, Any]
+
+    def auth(self, name: str) -> dict[str, Any]:
+        return dict(self.clouds[name]["auth"])
+
+    def connect(self, name: str) -> Any:
+        auth = self.auth(name)
+        return openstack.connect(auth_url=auth["auth_url"], username=auth["username"], password=auth["password"],
+                                 project_name=auth["project_name"], user_domain_name="Default",
+                                 project_domain_name="Default", region_name="RegionOne",
+                                 load_envvars=False, load_yaml_config=False)
+
+    def token(self, name: str) -> str:
+        auth = self.auth(name)
+        return issue_token(auth["auth_url"], auth["username"], auth["password"], auth["project_name"])
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Cloud:
+    done = subprocess.run([str(ROOT / "scripts" / "openstack-dev.sh"), "start"], capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 0, f"the development OpenStack did not start:\n{done.stderr[-4000:]}"
+    return Cloud(json.loads((STATE / "clouds.yaml").read_text())["clouds"])
+
+
+@pytest.fixture(scope="module")
+def osc(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Cairn with platform = openstack, validating the development Keystone's tokens."""
+    data_dir = tmp_path_factory.mktemp("cairn-openstack")
+    url = f"sqlite:///{data_dir / 'cairn.sqlite'}"
+    upgrade(url)
+    auth = cloud.auth("cairn")
+    keystone = KeystoneAuthSettings(www_authenticate_uri=auth["auth_url"], auth_url=auth["auth_url"],
+                                    username=auth["username"], password=auth["password"],
+                                    project_name=auth["project_name"], region_name="RegionOne",
+                                    interface="public")
+    settings = make_settings(data_dir, url, auth_strategy="keystone", platform="openstack", keystone=keystone,
+                             libvirt_shutdown_seconds=1.0)
+    with serving(settings, "sqlite") as service:
+        yield service
+
+
+@dataclass
+class Server:
+    id: str
+    name: str
+    volume_id: str
+    domain: Any
+    console: PtyConsole
+
+    def disk_paths(self) -> dict[str, Path]:
+        root = ET.fromstring(self.domain.XMLDesc(0))
+        return {str(d.find("target").get("dev")): Path(str(d.find("source").get("file")))  # type: ignore[union-attr]
+                for d in root.findall("devices/disk") if d.get("device") == "disk"}
+
+
+def _wait_volume(conn: Any, volume_id: str, status: str) -> Any:
+    return wait_until(lambda: (v := conn.block_storage.get_volume(volume_id)).status == status and v, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def server(cloud: Cloud) -> Iterator[Server]:
+    """A server of cairn-alpha booted from the guest image on cairn-net, with a 1 GiB
+    volume attached as vdb; deleted with its volume afterwards."""
+    conn = cloud.connect("alpha")
+    admin = cloud.connect("admin")
+    image = conn.image.find_image("cairn-guest")
+    flavor = conn.compute.find_flavor("cairn.tiny")
+    network = conn.network.find_network("cairn-net")
+    name = f"cairn-test-{uuid.uuid4().hex[:8]}"
+    created = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                         networks=[{"uuid": network.id}])
+    volume = None
+    try:
+        booted = conn.compute.wait_for_server(created, status="ACTIVE", wait=300)
+        volume = conn.block_storage.create_volume(size=1, name=f"{name}-data")
+        _wait_volume(conn, volume.id, "available")
+        conn.compute.create_volume_attachment(booted, volume_id=volume.id)
+        _wait_volume(conn, volume.id, "in-use")
+        domain = import_libvirt().open("qemu:///system").lookupByUUIDString(booted.id)
+        # The guest printed CAIRN-READY before anyone listened: Nova's console log has it.
+        wait_until(lambda: "CAIRN-READY" in (admin.compute.get_server_console_output(booted.id).get("output")
+                                             or ""), timeout=180)
+        pty = str(ET.fromstring(domain.XMLDesc(0)).find("devices/serial/source").get("path"))  # type: ignore[union-attr]
+        console = PtyConsole(pty)
+        made = Server(booted.id, name, volume.id, domain, console)
+        wait_until(lambda: len(made.disk_paths()) == 2, timeout=60)
+        yield made
+        console.close()
+    finally:
+        conn.compute.delete_server(created.id)
+        try:
+            conn.compute.wait_for_delete(created, wait=120)
+        finally:
+            if volume is not None:
+                _wait_volume(conn, volume.id, "available")
+                conn.block_storage.delete_volume(volume.id)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _call(svc: Service, token: str, project: str, method: str, path: str, body: Any = None,
+          expect: int = 200) -> Any:
+    with svc.client(token) as client:
+        response = client.request(method, f"/v1/{project}{path}", json=body)
+    assert response.status_code == expect, response.text
+    return response.json() if response.content else None
+
+
+def _content(path: Path) -> str:
+    """The guest-visible content of a disk file (qcow2 or raw), read while QEMU holds it."""
+    flat = f"{path}.{uuid.uuid4().hex[:6]}.flat"
+    subprocess.run(["qemu-img", "convert", "-U", "-q", "-O", "raw", str(path), flat], check=True)
+    try:
+        return _digest(Path(flat))
+    finally:
+        os.unlink(flat)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(4 * MiB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _allocated(path: Path) -> int:
+    """Bytes of a raw disk file's data extents, as `qemu-img map` reports them."""
+    done = subprocess.run(["qemu-img", "map", "-U", "-f", "raw", "--output=json", str(path)],
+                          capture_output=True, text=True, check=True)
+    return sum(e["length"] for e in json.loads(done.stdout) if e["data"])
+
+
+def _region_is_zero(path: Path, offset_mib: int, count_mib: int) -> bool:
+    flat = f"{path}.{uuid.uuid4().hex[:6]}.flat"
+    subprocess.run(["qemu-img", "convert", "-U", "-q", "-O", "raw", str(path), flat], check=True)
+    try:
+        with open(flat, "rb") as handle:
+            handle.seek(offset_mib * MiB)
+            return handle.read(count_mib * MiB) == bytes(count_mib * MiB)
+    finally:
+        os.unlink(flat)
+
+
+# -- the environment ---------------------------------------------------------------------
+
+
+def test_environment_boots_a_server_from_the_image_with_a_volume_it_writes_to(
+        cloud: Cloud, server: Server) -> None:
+    admin = cloud.connect("admin")
+    seen = admin.compute.get_server(server.id)
+    assert seen.status == "ACTIVE" and seen.compute_host == HOST
+    assert [a["id"] for a in seen.attached_volumes] == [server.volume_id]
+    addresses = [a["addr"] for net in seen.addresses.values() for a in net]
+    assert len(addresses) == 1 and addresses[0].startswith("10.77.0.")
+
+    disks = server.disk_paths()
+    assert sorted(disks) == ["vda", "vdb"]
+    assert disks["vda"] == STATE / "nova" / "instances" / server.id / "disk"
+    assert disks["vdb"].name == f"volume-{server.volume_id}"
+    # Nova reaches the volume through its "NFS" mount of the share, a bind mount of the export.
+    assert disks["vdb"].is_relative_to(STATE / "nova" / "mnt")
+    assert (STATE / "nfs-export" / f"volume-{server.volume_id}").is_file()
+    serials = [d.findtext("serial") for d in ET.fromstring(server.domain.XMLDesc(0)).findall("devices/disk")]
+    assert server.volume_id in serials
+
+    assert _region_is_zero(disks["vda"], 300, 2) and _region_is_zero(disks["vdb"], 500, 2)
+    server.console.write(300, 2, "vda")
+    server.console.write(500, 2, "vdb")
+    assert not _region_is_zero(disks["vda"], 300, 2)
+    assert not _region_is_zero(disks["vdb"], 500, 2)
+    attachments = admin.compute.volume_attachments(server.id)
+    assert sorted(a.device for a in attachments) == ["/dev/vdb"]
+
+
+# -- the platform ----------------------------------------------------------------------------
+
+
+def test_snapshots_of_a_server_with_a_volume_full_then_incremental_read_only_dirty_extents(
+        cloud: Cloud, osc: Service, server: Server) -> None:
+    alpha = cloud.auth("alpha")
+    project = cloud.connect("alpha").current_project_id
+    token = cloud.token("alpha")
+    assert instances_routing(osc.runtime.platform, project, [server.id]) == {"worker": HOST}
+
+    created = _call(osc, token, project, "POST", "/workloads",
+                    {"workload": {"name": "os", "instances": [{"instance-id": server.id}]}}, 202)["workload"]
+    workload_id = created["id"]
+
+    def workload() -> dict[str, Any]:
+        return dict(_call(osc, token, project, "GET", f"/workloads/{workload_id}")["workload"])
+
+    def snapshot(full: bool) -> dict[str, Any]:
+        body = {"snapshot": {"name": "s", "snapshot_type": "full" if full else "incremental"}}
+        snap = _call(osc, token, project, "POST", f"/workloads/{workload_id}", body)["snapshot"]
+        done = wait_until(lambda: (s := _call(osc, token, project, "GET", f"/snapshots/{snap['id']}")["snapshot"])
+                          ["status"] in ("available", "error") and s, timeout=300)
+        assert done["status"] == "available", done["error_msg"]
+        wait_until(lambda: workload()["status"] == "available", timeout=60)
+        return dict(done)
+
+    assert wait_until(lambda: workload()["status"] in ("available", "error"), timeout=120)
+    assert workload()["status"] == "available", workload()
+    assert workload()["instances"][0]["name"] == server.name
+
+    server.console.write(100, 3, "vda")
+    server.console.write(10, 2, "vdb")
+    full = snapshot(full=True)
+    assert full["snapshot_type"] == "full"
+    [instance] = full["instances"]
+    assert instance["id"] == server.id and instance["name"] == server.name
+    assert instance["flavor"] == {"id": cloud.connect("admin").compute.find_flavor("cairn.tiny").id,
+                                  "name": "cairn.tiny", "vcpus": 1, "ram": 192, "disk": 1, "ephemeral": 0,
+                                  "swap": 0}
+    [nic] = instance["nics"]
+    assert nic["ip_address"].startswith("10.77.0.") and nic["network"]["name"] == "cairn-net"
+    assert nic["network"]["subnet"]["cidr"] == "10.77.0.0/24"
+    [group] = instance["security_group"]
+    assert group["name"] == "default" and any(r["direction"] == "ingress" for r in group["rules"])
+    by_device = {d["label"]: d for d in instance["vdisks"]}
+    assert sorted(by_device) == ["vda", "vdb"]
+    assert by_device["vda"]["disk_kind"] == "root" and by_device["vda"]["volume_id"] is None
+    assert by_device["vdb"]["volume_id"] == server.volume_id and by_device["vdb"]["volume_size"] == 1
+    assert by_device["vdb"]["volume_type"] == "nfs1" and by_device["vdb"]["backend"] == "nfs1"
+    assert by_device["vdb"]["bootable"] is False and by_device["vdb"]["volume_mountpoint"] == "/dev/vdb"
+    assert instance["image"]["name"] == "cairn-guest"
+
+    # What a restore needs is in the snapshot's catalog on the target too.
+    catalog = next((osc.data_dir / "targets" / "default" / "projects" / project).rglob(f"{full['id']}.json"))
+    described = json.loads(catalog.read_text())["instances"][0]["platform"]["openstack"]
+    assert described["flavor"]["ram"] == 192 and described["server"]["host"] == HOST
+    assert described["ports"][0]["fixed_ips"][0]["ip_address"] == nic["ip_address"]
+    assert {d["device"]: d["kind"] for d in described["disks"]} == {"vda": "root", "vdb": "volume"}
+
+    server.console.write(200, 1, "vda")
+    server.console.write(40, 2, "vdb")
+    disks = server.disk_paths()
+    server.domain.suspend()
+    try:
+        reference = {device: _content(path) for device, path in disks.items()}
+        allocated_vdb = _allocated(disks["vdb"])
+        incremental = snapshot(full=False)
+    finally:
+        server.domain.resume()
+    assert incremental["snapshot_type"] == "incremental"
+    read = {d["label"]: d["bytes_read"] for d in incremental["instances"][0]["vdisks"]}
+    assert read["vda"] == 1 * MiB  # exactly the dirty extents of the qcow2 root disk
+    # A raw volume file holds no dirty bitmap: its data extents are read again (the
+    # engine stores only the chunks that changed), never its holes.
+    assert read["vdb"] == allocated_vdb and allocated_vdb < 16 * MiB
+
+    # The backup holds the disks as they were, bit for bit.
+    catalog = next((osc.data_dir / "targets" / "default" / "projects" / project).rglob(f"{incremental['id']}.json"))
+    repository = osc.runtime.targets.repository("default", project)
+    for vdisk in json.loads(catalog.read_text())["instances"][0]["vdisks"]:
+        out = osc.data_dir / f"check-{vdisk['device']}.raw"
+        repository.restore(vdisk["manifest_key"], out)
+        assert _digest(out) == reference[vdisk["device"]], vdisk["device"]
+        out.unlink()
+    assert alpha["project_name"] == "cairn-alpha"
+
+
+def test_another_project_can_neither_see_nor_add_the_server(cloud: Cloud, osc: Service, server: Server) -> None:
+    beta_project = cloud.connect("beta").current_project_id
+    token = cloud.token("beta")
+    for instance_id in (server.id, str(uuid.uuid4()), "not-a-uuid"):
+        refused = _call(osc, token, beta_project, "POST", "/workloads",
+                        {"workload": {"name": "theirs", "instances": [{"instance-id": instance_id}]}}, 400)
+        assert refused["badRequest"]["message"] == f"Instance {instance_id} could not be found."
+    assert _call(osc, token, beta_project, "GET", "/workloads")["workloads"] == []
+    # Asked for beta without a caller (a job), the service user's view is checked the same way.
+    assert osc.runtime.platform.find_instances(beta_project, [server.id]) == {}
+    alpha_project = cloud.connect("alpha").current_project_id
+    assert list(osc.runtime.platform.find_instances(alpha_project, [server.id])) == [server.id]
+    time.sleep(0)
