@@ -69,7 +69,7 @@ fi
 
 # A real Barbican (the OpenStack Key Manager) for the tests of encrypted workloads, in
 # its own virtual environment shared by every clone on this machine, made anew when its
-# requirements change (about five minutes on two busy cores). It is built under a
+# requirements change (5 to 13 minutes on two busy cores). It is built under a
 # temporary name and renamed when complete, so a clone running setup at the same time
 # never sees, nor removes, a half-made one.
 barbican_requirements=scripts/barbican-requirements.txt
