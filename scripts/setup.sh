@@ -89,7 +89,7 @@ shared_venv "$keystone_venv" "$keystone_requirements" Keystone
 
 # A real Barbican (the OpenStack Key Manager) for the tests of encrypted workloads, in
 # its own virtual environment shared by every clone on this machine, made anew when its
-# requirements change (about five minutes on two busy cores).
+# requirements change (5 to 13 minutes on two busy cores).
 barbican_requirements=scripts/barbican-requirements.txt
 barbican_venv=${CAIRN_BARBICAN_VENV:-/var/tmp/cairn-barbican-$(sha256sum "$barbican_requirements" | cut -c1-12)}
 shared_venv "$barbican_venv" "$barbican_requirements" Barbican

@@ -39,7 +39,9 @@ SAMPLES = 256
 @pytest.fixture(scope="module")
 def cairn(keystone: KeystoneServer, barbican: BarbicanServer,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with keystone_service(tmp_path_factory.mktemp("cairn-encrypted"), keystone) as service:
+    # Keystone is asked several times per encrypted create (Cairn, castellan, Barbican's
+    # middleware): on a loaded machine a 5 s connect timeout turns load into 503s.
+    with keystone_service(tmp_path_factory.mktemp("cairn-encrypted"), keystone, http_connect_timeout=60.0) as service:
         yield service
 
 
