@@ -269,6 +269,9 @@ def test_documented_success_responses_match_their_schemas(world: World) -> None:
         ("GET", "/workload_policy/{policy_id}", s.policies[0], None),
         ("GET", "/workload_policy/assigned/{assigned_project}", "p2", None),
         ("GET", "/global_job_scheduler", None, None),
+        ("GET", "/backup_targets", None, None), ("GET", "/backup_targets/detail", None, None),
+        ("GET", "/backup_targets/{target_id}", "default", None),
+        ("GET", "/backup_target_types", None, None), ("GET", "/backup_target_types/detail", None, None),
     ]
     checks = CHECKS.get_by_names(list(CHECK_NAMES))
     for method, path, resource_id, body in requests:

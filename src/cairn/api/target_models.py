@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 from cairn.api.models import Metadata, MetadataField, Scalar, Strict, Text
@@ -102,9 +100,32 @@ class BackupTargetList(BaseModel):
     backup_targets: list[BackupTargetOut]
 
 
+class BackupTargetSummary(BaseModel):
+    id: str
+    type: str
+    filesystem_export: str | None
+    is_default: bool
+    status: str
+
+
+class BackupTargetSummaryList(BaseModel):
+    backup_targets: list[BackupTargetSummary]
+
+
 class BackupTargetTypeOne(BaseModel):
     backup_target_types: BackupTargetTypeOut
 
 
+class BackupTargetTypeSummary(BaseModel):
+    id: str
+    name: str
+    is_public: bool
+    is_default: bool
+
+
+class BackupTargetTypeSummaryList(BaseModel):
+    backup_target_types: list[BackupTargetTypeSummary]
+
+
 class BackupTargetTypeList(BaseModel):
-    backup_target_types: list[dict[str, Any]]
+    backup_target_types: list[BackupTargetTypeOut]

@@ -50,7 +50,7 @@ def _list_targets(request: Request, detail: bool) -> Response:
     return deps.json_response({"backup_targets": [target_views.target(r, detail) for r in records]})
 
 
-@targets.get("", response_model=target_models.BackupTargetList, summary="List backup targets")
+@targets.get("", response_model=target_models.BackupTargetSummaryList, summary="List backup targets")
 def list_targets(request: Request, project_id: str,
                  ctx: Annotated[RequestContext, deps.allowed(rules.BACKUP_TARGET_GET)]) -> Response:
     return _list_targets(request, detail=False)
@@ -138,7 +138,7 @@ def _list_types(request: Request, ctx: RequestContext, project_id: str, detail: 
                                                        for r in records]})
 
 
-@types.get("", response_model=target_models.BackupTargetTypeList, summary="List backup target types")
+@types.get("", response_model=target_models.BackupTargetTypeSummaryList, summary="List backup target types")
 def list_types(request: Request, project_id: str,
                ctx: Annotated[RequestContext, deps.allowed(rules.BACKUP_TARGET_TYPE_GET)]) -> Response:
     return _list_types(request, ctx, project_id, detail=False)
