@@ -57,13 +57,30 @@ fi
 # A real Keystone for the tests of auth_strategy = keystone and bench/api.py, in its own
 # virtual environment, shared by every clone on this machine and made anew when its
 # requirements change (about a minute).
+# shared_venv DIR REQUIREMENTS LABEL: makes DIR a venv with REQUIREMENTS unless a complete
+# one is there. Several clones may run this at once, so the work is done under a lock and
+# DIR is marked complete only at the end.
+shared_venv() {
+  local dir=$1 requirements=$2 label=$3
+  [[ -f $dir/.cairn-complete ]] && return 0
+  (
+    flock 9
+    [[ -f $dir/.cairn-complete ]] && exit 0
+    echo "setup: installing $label into $dir"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/pip" install -q -r "$requirements"
+    touch "$dir/.cairn-complete"
+  ) 9>"$dir.lock"
+}
+
 keystone_requirements=scripts/keystone-requirements.txt
 keystone_venv=${CAIRN_KEYSTONE_VENV:-/var/tmp/cairn-keystone-$(sha256sum "$keystone_requirements" | cut -c1-12)}
-# A marker without the programs (a copy cut short, a cleaned /var/tmp) is no Keystone.
-if [[ ! -f $keystone_venv/.cairn-complete || ! -x $keystone_venv/bin/keystone-manage ]]; then
-  echo "setup: installing Keystone into $keystone_venv"
-  rm -rf "$keystone_venv"
-  "$python" -m venv "$keystone_venv"
-  "$keystone_venv/bin/pip" install -q -r "$keystone_requirements"
-  touch "$keystone_venv/.cairn-complete"
-fi
+shared_venv "$keystone_venv" "$keystone_requirements" Keystone
+
+# A real Barbican (the OpenStack Key Manager) for the tests of encrypted workloads, in
+# its own virtual environment shared by every clone on this machine, made anew when its
+# requirements change (about five minutes on two busy cores).
+barbican_requirements=scripts/barbican-requirements.txt
+barbican_venv=${CAIRN_BARBICAN_VENV:-/var/tmp/cairn-barbican-$(sha256sum "$barbican_requirements" | cut -c1-12)}
+shared_venv "$barbican_venv" "$barbican_requirements" Barbican

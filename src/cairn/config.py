@@ -175,10 +175,29 @@ OPTIONS: tuple[Option, ...] = (
            "Comma-separated Keystone roles a workload's trust delegates to Cairn's service "
            "user, on the workload's project. The creator must hold every one of them there.",
            "list"),
+    Option("barbican", "barbican_endpoint", str, None,
+           "The Key Manager (Barbican) that holds the secrets of encrypted workloads, for "
+           "example http://barbican.internal:9311. Default: the `key-manager` endpoint of "
+           "Keystone's catalog. Encrypted workloads need auth_strategy = keystone."),
+    Option("barbican", "barbican_endpoint_type", _choice("public", "internal", "admin"), "public",
+           "Which of the catalog's key-manager endpoints to use."),
+    Option("barbican", "barbican_region_name", str, None,
+           "Region of the key-manager endpoint. Default: [keystone_authtoken] region_name."),
 )
 
 
 KEYSTONE_SECTION = "keystone_authtoken"
+BARBICAN_SECTION = "barbican"
+
+
+@dataclass(frozen=True)
+class BarbicanSettings:
+    """The `[barbican]` section: where the secrets of encrypted workloads are read
+    (castellan's option names); credentials are `[keystone_authtoken]`'s."""
+
+    barbican_endpoint: str | None = None
+    barbican_endpoint_type: str = "public"
+    barbican_region_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +318,7 @@ class Settings:
     admin_role: str = "admin"
     keystone: KeystoneAuthSettings = field(default_factory=KeystoneAuthSettings)
     trustee: TrusteeSettings = field(default_factory=TrusteeSettings)
+    barbican: BarbicanSettings = field(default_factory=BarbicanSettings)
     targets: tuple[TargetSettings, ...] = ()
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -365,8 +385,9 @@ def load_settings(config_file: str | Path | None = None,
     if values.get("auth_strategy") == "keystone":
         keystone.check()
         trustee.check()
+    barbican = BarbicanSettings(**sections.get(BARBICAN_SECTION, {}))
     return Settings(data_dir=data_dir, database_url=database_url, targets=targets, extra=extra,
-                    keystone=keystone, trustee=trustee, **values)
+                    keystone=keystone, trustee=trustee, barbican=barbican, **values)
 
 
 def _target(section: str, options: dict[str, str]) -> TargetSettings:

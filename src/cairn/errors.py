@@ -28,6 +28,7 @@ The whole tree, with the module of each class beyond this one and its HTTP statu
     ├── NotAuthorized          403  valid credentials, but a policy rule says no
     │   └── TrustUnusable           workloads.trusts: a job's trust was refused (its message names it)
     ├── TooLarge               413  a body or value above a configured limit
+    │   └── QuotaExceeded           workloads.quotas: a request would pass a project's allowed quota
     ├── Unavailable            503  a dependency (database, identity, target, libvirt) is down
     │   ├── TargetNotReady          targets: the target's path does not hold its own marker
     │   ├── TargetError             targets: the target failed an operation

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from cairn.auth.key_manager import KeyManager, ServiceUser
 from cairn.auth.policy import PolicyEnforcer
+from cairn.auth.projects import LocalProjects, ProjectDirectory, project_directory
 from cairn.auth.tokens import LocalTokenValidator
 from cairn.auth.validator import TokenValidator
 from cairn.clock import utcnow
@@ -27,20 +29,28 @@ from cairn.config import Settings
 from cairn.db.database import Database
 from cairn.errors import InvalidInput
 from cairn.jobs.dispatch import InProcessDispatcher
-from cairn.jobs.notify import notifying
+from cairn.jobs.notify import FanOut, Notifier, notifying
 from cairn.jobs.reaper import Reaper
 from cairn.jobs.runner import JobHandler, JobRunner
 from cairn.platforms.base import Platform
 from cairn.platforms.local import LocalPlatform
 from cairn.scheduler import Scheduler
 from cairn.workloads import cleanup, lifecycle
+from cairn.workloads.backup_targets import BackupTargetService, settings_lookup
+from cairn.workloads.encryption import ServiceKeys
+from cairn.workloads.import_job import JOB_IMPORT, ImportJob
 from cairn.workloads.jobschedule import parse_jobschedule
 from cairn.workloads.lifecycle import WorkloadService
 from cairn.workloads.lifecycle_jobs import CreateWorkloadJob, DeleteWorkloadJob, ResetWorkloadJob
+from cairn.workloads.mail import Mailer
 from cairn.workloads.notices import NOTICE_FACTS
+from cairn.workloads.quotas import QuotaGuard
+from cairn.workloads.reassign import JOB_REASSIGN, ReassignJob
 from cairn.workloads.restore_job import JOB_RESTORE, RestoreJob
 from cairn.workloads.restore_service import RestoreService
 from cairn.workloads.retention_step import RetentionStep
+from cairn.workloads.s3_credentials import FIELD as S3_SECRET_FIELD
+from cairn.workloads.s3_credentials import SecretReader, credentials_lookup
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE, SnapshotDeleteJob
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT, SnapshotJob
 from cairn.workloads.snapshot_service import SnapshotService
@@ -66,6 +76,9 @@ class Runtime:
     restores: RestoreService
     targets: BackupTargets
     trusts: TrustService
+    #: backup targets and backup target types as API resources
+    target_resources: BackupTargetService
+    quotas: QuotaGuard
     dispatcher: InProcessDispatcher | RabbitDispatcher
     reaper: Reaper
     scheduler: Scheduler
@@ -73,6 +86,12 @@ class Runtime:
     runner: JobRunner | None = None
     #: the broker connection, when `transport_url` is set
     messaging: Messaging | None = None
+    #: Barbican, for encrypted workloads (auth_strategy = keystone only)
+    key_manager: KeyManager | None = None
+    #: e-mail about the end of snapshots and restores (`cairn.workloads.mail`)
+    mailer: Mailer | None = None
+    #: which projects exist (Keystone's, or none known under local tokens)
+    projects: ProjectDirectory = field(default_factory=LocalProjects)
 
     def start_background(self, scheduler: bool = True) -> None:
         """Start the reaper and (unless told not to) the scheduler; the worker pool
@@ -86,6 +105,8 @@ class Runtime:
         self.scheduler.stop()
         self.reaper.stop()
         self.dispatcher.shutdown(wait=True)
+        if self.mailer is not None:
+            self.mailer.close()
         if self.messaging is not None:
             self.messaging.close()
         self.database.dispose()
@@ -113,7 +134,13 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     database = Database(settings.database_url)
     clock = utcnow
     platform = platform if platform is not None else build_platform(settings, database)
-    targets = BackupTargets(settings.backup_targets)
+    key_manager = build_key_manager(settings)
+    # Targets created over the API are found in the database, an S3 one's keys through its
+    # secret_ref, read from Barbican as Cairn's service user (the secret's ACL grants it).
+    credentials = credentials_lookup(service_secret_reader(key_manager) if key_manager else None)
+    targets = BackupTargets(settings.backup_targets, ServiceKeys(key_manager) if key_manager else None,
+                            lookup=settings_lookup(database, credentials))
+    target_resources = BackupTargetService(targets, settings.data_dir, clock, credentials)
     trusts = TrustService(database, _keystone_trusts(settings), settings.trustee, clock)
     gc_wait = settings.gc_wait_seconds
     handlers: dict[str, JobHandler] = {
@@ -124,16 +151,20 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
         cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
+        JOB_IMPORT: ImportJob(targets, clock),
+        JOB_REASSIGN: ReassignJob(targets, clock),
     }
     # The jobs that call the platform act for the workload's user through its trust.
     handlers = acting_through_trusts(handlers, trusts, ACTING_JOBS)
     messaging: Messaging | None = None
+    mailer = Mailer(database)
+    notifiers: list[Notifier] = [mailer]
     if settings.transport_url:
         from cairn.jobs.messaging import Messaging, RabbitDispatcher
 
         messaging = Messaging(settings.transport_url, settings.worker_threads)
-        notifier = messaging.notifier(publisher_id=f"cairn.{settings.worker_host}")
-        handlers = notifying(handlers, NOTIFIED_EVENTS, notifier, database, NOTICE_FACTS)
+        notifiers.insert(0, messaging.notifier(publisher_id=f"cairn.{settings.worker_host}"))
+    handlers = notifying(handlers, NOTIFIED_EVENTS, FanOut(*notifiers), database, NOTICE_FACTS)
     lease = timedelta(seconds=settings.job_lease_seconds)
     owner = f"{settings.worker_host}:{os.getpid()}"
     runner = JobRunner(database, handlers, owner, lease, clock)
@@ -143,16 +174,36 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
     else:
         dispatcher = InProcessDispatcher(runner, settings.worker_threads)
     reaper = Reaper(database, handlers, dispatcher, clock, requeue_after=lease)
-    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, trusts)
-    snapshot_service = SnapshotService(dispatcher, clock, platform, database)
+    quotas = QuotaGuard(database)
+    workloads = WorkloadService(database, platform, targets, dispatcher, clock, settings.timezone, quotas,
+                                placement=target_resources, trusts=trusts)
+    snapshot_service = SnapshotService(dispatcher, clock, platform, database, quotas)
     return Runtime(settings=settings, database=database, platform=platform,
                    validator=_validator(settings, database),
                    enforcer=PolicyEnforcer(settings.policy_file), workloads=workloads,
                    snapshots=snapshot_service,
                    scheduler=Scheduler(database, snapshot_service, clock, owner),
-                   restores=RestoreService(dispatcher, platform, clock), targets=targets, trusts=trusts,
+                   restores=RestoreService(dispatcher, platform, clock), targets=targets, quotas=quotas, trusts=trusts,
+                   target_resources=target_resources,
                    dispatcher=dispatcher, reaper=reaper, handlers=handlers,
-                   runner=runner, messaging=messaging)
+                   runner=runner, messaging=messaging, key_manager=key_manager, mailer=mailer,
+                   projects=project_directory(settings.auth_strategy, settings.keystone))
+
+
+def build_key_manager(settings: Settings) -> KeyManager | None:
+    """Barbican through castellan, for encrypted workloads: only with Keystone tokens,
+    which Barbican accepts (castellan is imported on first use, not here)."""
+    if settings.auth_strategy != "keystone":
+        return None
+    return KeyManager(settings.keystone, settings.barbican)
+
+
+def service_secret_reader(key_manager: KeyManager) -> SecretReader:
+    """Reads a target's S3 keys from Barbican as the service user: a target is the
+    operator's, used by jobs that have no caller."""
+    def read(secret_id: str) -> bytes:
+        return key_manager.read_payload(secret_id, ServiceUser(), field=S3_SECRET_FIELD)
+    return read
 
 
 def _validator(settings: Settings, database: Database) -> TokenValidator:

@@ -19,7 +19,8 @@ SUMMARY_KEYS = ["project_id", "user_id", "id", "name", "snapshots_info", "descri
                 "workload_type_id", "status", "created_at", "updated_at", "scheduler_trust", "links"]
 DETAIL_KEYS = ["created_at", "updated_at", "id", "user_id", "project_id", "availability_zone",
                "workload_type_id", "name", "description", "interval", "storage_usage", "instances",
-               "metadata", "jobschedule", "status", "error_msg", "links", "scheduler_trust"]
+               "metadata", "jobschedule", "status", "error_msg", "links", "scheduler_trust",
+               "encryption", "secret_uuid"]
 JOBSCHEDULE_KEYS = {"retention_policy_type", "end_date", "start_time", "interval", "enabled",
                     "retention_policy_value", "timezone", "start_date", "fullbackup_interval",
                     "appliance_timezone", "global_jobscheduler"}

@@ -1,5 +1,6 @@
-"""Fixtures for Keystone authentication: one real Keystone per test session, and Cairn
-services that validate its tokens (SQLite: the database plays no part in this)."""
+"""Fixtures for Keystone authentication: one real Keystone per test session (and, for
+encrypted workloads, one real Barbican beside it), and Cairn services that validate its
+tokens (SQLite: the database plays no part in this)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from cairn.config import KeystoneAuthSettings
 from cairn.db.migrate import upgrade
+from tests.auth.barbican_server import BarbicanServer, start_barbican
 from tests.auth.keystone_server import REGION, KeystoneServer, start_keystone
 from tests.conftest import Service, free_port, make_settings, serving
 
@@ -51,3 +53,13 @@ def keystone_service(data_dir: Path, keystone: KeystoneServer, admin_role: str =
 def keystone_cairn(keystone: KeystoneServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with keystone_service(tmp_path_factory.mktemp("cairn-keystone"), keystone) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def barbican(keystone: KeystoneServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BarbicanServer]:
+    """A real Barbican in Keystone's catalog (`key-manager`), for the session."""
+    server = start_barbican(tmp_path_factory.mktemp("barbican"), free_port(), keystone)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,12 +12,18 @@ from cairn.api import faults, models
 from cairn.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cairn.api.render_cache import WorkloadViewCache
 from cairn.api.routes import (
+    backup_targets,
     global_scheduler,
     ops,
     policies,
+    project_ops,
+    quotas,
     restores,
+    settings,
     snapshots,
     trusts,
+    usage,
+    workload_ops,
     workload_types,
     workloads,
 )
@@ -40,8 +46,13 @@ def create_app(runtime: Runtime) -> FastAPI:
                   responses=_ERRORS)  # type: ignore[arg-type]
     app.state.runtime = runtime
     app.state.view_cache = WorkloadViewCache(runtime.settings.timezone)
-    for module in (workloads, snapshots, restores, workload_types, policies, global_scheduler, trusts):
+    # fixed paths under /workloads/ (usage's /workloads/metrics/..., project_ops'
+    # import_workloads, ...) first: they must not be read as a workload's id
+    for module in (usage, project_ops, settings, workloads, snapshots, restores, workload_types, policies,
+                   global_scheduler, quotas, workload_ops, trusts):
         app.include_router(module.router)
+    for router in backup_targets.routers:
+        app.include_router(router)
     faults.install(app, auth_uri=runtime.settings.www_authenticate_uri)
     ops.install(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]

@@ -49,7 +49,7 @@ async def authenticate(request: Request, token: str | None, project_id: str) -> 
     if identity.project_id != project_id and not identity.is_admin:
         raise InvalidInput("Malformed request url", "project_id")
     return RequestContext(identity=identity, project_id=project_id,
-                          request_id=request.scope.get("state", {}).get("request_id", "-"), token=token)
+                          request_id=request.scope.get("state", {}).get("request_id", "-"), auth_token=token)
 
 
 class Allowed:

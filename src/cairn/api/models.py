@@ -61,6 +61,12 @@ class WorkloadCreateBody(Strict):
     instances: list[InstanceRef] = Field(min_length=1, max_length=256)
     jobschedule: JobScheduleIn | None = None
     metadata: Metadata | None = MetadataField
+    # Trilio 4.2+: a workload encrypted with a Barbican secret (docs/encryption.md);
+    # clients send both always, `false` with "" or null when unencrypted.
+    encryption: bool | None = None
+    secret_uuid: str | None = Field(default=None, max_length=64)
+    #: 6.x: the backup target type (id or name) the workload lives on
+    backup_target_types: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class WorkloadCreateRequest(Strict):
@@ -300,6 +306,8 @@ class WorkloadDetail(BaseModel):
     metadata: dict[str, str]
     jobschedule: JobScheduleOut
     error_msg: str | None
+    encryption: bool
+    secret_uuid: str | None
 
 
 class WorkloadOne(BaseModel):
@@ -522,3 +530,261 @@ class FaultBody(BaseModel):
 def fault_schema(name: str) -> dict[str, Any]:
     return {"type": "object", "required": [name],
             "properties": {name: FaultBody.model_json_schema()}}
+
+
+# -- quotas, usage, audit log (docs/operations.md) -------------------------------------
+
+QuotaValue = Field(ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaIn(Strict):
+    quota_type_id: str = Field(min_length=1, max_length=36)
+    project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    allowed_value: int = QuotaValue
+    high_watermark: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaCreateRequest(Strict):
+    allowed_quotas: list[AllowedQuotaIn] = Field(min_length=1, max_length=16)
+
+
+class AllowedQuotaUpdateBody(Strict):
+    project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    allowed_value: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    high_watermark: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class AllowedQuotaUpdateRequest(Strict):
+    allowed_quotas: AllowedQuotaUpdateBody
+
+
+class QuotaTypeOut(BaseModel):
+    id: str
+    display_name: str
+    display_description: str
+    status: str
+
+
+class QuotaTypeList(BaseModel):
+    quota_types: list[QuotaTypeOut]
+
+
+class AllowedQuotaOut(BaseModel):
+    id: str
+    project_id: str
+    quota_type_id: str
+    allowed_value: int
+    high_watermark: int
+    version: str
+    quota_type_name: str
+
+
+class AllowedQuotaList(BaseModel):
+    allowed_quotas: list[AllowedQuotaOut]
+
+
+class AllowedQuotaOne(BaseModel):
+    allowed_quotas: AllowedQuotaOut
+
+
+class TargetUsageOut(BaseModel):
+    storage_type: str
+    name: str
+    nfs_share: str
+    total_capacity: int | None
+    total_capacity_humanized: str | None
+    total_utilization: int | None
+    total_utilization_humanized: str | None
+    available_capacity: int | None
+    available_capacity_humanized: str | None
+    backup_usage: int
+    backup_usage_humanized: str
+    workloads: int
+    snapshots: int
+
+
+class StorageUsageList(BaseModel):
+    storage_usage: list[TargetUsageOut]
+
+
+class ProjectUsageOut(BaseModel):
+    vms_protected: int
+    total_vms: int | None
+    workloads: int
+    snapshots: int
+    used_capacity: int
+    used_capacity_humanized: str
+
+
+class GlobalUsageOut(BaseModel):
+    vms_protected: int
+    total_vms: int | None
+    workloads: int
+    snapshots: int
+    used_capacity: int
+    used_capacity_humanized: str
+
+
+class TenantsUsage(BaseModel):
+    global_usage: GlobalUsageOut
+    tenants_usage: dict[str, ProjectUsageOut]
+
+
+class ChargedVmOut(BaseModel):
+    id: str
+    name: str
+
+
+class ChargedWorkloadOut(BaseModel):
+    id: str
+    name: str
+    snapshots: int
+    size: int
+    size_humanized: str
+    protected_vms: dict[str, ChargedVmOut]
+
+
+class TenantChargebackOut(BaseModel):
+    tenant_id: str
+    tenant_name: str
+    workloads: dict[str, ChargedWorkloadOut]
+    vms_protected: int
+    size: int
+    size_humanized: str
+
+
+class ProtectedVmOut(BaseModel):
+    id: str
+    name: str
+    workload_id: str
+    workload_name: str
+    project_id: str
+
+
+class ProtectedVms(BaseModel):
+    protected_vms: list[ProtectedVmOut]
+
+
+class AuditLineOut(BaseModel):
+    Timestamp: str
+    UserName: str
+    UserId: str
+    ProjectId: str
+    Action: str
+    ObjectType: str
+    ObjectId: str
+    ObjectName: str
+    Details: str
+    RequestId: str
+
+
+class AuditLog(BaseModel):
+    auditlog: list[AuditLineOut]
+# -- settings, reassign, import (cairn.api.routes.project_ops) ------------------------
+
+
+class SettingIn(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    value: Scalar
+    description: str | None = Text
+    category: str | None = Field(default=None, max_length=255)
+    type: str | None = Field(default=None, max_length=255)
+    is_public: bool = False
+    is_hidden: bool = False
+    metadata: Metadata | None = MetadataField
+
+
+class SettingsCreateRequest(Strict):
+    settings: list[SettingIn] = Field(min_length=1, max_length=100)
+
+
+class ReassignIn(Strict):
+    workload_ids: list[str] = Field(default_factory=list, max_length=1000)
+    new_tenant_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(min_length=1, max_length=64)
+    old_tenant_ids: list[str] = Field(default_factory=list, max_length=1000)
+    migrate_cloud: bool = False
+
+
+class ImportRequest(Strict):
+    workload_ids: list[str] = Field(default_factory=list, max_length=10000)
+    upgrade: bool = True
+    target: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class SettingOut(BaseModel):
+    id: str
+    name: str
+    value: str
+    description: str
+    category: str
+    type: str
+    is_public: bool
+    is_hidden: bool
+    metadata: dict[str, str]
+    project_id: str
+    user_id: str
+    created_at: str
+    updated_at: str
+
+
+class SettingList(BaseModel):
+    settings: list[SettingOut]
+
+
+class SettingOne(BaseModel):
+    setting: SettingOut
+
+
+class ReassignedOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    project_id: str
+    user_id: str
+
+
+class ReassignFailedOut(BaseModel):
+    id: str
+    error: str
+
+
+class ReassignResult(BaseModel):
+    reassigned_workloads: list[ReassignedOut]
+    failed_workloads: list[ReassignFailedOut]
+
+
+class ReassignOut(BaseModel):
+    workloads: ReassignResult
+
+
+class TargetWorkloadOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    backup_target: str
+    snapshots: int
+    created_at: str | None
+    reason: str
+
+
+class TargetWorkloadList(BaseModel):
+    workloads: list[TargetWorkloadOut]
+
+
+class ImportJobOut(BaseModel):
+    id: str
+    status: str
+    progress_percent: int
+    progress_msg: str
+    imported_workloads: list[str]
+    imported_snapshots: list[str]
+    skipped: list[str]
+    error_msg: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class ImportJobOne(BaseModel):
+    import_workloads: ImportJobOut

@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.clock import isoformat
+from cairn.workloads.audit import AuditRecord
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
 from cairn.workloads.policies import FIELDS as POLICY_FIELDS
 from cairn.workloads.policies import PolicyRecord
+from cairn.workloads.project_settings import SettingRecord
+from cairn.workloads.quotas import QuotaRecord, QuotaType
 from cairn.workloads.records import StorageUsage, WorkloadRecord, WorkloadSummary
 from cairn.workloads.restore_records import RestoreRecord
 from cairn.workloads.snapshot_records import SnapshotRecord
@@ -77,6 +80,8 @@ def workload_detail(w: WorkloadRecord, links: Links, *, appliance_timezone: str,
         "error_msg": w.error_msg,
         "links": links(w.project_id, "workloads", w.id),
         "scheduler_trust": scheduler_trust_view(w),
+        "encryption": w.encryption,
+        "secret_uuid": w.secret_uuid,
     }
 
 
@@ -129,7 +134,7 @@ def jobschedule_view(w: WorkloadRecord, appliance_timezone: str, global_jobsched
     """The workload's jobschedule as shown (`global_jobscheduler` then `nextrun` last)."""
     view = dict(_static_view(_frozen(w.jobschedule), appliance_timezone))
     view["global_jobscheduler"] = global_jobscheduler
-    if global_jobscheduler and view["enabled"]:
+    if global_jobscheduler and view["enabled"] and w.schedule_paused_at is None:  # paused: nothing runs next
         seconds = nextrun(w.next_fire_at, w.jobschedule, now)
         if seconds is not None:
             view["nextrun"] = seconds
@@ -243,3 +248,43 @@ def restore(r: RestoreRecord, links: Links) -> dict[str, Any]:
         "instances": [dict(i) for i in r.instances],
         "links": links(r.project_id, "restores", r.id),
     }
+
+
+# -- quotas, usage, audit log (docs/operations.md) -------------------------------------
+
+
+def quota_type_view(t: QuotaType) -> dict[str, Any]:
+    return {"id": t.id, "display_name": t.name, "display_description": t.description, "status": "available"}
+
+
+def allowed_quota(q: QuotaRecord) -> dict[str, Any]:
+    return {"id": q.id, "project_id": q.project_id, "quota_type_id": q.quota_type_id,
+            "allowed_value": q.allowed_value, "high_watermark": q.high_watermark, "version": q.version,
+            "quota_type_name": q.quota_type_name}
+
+
+def humanized(size: int | None) -> str | None:
+    """Bytes as a person reads them: `0 Bytes`, `1.5 KB`, `20.0 GB` (powers of 1024)."""
+    if size is None:
+        return None
+    if size < 1024:
+        return f"{size} Bytes"
+    value = float(size)
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        value /= 1024
+        if value < 1024 or unit == "PB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def audit_line(entry: AuditRecord) -> dict[str, Any]:
+    return {"Timestamp": isoformat(entry.created_at), "UserName": entry.user_id, "UserId": entry.user_id,
+            "ProjectId": entry.project_id, "Action": entry.action, "ObjectType": entry.object_type,
+            "ObjectId": entry.object_id, "ObjectName": entry.object_name, "Details": entry.details,
+            "RequestId": entry.request_id}
+def setting(s: SettingRecord) -> dict[str, Any]:
+    """A project setting; a secret's value is masked, whoever asks."""
+    return {"id": s.id, "name": s.name, "value": s.shown_value, "description": s.description,
+            "category": s.category, "type": s.type, "is_public": s.is_public, "is_hidden": s.is_hidden,
+            "metadata": s.metadata, "project_id": s.project_id, "user_id": s.user_id,
+            "created_at": isoformat(s.created_at), "updated_at": isoformat(s.updated_at)}

@@ -113,6 +113,23 @@ WORKLOAD_POLICY_GET = _action("workload:policy_get", ADMIN, "List and show workl
 WORKLOAD_POLICY_GET_ASSIGNED = _action(
     "workload:policy_get_assigned", ADMIN_OR_OWNER,
     "List the policies assigned to a project.")
+BACKUP_TARGET_CREATE = _action("backup_target:create", ADMIN, "Create a backup target.")
+BACKUP_TARGET_GET = _action("backup_target:get", ADMIN, "List and show backup targets.")
+BACKUP_TARGET_DELETE = _action("backup_target:delete", ADMIN,
+                               "Delete a backup target created over the API.")
+BACKUP_TARGET_SET_DEFAULT = _action("backup_target:set_default", ADMIN,
+                                    "Make a backup target the default one.")
+BACKUP_TARGET_TYPE_CREATE = _action("backup_target_type:create", ADMIN, "Create a backup target type.")
+BACKUP_TARGET_TYPE_GET = _action(
+    "backup_target_type:get", ADMIN_OR_OWNER,
+    "List and show backup target types (a project sees the public ones and its own).")
+BACKUP_TARGET_TYPE_DELETE = _action("backup_target_type:delete", ADMIN, "Delete a backup target type.")
+BACKUP_TARGET_TYPE_ADD_PROJECTS = _action("backup_target_type:add_projects", ADMIN,
+                                          "Assign a backup target type to projects.")
+BACKUP_TARGET_TYPE_REMOVE_PROJECTS = _action("backup_target_type:remove_projects", ADMIN,
+                                             "Take a backup target type from projects.")
+BACKUP_TARGET_TYPE_SET_DEFAULT = _action("backup_target_type:set_default", ADMIN,
+                                         "Make a backup target type the default one.")
 WORKLOAD_GET_GLOBAL_JOB_SCHEDULER = _action(
     "workload:get_global_job_scheduler", ADMIN_OR_OWNER,
     "Read the global job scheduler switch.")
@@ -122,6 +139,43 @@ WORKLOAD_GLOBAL_JOB_SCHEDULER_ENABLE = _action(
 WORKLOAD_GLOBAL_JOB_SCHEDULER_DISABLE = _action(
     "workload:global_job_scheduler_disable", ADMIN,
     "Turn the global job scheduler off.")
+WORKLOAD_PAUSE = _action("workload:pause", ADMIN_OR_OWNER,
+                         "Pause a workload's schedule (nothing fires until it is resumed).")
+WORKLOAD_RESUME = _action("workload:resume", ADMIN_OR_OWNER, "Resume a paused workload's schedule.")
+SNAPSHOT_RESET = _action("snapshot:reset", ADMIN_OR_OWNER,
+                         "Reset a running snapshot: it ends 'error' and its workload is unlocked.")
+WORKLOAD_GET_QUOTA_TYPES = _action("workload:get_quota_types", ADMIN, "List the project quota types.")
+WORKLOAD_CREATE_ALLOWED_QUOTA = _action("workload:create_allowed_quota", ADMIN,
+                                        "Set allowed quotas of a project.")
+WORKLOAD_GET_ALLOWED_QUOTAS = _action("workload:get_allowed_quotas", ADMIN,
+                                      "List the allowed quotas of a project.")
+WORKLOAD_GET_ALLOWED_QUOTA = _action("workload:get_allowed_quota", ADMIN, "Show an allowed quota.")
+WORKLOAD_UPDATE_ALLOWED_QUOTA = _action("workload:update_allowed_quota", ADMIN,
+                                        "Change an allowed quota.")
+WORKLOAD_DELETE_ALLOWED_QUOTA = _action("workload:delete_allowed_quota", ADMIN,
+                                        "Delete an allowed quota.")
+WORKLOAD_GET_STORAGE_USAGE = _action("workload:get_storage_usage", ADMIN,
+                                     "Capacity and use of every backup target.")
+WORKLOAD_GET_TENANTS_USAGE = _action("workload:get_tenants_usage", ADMIN,
+                                     "Protected VMs and stored bytes of every project.")
+WORKLOAD_GET_TENANTS_CHARGEBACK = _action("workload:get_tenants_chargeback", ADMIN,
+                                          "Every project's workloads, their VMs and stored bytes.")
+WORKLOAD_GET_PROTECTED_VMS = _action("workload:get_protected_vms", ADMIN_OR_OWNER,
+                                     "The VMs a project's workloads protect.")
+WORKLOAD_GET_AUDITLOG = _action("workload:get_auditlog", ADMIN, "Read the audit log.")
+WORKLOAD_SETTING_CREATE = _action("workload:setting_create", ADMIN,
+                         "Create or change a project's settings (the SMTP settings of e-mail about jobs).")
+WORKLOAD_SETTING_GET = _action("workload:setting_get", ADMIN_OR_OWNER,
+                      "List and show a project's settings (secret values masked).")
+WORKLOAD_SETTING_DELETE = _action("workload:setting_delete", ADMIN, "Delete a project's settings.")
+WORKLOAD_REASSIGN_WORKLOADS = _action("workload:reassign_workloads", ADMIN,
+                            "Move workloads and their data to another project and user.")
+WORKLOAD_GET_IMPORT_WORKLOADS_LIST = _action("workload:get_import_workloads_list", ADMIN,
+                                   "List the workloads a backup target describes that can be imported.")
+WORKLOAD_IMPORT_WORKLOADS = _action("workload:import_workloads", ADMIN,
+                          "Import workloads from a backup target (a job).")
+WORKLOAD_GET_ORPHANED_WORKLOADS_LIST = _action("workload:get_orphaned_workloads_list", ADMIN,
+                               "List the orphaned workloads on the backup targets.")
 TRUST_GET_ALL = _action("trust:get_all", ADMIN_OR_OWNER, "List a project's Keystone trusts to Cairn.")
 TRUST_CREATE = _action("trust:create", ADMIN_OR_OWNER,
                        "Create a Keystone trust from the caller to Cairn's service user.")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +111,13 @@ class Workload(Base):
     last_fired_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     #: set by reset: the next snapshot must be full
     full_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: encrypted under a key derived from the Barbican secret `secret_uuid` (docs/encryption.md)
+    encryption: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    secret_uuid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the secret id while the workload is live, NULL once deleted: one live workload per secret
+    secret_claim: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    #: set while the schedule is paused (`POST .../pause`): nothing fires until resumed
+    schedule_paused_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     #: the Keystone trust scheduled work acts through, as the detail view shows it:
     #: {"trust": <keystone_trusts.id>, "is_valid": bool}; NULL without one
     scheduler_trust: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -131,6 +139,8 @@ class WorkloadInstance(Base):
     meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     claim: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    #: the instance's disks when it joined (what the Volumes quota counts)
+    quota_disks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Policy(Base):
@@ -286,3 +296,105 @@ class Restore(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BackupTargetRow(Base):
+    """A backup target an admin created over the API (docs/backup_targets.md). Targets
+    from the configuration file have no row; `workloads.backup_target` names either a
+    configured target's name or one of these ids."""
+
+    __tablename__ = "backup_targets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    filesystem_export: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    mount_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    nfs_mount_opts: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    s3_endpoint_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    s3_bucket: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    s3_region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    s3_prefix: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    #: a reference to the Barbican secret holding the S3 keys; never the keys themselves
+    secret_ref: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    immutable: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class AllowedQuota(Base):
+    """How much of one quota type a project may use (`cairn.workloads.quotas`). The row is
+    also the lock that serialises the requests that would use its type."""
+
+    __tablename__ = "allowed_quotas"
+    __table_args__ = (UniqueConstraint("project_id", "quota_type_id", name="uq_allowed_quotas_project_type"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    quota_type_id: Mapped[str] = mapped_column(String(36))
+    allowed_value: Mapped[int] = mapped_column(BigInt)
+    high_watermark: Mapped[int] = mapped_column(BigInt)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BackupTargetTypeRow(Base):
+    """A named way to a backup target, public or assigned to projects; a workload
+    created with `backup_target_types` lives on the type's target."""
+
+    __tablename__ = "backup_target_types"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: a configured target's name or a `backup_targets` id
+    backup_target: Mapped[str] = mapped_column(String(255), index=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BackupTargetTypeProject(Base):
+    """A project a non-public backup target type is assigned to."""
+
+    __tablename__ = "backup_target_type_projects"
+    __table_args__ = (UniqueConstraint("type_id", "project_id", name="uq_backup_target_type_projects_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type_id: Mapped[str] = mapped_column(ForeignKey("backup_target_types.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class AuditEntry(Base):
+    """One line of the audit log: who did what to which object, when (`cairn.workloads.audit`)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(64))
+class ProjectSetting(Base):
+    """A setting of a project (`/settings`): the SMTP settings that turn e-mail about
+    jobs on, and any other name a client stores. One row per project and name."""
+
+    __tablename__ = "project_settings"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_project_settings_pair"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(255), default="")
+    type: Mapped[str] = mapped_column(String(255), default="")
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)

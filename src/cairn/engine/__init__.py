@@ -13,7 +13,7 @@ The on-disk format is specified in docs/format.md; constants are justified in do
 
 from cairn.engine.backup import BackupResult
 from cairn.engine.config import RepositoryConfig
-from cairn.engine.crypto import KeyFile, Passphrase
+from cairn.engine.crypto import KeyFile, Passphrase, SecretPayload
 from cairn.engine.gc import GcReport
 from cairn.engine.locks import LockTiming
 from cairn.engine.repository import Repository, RepoStats
@@ -31,6 +31,7 @@ __all__ = [
     "RepoStats",
     "Repository",
     "RepositoryConfig",
+    "SecretPayload",
     "Source",
     "VerifyReport",
     "open_source",

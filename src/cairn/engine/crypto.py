@@ -8,7 +8,8 @@ An encrypted repository has one random 64-byte master secret, split in two keys:
   index segments and manifests is derived from it.
 
 The master secret is stored only wrapped: each `keys/<id>` file holds it encrypted with
-AES-256-GCM under a key derived by scrypt from a passphrase or from a key file's bytes.
+AES-256-GCM under a key derived by scrypt from a passphrase, from a key file's bytes,
+or from a key manager's secret (`SecretPayload`: an encrypted workload's Barbican secret).
 The key-file layout (all little-endian) is `KEYFILE_HEADER` followed by the 80-byte
 wrapped secret and a 32-byte BLAKE3 checksum of everything before it; see docs/format.md.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
@@ -83,7 +84,22 @@ class KeyFile:
         return data
 
 
-KeySource = Passphrase | KeyFile
+@dataclass(frozen=True)
+class SecretPayload:
+    """A secret's bytes held by a key manager (a Barbican secret's payload): the material
+    that unwraps the key of an encrypted workload's repository. It is never written
+    anywhere; scrypt stretches it as it does a passphrase, since a key manager may hold a
+    short passphrase as readily as a random key."""
+
+    payload: bytes = field(repr=False)
+
+    def material(self) -> bytes:
+        if not self.payload:
+            raise WrongKey("the key manager's secret has an empty payload")
+        return self.payload
+
+
+KeySource = Passphrase | KeyFile | SecretPayload
 
 
 @dataclass(frozen=True)

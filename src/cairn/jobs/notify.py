@@ -94,6 +94,27 @@ class NotifyingHandler:
             log.warning("could not send notification %s", event_type, exc_info=True)
 
 
+class FanOut:
+    """One notifier that tells each of several (the broker's, the mailer) in turn; one
+    that fails does not keep the others from hearing."""
+
+    def __init__(self, *notifiers: Notifier) -> None:
+        self.notifiers = notifiers
+
+    def info(self, ctxt: dict[str, Any], event_type: str, payload: dict[str, Any]) -> None:
+        self._each("info", ctxt, event_type, payload)
+
+    def error(self, ctxt: dict[str, Any], event_type: str, payload: dict[str, Any]) -> None:
+        self._each("error", ctxt, event_type, payload)
+
+    def _each(self, level: str, ctxt: dict[str, Any], event_type: str, payload: dict[str, Any]) -> None:
+        for notifier in self.notifiers:
+            try:
+                getattr(notifier, level)(ctxt, event_type, payload)
+            except Exception:  # a notification is never worth failing a job over
+                log.warning("could not send notification %s", event_type, exc_info=True)
+
+
 def notifying(handlers: Mapping[str, JobHandler], events: Mapping[str, str], notifier: Notifier,
               database: Database, facts: Mapping[str, Facts] | None = None) -> dict[str, JobHandler]:
     """`handlers` with those whose kind is in `events` wrapped to notify under that name,

@@ -28,6 +28,9 @@ class DiskInfo:
     size: int
     #: the platform's name for the disk inside its instance (libvirt: the target, `vda`)
     device: str = ""
+    #: the disk's own metadata (the volume's, on a cloud): `exclude_from_backup` leaves
+    #: it out of snapshots
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

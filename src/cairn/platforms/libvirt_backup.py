@@ -274,7 +274,8 @@ class LibvirtCapture(Capture):
                             full=member.parent is not None and member.incremental_from is None)
         disks_by_target = {d.device: d for d in member.instance.disks}
         for disk in member.description.disks:
-            if not disk.readable:
+            # a disk left out of the instance (excluded from backup) is not read
+            if not disk.readable or disk.target not in disks_by_target:
                 continue
             incremental = member.incremental_from is not None and disk.format == "qcow2"
             context = f"qemu:dirty-bitmap:backup-{disk.target}" if incremental else None
@@ -302,7 +303,7 @@ class LibvirtCapture(Capture):
         view = InstanceView(member.instance, [], state=member.state)
         bitmap_used = False
         for disk in member.description.disks:
-            if not disk.readable:
+            if not disk.readable or disk.target not in disks_by_target:
                 continue
             info: DiskInfo = disks_by_target[disk.target]
             source: Any

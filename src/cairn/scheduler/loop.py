@@ -130,7 +130,7 @@ class Scheduler:
     def _due_rows(self, now: datetime) -> Any:
         return (select(Workload.id, Workload.user_id, Workload.jobschedule, Workload.last_fired_at)
                 .where(Workload.deleted.is_(False), Workload.next_fire_at.is_not(None),
-                       Workload.next_fire_at <= now)
+                       Workload.next_fire_at <= now, Workload.schedule_paused_at.is_(None))
                 .order_by(Workload.next_fire_at, Workload.id)
                 .limit(self.batch_size))
 

@@ -322,6 +322,21 @@ class S3Target:
             raise self._missing_bucket()
         self._bucket_checked = True
 
+    def object_lock_enabled(self) -> bool:
+        """Whether the server reports S3 Object Lock enabled on the bucket (what an
+        `immutable` target needs). A server without the feature (Swift's s3api answers
+        NotImplemented) or a bucket without a lock configuration answers False."""
+        self._require_bucket()
+        try:
+            reply = self._client.get_object_lock_configuration(Bucket=self.bucket)
+        except botocore.exceptions.ClientError:
+            return False
+        except _TRANSPORT_ERRORS as exc:
+            raise TargetIOError(f"asking bucket {self.bucket} for its object lock: cannot talk to "
+                                f"{self.settings.endpoint}: {exc}", errno.EIO) from exc
+        configuration = reply.get("ObjectLockConfiguration") or {}
+        return configuration.get("ObjectLockEnabled") == "Enabled"
+
     def ensure_root(self) -> None:
         """Make sure the bucket exists: create it only when this target may (an init)."""
         if self._bucket_exists():

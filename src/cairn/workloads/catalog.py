@@ -67,6 +67,10 @@ class WorkloadDocument:
     metadata: dict[str, str]
     instances: tuple[MemberInstance, ...]
     created_at: datetime | None
+    #: an encrypted workload: its repository is its own, its key wrapped under this
+    #: Barbican secret (the id only; docs/encryption.md)
+    encryption: bool = False
+    secret_uuid: str | None = None
 
     @classmethod
     def from_record(cls, workload: WorkloadRecord) -> WorkloadDocument:
@@ -75,17 +79,23 @@ class WorkloadDocument:
                    workload_type_id=workload.workload_type_id,
                    availability_zone=workload.availability_zone,
                    jobschedule=dict(workload.jobschedule), metadata=dict(workload.metadata),
-                   instances=tuple(workload.instances), created_at=workload.created_at)
+                   instances=tuple(workload.instances), created_at=workload.created_at,
+                   encryption=workload.encryption, secret_uuid=workload.secret_uuid)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": WORKLOAD_FORMAT, "id": self.id, "project_id": self.project_id,
-                "user_id": self.user_id, "name": self.name, "description": self.description,
-                "workload_type_id": self.workload_type_id,
-                "availability_zone": self.availability_zone, "jobschedule": self.jobschedule,
-                "metadata": self.metadata,
-                "instances": [{"id": i.id, "name": i.name, "metadata": i.metadata}
-                              for i in self.instances],
-                "created_at": isoformat(self.created_at)}
+        document: dict[str, Any] = {"format": WORKLOAD_FORMAT, "id": self.id, "project_id": self.project_id,
+                                      "user_id": self.user_id, "name": self.name,
+                                      "description": self.description,
+                                      "workload_type_id": self.workload_type_id,
+                                      "availability_zone": self.availability_zone,
+                                      "jobschedule": self.jobschedule, "metadata": self.metadata,
+                                      "instances": [{"id": i.id, "name": i.name, "metadata": i.metadata}
+                                                    for i in self.instances],
+                                      "created_at": isoformat(self.created_at)}
+        if self.encryption:  # only then: unencrypted workloads' files are as they always were
+            document["encryption"] = True
+            document["secret_uuid"] = self.secret_uuid
+        return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkloadDocument:
@@ -97,7 +107,9 @@ class WorkloadDocument:
                    jobschedule=dict(data["jobschedule"]), metadata=dict(data.get("metadata") or {}),
                    instances=tuple(MemberInstance(i["id"], i["name"], dict(i.get("metadata") or {}))
                                    for i in data.get("instances", [])),
-                   created_at=_time(data.get("created_at")))
+                   created_at=_time(data.get("created_at")),
+                   encryption=bool(data.get("encryption", False)),
+                   secret_uuid=data.get("secret_uuid") or None)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,13 @@ Destinations (JSON objects in the list):
 - `{"temporaries_of": PATH}`: a file the job overwrites in place (an in-place restore's
   original disk). Only the engine's temporary files of it are removed; the file itself
   never is.
-- `{"snapshot": ID, "target": NAME, "project_id": P, "workload_id": W}`: a snapshot's data
-  on a backup target. Its catalog file goes first, then its manifests, so the target
-  never describes a snapshot it cannot restore; the chunks go at the next garbage
-  collection.
+- `{"snapshot": ID, "target": NAME, "project_id": P, "workload_id": W}` (and `secret_uuid`
+  for an encrypted workload): a snapshot's data on a backup target. Its catalog file goes
+  first, then its manifests, so the target never describes a snapshot it cannot restore;
+  the chunks go at the next garbage collection.
+- `{"workload": ID, "target": NAME, "project_id": P}`: all of a workload's data in one
+  project on a target (its catalog, then every manifest it has there): the copy a
+  failed reassign made in the new project, or the old project's after one succeeded.
 
 Every removal finds what is already gone and carries on, so a clean-up is safe to run
 twice (a worker that died mid-clean-up, a doorbell rung twice). A clean-up whose worker
@@ -46,7 +49,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.reaper import LEASE_LOST
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome, follow_up
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, RepositoryMissing
 from cairn.workloads.target_data import WorkloadData
 
 log = logging.getLogger(__name__)
@@ -73,9 +76,19 @@ def overwritten_file(path: str) -> dict[str, Any]:
     return {"temporaries_of": path}
 
 
-def snapshot_data(target: str, project_id: str, workload_id: str, snapshot_id: str) -> dict[str, Any]:
-    """A destination: a snapshot's manifests and catalog file on a backup target."""
-    return {"snapshot": snapshot_id, "target": target, "project_id": project_id, "workload_id": workload_id}
+def snapshot_data(target: str, project_id: str, workload_id: str, snapshot_id: str,
+                  secret_uuid: str | None = None) -> dict[str, Any]:
+    """A destination: a snapshot's manifests and catalog file on a backup target (in an
+    encrypted workload's own repository when `secret_uuid` names its secret)."""
+    destination = {"snapshot": snapshot_id, "target": target, "project_id": project_id, "workload_id": workload_id}
+    if secret_uuid:
+        destination["secret_uuid"] = secret_uuid
+    return destination
+
+
+def workload_data(target: str, project_id: str, workload_id: str) -> dict[str, Any]:
+    """A destination: all of a workload's catalog and manifests in one project on a target."""
+    return {"workload": workload_id, "target": target, "project_id": project_id}
 
 
 def plan_destinations(session: Session, job: JobRecord, destinations: list[dict[str, Any]]) -> None:
@@ -129,9 +142,17 @@ class CleanupJob:
             _remove_file(destination["file"])
         elif "temporaries_of" in destination:
             _remove_temporaries(destination["temporaries_of"])
+        elif "workload" in destination:
+            data = WorkloadData(self.targets, destination["target"], destination["project_id"],
+                                destination["workload"])
+            try:
+                data.remove_all()
+            except RepositoryMissing:  # nothing was copied there: the catalog went, that is all
+                pass
         elif "snapshot" in destination:
             WorkloadData(self.targets, destination["target"], destination["project_id"],
-                         destination["workload_id"]).remove_snapshot(destination["snapshot"])
+                         destination["workload_id"], destination.get("secret_uuid")
+                         ).remove_snapshot(destination["snapshot"])
         else:
             raise CleanupFailed(f"Unknown clean-up destination {destination!r}.")
 

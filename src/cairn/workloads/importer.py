@@ -2,8 +2,10 @@
 
 After a `database_only` delete, or with a new database, the catalog on a target
 (`catalog.py`) is enough to bring workloads and their snapshots back. A snapshot is
-imported only when every manifest it names is present in the project's repository; a
-workload whose row is live already is left alone. Imported workloads are `available`.
+imported only when every manifest it names is present in the project's repository (an
+encrypted workload's own repository, opened with its Barbican secret as the service user
+may read it: docs/encryption.md); a workload whose row is live already is left alone.
+Imported workloads are `available`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cairn.db.models import Policy, Snapshot, Workload, WorkloadInstance, WorkloadType
+from cairn.errors import CairnError
 from cairn.workloads import catalog, states
-from cairn.workloads.catalog import SnapshotDocument, WorkloadDocument
+from cairn.workloads.catalog import CatalogEntry, SnapshotDocument, WorkloadDocument
 from cairn.workloads.jobschedule import JobSchedule, next_fire_time
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, EncryptedWorkload
 
 
 @dataclass
@@ -28,23 +31,81 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TargetEntry:
+    """One workload a target's catalog describes, with where it was found."""
+
+    target: str
+    project_id: str
+    entry: CatalogEntry
+
+
+def target_entries(targets: BackupTargets, target_names: list[str],
+                   workload_ids: set[str] | None = None) -> list[TargetEntry]:
+    """Every workload the named targets describe (only those of `workload_ids` if given),
+    target by target, project by project."""
+    found = []
+    for target_name in target_names:
+        target = targets.get(target_name)
+        for project_id in target.projects():
+            for entry in catalog.read_catalog(target.catalog(project_id)):
+                if workload_ids is None or entry.workload.id in workload_ids:
+                    found.append(TargetEntry(target_name, project_id, entry))
+    return found
+
+
+class ManifestCache:
+    """The manifest keys of each project's repository, listed once per import."""
+
+    def __init__(self, targets: BackupTargets) -> None:
+        self._targets = targets
+        self._keys: dict[tuple[str, str], set[str]] = {}
+
+    def __call__(self, target_name: str, project_id: str) -> set[str]:
+        key = (target_name, project_id)
+        if key not in self._keys:
+            self._keys[key] = set(self._targets.repository(target_name, project_id).list_manifests())
+        return self._keys[key]
+
+    def of_encrypted(self, target_name: str, project_id: str, document: WorkloadDocument) -> set[str]:
+        """The manifest keys of an encrypted workload's own repository (not cached: it
+        serves that workload alone)."""
+        return set(self._targets.repository(target_name, project_id, EncryptedWorkload(
+            document.id, document.secret_uuid or "")).list_manifests())
+
+
+def import_entry(session: Session, item: TargetEntry, manifests: ManifestCache, now: datetime,
+                 report: ImportReport) -> bool:
+    """Import one workload and its snapshots in `session`; False (and a note in the
+    report) when its row is live already."""
+    document = item.entry.workload
+    existing = session.get(Workload, document.id)
+    if existing is not None and not existing.deleted:
+        report.skipped.append(f"workload {document.id}: already in the database")
+        return False
+    if document.encryption:
+        # its own repository, opened with its Barbican secret as the service user reads it
+        # (the ACL granted at create lives in Barbican, not in the database)
+        try:
+            keys = manifests.of_encrypted(item.target, item.project_id, document)
+        except CairnError as exc:
+            report.skipped.append(f"workload {document.id}: encrypted, and its repository cannot "
+                                  f"be opened: {exc}")
+            return False
+    else:
+        keys = manifests(item.target, item.project_id)
+    _import_workload(session, document, existing, item.target, now, report)
+    for snapshot in sorted(item.entry.snapshots, key=lambda s: s.created_at):
+        _import_snapshot(session, snapshot, keys, now, report)
+    return True
+
+
 def import_target(session: Session, targets: BackupTargets, target_name: str, now: datetime,
                   workload_id: str | None = None) -> ImportReport:
-    target = targets.get(target_name)
     report = ImportReport()
-    for project_id in target.projects():
-        manifests: set[str] | None = None
-        for entry in catalog.read_catalog(target.catalog(project_id), workload_id):
-            document = entry.workload
-            existing = session.get(Workload, document.id)
-            if existing is not None and not existing.deleted:
-                report.skipped.append(f"workload {document.id}: already in the database")
-                continue
-            if manifests is None:
-                manifests = set(targets.repository(target_name, project_id).list_manifests())
-            _import_workload(session, document, existing, target_name, now, report)
-            for snapshot in sorted(entry.snapshots, key=lambda s: s.created_at):
-                _import_snapshot(session, snapshot, manifests, now, report)
+    manifests = ManifestCache(targets)
+    for item in target_entries(targets, [target_name], {workload_id} if workload_id else None):
+        import_entry(session, item, manifests, now, report)
     return report
 
 
@@ -68,6 +129,8 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
         jobschedule=document.jobschedule, meta=metadata, policy_id=policy_id,
         backup_target=target_name, created_at=document.created_at or now, updated_at=now,
         deleted=False, deleted_at=None, full_required=True,
+        encryption=document.encryption, secret_uuid=document.secret_uuid,
+        secret_claim=_free_secret(session, document),
         next_fire_at=upcoming.astimezone(UTC).replace(tzinfo=None) if upcoming else None)
     if existing is None:
         session.add(Workload(id=document.id, **values))
@@ -88,6 +151,15 @@ def _import_workload(session: Session, document: WorkloadDocument, existing: Wor
                                      claim=instance.id if free else None, position=position))
     session.flush()
     report.workloads.append(document.id)
+
+
+def _free_secret(session: Session, document: WorkloadDocument) -> str | None:
+    """The secret's claim for the imported workload, unless a live one holds it."""
+    if not document.encryption or not document.secret_uuid:
+        return None
+    holder = session.scalar(select(Workload.id).where(Workload.secret_claim == document.secret_uuid,
+                                                      Workload.id != document.id))
+    return None if holder else document.secret_uuid
 
 
 def _import_snapshot(session: Session, document: SnapshotDocument, manifests: set[str], now: datetime,

@@ -22,6 +22,8 @@ from cairn.workloads import states
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes to the database
+#: the error of a snapshot settled by a reset while its job ran (`snapshot_reset`)
+RESET_MESSAGE = "Reset by a user."
 
 
 def cancel_work(session: Session, kind: str, row: Snapshot | Restore, now: datetime) -> None:

@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,10 +29,19 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import Dispatcher, enqueue
 from cairn.platforms.base import InstanceInfo, Platform
 from cairn.workloads import global_scheduler, states
+from cairn.workloads.backup_targets import BackupTargetService
+from cairn.workloads.encryption import SECRET_FIELD, requested_secret
 from cairn.workloads.jobschedule import POLICY_FIELDS, JobSchedule, next_fire_time, parse_jobschedule
 from cairn.workloads.placement import routing, worker_for
 from cairn.workloads.policies import assigned_policies, get_policy
-from cairn.workloads.records import WorkloadSummary, get_workload, instance_owners, lock_workload
+from cairn.workloads.quotas import VMS, VOLUMES, WORKLOADS, QuotaGuard
+from cairn.workloads.records import (
+    WorkloadSummary,
+    get_workload,
+    instance_owners,
+    lock_workload,
+    secret_holder,
+)
 from cairn.workloads.snapshot_records import count_live
 from cairn.workloads.storage import BackupTargets
 from cairn.workloads.tiers import TIER_NAMES
@@ -40,7 +50,7 @@ from cairn.workloads.trusts import NewTrust, TrustService, replace_workload_trus
 SERIAL_TYPE_ID = "f82ce76f-17fe-438b-aa37-7a023058e50d"
 DEFAULT_DESCRIPTION = "no-description"
 #: metadata keys the service maintains; a client cannot set them.
-SERVICE_KEYS = ("workload_approx_backup_size",)
+SERVICE_KEYS = ("workload_approx_backup_size", "backup_target_types")
 #: an admin may name the backup target at creation (name, export string or path)
 TARGET_KEY = "backup_media_target"
 MAX_METADATA_KEYS = 64
@@ -59,16 +69,24 @@ class WorkloadInput:
     jobschedule: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     availability_zone: str | None = None
+    #: create only: Trilio 4.2+'s per-workload encryption (workloads/encryption.py)
+    encryption: bool | None = None
+    secret_uuid: str | None = None
+    #: the backup target type (id or name) the workload is to live on
+    backup_target_types: str | None = None
 
 
 class WorkloadService:
     def __init__(self, database: Database, platform: Platform, targets: BackupTargets,
                  dispatcher: Dispatcher, clock: Callable[[], datetime], service_timezone: str,
+                 quotas: QuotaGuard | None = None, placement: BackupTargetService | None = None,
                  trusts: TrustService | None = None) -> None:
         self.trusts = trusts or TrustService(database, None, TrusteeSettings(), clock)
         self.database = database
+        self.quotas = quotas
         self.platform = platform
         self.targets = targets
+        self.placement = placement or BackupTargetService(targets, Path("."), clock)
         self.dispatcher = dispatcher
         self.clock = clock
         self.service_timezone = service_timezone
@@ -76,9 +94,13 @@ class WorkloadService:
     # -- create ---------------------------------------------------------------------
 
     def create(self, session: Session, ctx: RequestContext, data: WorkloadInput,
+               confirm_secret: Callable[[str], None] | None = None,
                trust: NewTrust | None = None) -> WorkloadSummary:
-        """`trust`: the Keystone trust made for it (`TrustService.open_for_workload`)."""
+        """`confirm_secret` asks Barbican about an encrypted workload's secret (as the
+        caller); it is called once every other field has passed, before anything is written.
+        `trust`: the Keystone trust made for it (`TrustService.open_for_workload`)."""
         now = self.clock()
+        secret = requested_secret(data.encryption, data.secret_uuid)
         name = _check_name(data.name)
         type_id = data.workload_type_id or SERIAL_TYPE_ID
         if session.get(WorkloadType, type_id) is None:
@@ -89,13 +111,27 @@ class WorkloadService:
         route = routing(worker_for(instances))
         metadata = _check_metadata(data.metadata or {})
         wanted_target = metadata.pop(TARGET_KEY, None)
-        target = self.targets.resolve(wanted_target) if wanted_target else self.targets.choose()
+        target, placed_by = self.placement.place(session, ctx.project_id, data.backup_target_types,
+                                                 wanted_target or None)
+        if placed_by:
+            metadata["backup_target_types"] = placed_by
         policy_id = self._check_policy(session, ctx.project_id, metadata.get("policy_id"), creating=True)
         schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=None, now=now)
         metadata.setdefault("hostnames", "[]")
         metadata.setdefault("preferredgroup", "[]")
         if policy_id:
             metadata["policy_id"] = policy_id
+        if secret is not None:
+            if secret_holder(session, secret):
+                raise InvalidInput(f"{SECRET_FIELD}: secret {secret} already encrypts another workload; "
+                                   "each encrypted workload needs a secret of its own.", SECRET_FIELD)
+            if confirm_secret is None:
+                raise InvalidInput(f"{SECRET_FIELD}: this service cannot check secrets with a key manager.",
+                                   SECRET_FIELD)
+            confirm_secret(secret)
+        if self.quotas is not None:  # last of the checks: it locks the quotas until the commit
+            self.quotas.check(session, ctx.project_id, {
+                WORKLOADS: 1, VMS: len(instances), VOLUMES: sum(len(i.disks) for i in instances)})
         workload_id = str(uuid.uuid4())
         description = data.description if data.description is not None else DEFAULT_DESCRIPTION
         session.add(Workload(
@@ -106,8 +142,16 @@ class WorkloadService:
             jobschedule=schedule.to_storage(), meta=metadata, policy_id=policy_id,
             backup_target=target.name, next_fire_at=_next_fire(schedule, now),
             created_at=now, updated_at=now, deleted=False, full_required=False,
+            encryption=secret is not None, secret_uuid=secret, secret_claim=secret,
             scheduler_trust={"trust": trust.id, "is_valid": True} if trust is not None else None))
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            if secret is None:
+                raise
+            # the only unique column of a new row: a concurrent create won the secret
+            raise InvalidInput(f"{SECRET_FIELD}: secret {secret} already encrypts another workload.",
+                               SECRET_FIELD) from exc
         if trust is not None:
             self.trusts.add(session, trust, ctx, workload_id=workload_id, hidden=True)
         self._claim_instances(session, workload_id, instances)
@@ -119,7 +163,7 @@ class WorkloadService:
     # -- modify ---------------------------------------------------------------------
 
     def update(self, session: Session, ctx: RequestContext, workload_id: str, data: WorkloadInput,
-               project_scope: str | None, trust: NewTrust | None = None) -> None:
+               project_scope: str | None, trust: NewTrust | None = None) -> Workload:
         """`trust`: a new Keystone trust replacing a missing or refused one
         (`TrustService.open_for_update`)."""
         instances = None
@@ -130,6 +174,13 @@ class WorkloadService:
                                               project_id=current.project_id)
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.MODIFIABLE, "modified")
+        if instances is not None and self.quotas is not None:
+            members, disks = session.execute(
+                select(func.count(), func.coalesce(func.sum(WorkloadInstance.quota_disks), 0))
+                .where(WorkloadInstance.workload_id == row.id)).one()
+            self.quotas.check(session, row.project_id, {
+                VMS: len(instances) - int(members),
+                VOLUMES: sum(len(i.disks) for i in instances) - int(disks)})
         now = self.clock()
         if data.name is not None:
             row.name = _check_name(data.name)
@@ -154,7 +205,8 @@ class WorkloadService:
             base = JobSchedule.from_storage(row.jobschedule)
             schedule = self._schedule(session, data.jobschedule or {}, policy_id, base=base, now=now)
             row.jobschedule = schedule.to_storage()
-            row.next_fire_at = _next_fire(schedule, now)
+            # a paused schedule stays paused: resume computes its next fire time
+            row.next_fire_at = _next_fire(schedule, now) if row.schedule_paused_at is None else None
         if instances is not None:
             session.execute(delete(WorkloadInstance).where(
                 WorkloadInstance.workload_id == row.id))
@@ -166,11 +218,12 @@ class WorkloadService:
         row.updated_at = now
         if trust is not None:
             replace_workload_trust(session, row, trust, ctx, self.trusts, now)
+        return row
 
     # -- delete, unlock, reset ----------------------------------------------------------
 
     def delete(self, session: Session, workload_id: str, project_scope: str | None,
-               database_only: bool) -> None:
+               database_only: bool) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.DELETABLE, "deleted")
         if not database_only and count_live(session, workload_id):
@@ -180,8 +233,9 @@ class WorkloadService:
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_DELETE, row.project_id, now, workload_id=row.id,
                 payload={"database_only": database_only})
+        return row
 
-    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def unlock(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         """Make the workload available whatever its state; running jobs are cancelled."""
         row = lock_workload(session, workload_id, project_scope)
         now = self.clock()
@@ -191,14 +245,16 @@ class WorkloadService:
         row.status = states.AVAILABLE
         row.error_msg = None
         row.updated_at = now
+        return row
 
-    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> None:
+    def reset(self, session: Session, workload_id: str, project_scope: str | None) -> Workload:
         row = lock_workload(session, workload_id, project_scope)
         _require(row.status, states.RESETTABLE, "reset")
         now = self.clock()
         row.status = states.RESETTING
         row.updated_at = now
         enqueue(session, self.dispatcher, JOB_RESET, row.project_id, now, workload_id=row.id)
+        return row
 
     # -- rules ----------------------------------------------------------------------
 
@@ -227,7 +283,7 @@ class WorkloadService:
         for position, instance in enumerate(instances):
             session.add(WorkloadInstance(workload_id=workload_id, instance_id=instance.id,
                                          name=instance.name, meta={}, claim=instance.id,
-                                         position=position))
+                                         position=position, quota_disks=len(instance.disks)))
         try:
             session.flush()
         except IntegrityError as exc:  # a concurrent request claimed one first

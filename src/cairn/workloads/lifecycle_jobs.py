@@ -181,6 +181,7 @@ class DeleteWorkloadJob:
             session.execute(update(WorkloadInstance)
                             .where(WorkloadInstance.workload_id == job.workload_id)
                             .values(claim=None))
+            session.execute(update(Workload).where(Workload.id == job.workload_id).values(secret_claim=None))
         else:
             _set_status(session, job.workload_id, (states.DELETING,), states.ERROR, now,
                         error=f"Delete did not complete: {outcome.error}")

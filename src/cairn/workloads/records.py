@@ -91,6 +91,11 @@ class WorkloadRecord:
     next_fire_at: datetime | None = None
     instances: tuple[MemberInstance, ...] = ()
     storage: StorageUsage = StorageUsage()
+    #: its data is encrypted under the Barbican secret `secret_uuid` (docs/encryption.md)
+    encryption: bool = False
+    secret_uuid: str | None = None
+    #: set while the schedule is paused (`cairn.workloads.schedule_pause`)
+    schedule_paused_at: datetime | None = None
     #: {"trust": id, "is_valid": bool} of the trust scheduled work acts through, or None
     scheduler_trust: dict[str, Any] | None = None
 
@@ -103,6 +108,7 @@ _SUMMARY_COLUMNS = (Workload.id, Workload.project_id, Workload.user_id, Workload
 _VERSION_COLUMNS = (Workload.id, type_coerce(Workload.updated_at, String).label("version"))
 _COLUMNS = (*_SUMMARY_COLUMNS, Workload.error_msg, Workload.availability_zone, Workload.jobschedule,
             Workload.meta.label("meta"), Workload.backup_target, Workload.next_fire_at,
+            Workload.encryption, Workload.secret_uuid, Workload.schedule_paused_at,
             Workload.scheduler_trust)
 
 
@@ -112,7 +118,8 @@ def _record(row: Any, instances: tuple[MemberInstance, ...] = (),
         row.id, row.project_id, row.user_id, row.name, row.description, row.workload_type_id,
         row.status, row.error_msg, row.availability_zone, row.jobschedule or {},
         row.meta or {}, row.backup_target, row.created_at, row.updated_at, row.next_fire_at,
-        instances, storage, row.scheduler_trust)
+        instances, storage, bool(row.encryption), row.secret_uuid, row.schedule_paused_at,
+        row.scheduler_trust)
 
 
 def _select() -> Any:
@@ -255,3 +262,8 @@ def count_on_target(session: Session, target_name: str) -> int:
     """How many workloads (not deleted) keep their backups on the target `target_name`."""
     return int(session.scalar(select(func.count()).select_from(Workload).where(
         Workload.backup_target == target_name, Workload.deleted.is_(False))) or 0)
+
+
+def secret_holder(session: Session, secret_uuid: str) -> str | None:
+    """The live workload an encryption secret protects, if any (its `secret_claim`)."""
+    return session.scalar(select(Workload.id).where(Workload.secret_claim == secret_uuid))

@@ -32,7 +32,7 @@ from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import get_workload
 from cairn.workloads.restore_plan import InstanceChoice, RestoreRequest, plan_on
 from cairn.workloads.snapshot_records import snapshot_record
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, EncryptedWorkload
 
 JOB_RESTORE = "restore"
 
@@ -69,7 +69,8 @@ class RestoreJob:
                     status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
         if not workload.backup_target:
             raise Conflict(f"Workload {workload.id} has no backup target.")
-        repository = self.targets.repository(workload.backup_target, snapshot.project_id)
+        repository = self.targets.repository(workload.backup_target, snapshot.project_id,
+                                             EncryptedWorkload.of(workload))
         total = sum(d.source.size for p in plan for d in p.disks)
         progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
         restored = []

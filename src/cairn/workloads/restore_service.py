@@ -79,7 +79,7 @@ class RestoreService:
                 workload_id=workload.id, subject_id=restore_id, payload=route)
         return get_restore(session, restore_id, None)
 
-    def delete(self, session: Session, restore_id: str, project_scope: str | None) -> None:
+    def delete(self, session: Session, restore_id: str, project_scope: str | None) -> Restore:
         row = session.scalars(select(Restore).where(Restore.id == restore_id, Restore.deleted.is_(False))).first()
         if row is None or (project_scope is not None and row.project_id != project_scope):
             raise NotFound(f"Restore {restore_id} could not be found.")
@@ -87,6 +87,7 @@ class RestoreService:
             raise Conflict(f"Restore {restore_id} is still running; cancel it first.")
         row.deleted = True
         row.updated_at = self.clock()
+        return row
 
     def cancel(self, session: Session, restore_id: str, project_scope: str | None) -> RestoreRecord:
         record = get_restore(session, restore_id, project_scope)

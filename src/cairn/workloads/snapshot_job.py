@@ -26,9 +26,9 @@ from cairn.jobs import records as jobs
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
 from cairn.platforms.base import Capture, InstanceInfo, InstanceView, Platform
-from cairn.workloads import cleanup, states
+from cairn.workloads import cleanup, disk_exclusion, states
 from cairn.workloads.catalog import SnapshotDocument
-from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
+from cairn.workloads.job_rows import RESET_MESSAGE, ProgressReporter, settle_unfinished
 from cairn.workloads.records import WorkloadRecord, get_workload
 from cairn.workloads.retention_step import RetentionStep
 from cairn.workloads.snapshot_records import (
@@ -69,7 +69,7 @@ class SnapshotJob:
                 parent = latest_available(session, workload.id) if snapshot.snapshot_type == INCREMENTAL else None
         for attempt in reconnecting():
             with attempt:
-                instances = self._instances(workload)
+                instances, excluded, positions = self._instances(workload)
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
                 session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(
@@ -93,7 +93,8 @@ class SnapshotJob:
                 captures.append(capture)
                 try:
                     def copy(view: InstanceView) -> tuple[SnapshotInstance, int]:
-                        return self._copy_instance(job, data, workload, snapshot_id, view, parent, progress)
+                        return self._copy_instance(job, data, workload, snapshot_id, view, parent, progress,
+                                                   positions[view.instance.id])
                     if parallel:
                         with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="snap") as pool:
                             captured.extend(pool.map(copy, capture.views))
@@ -101,7 +102,7 @@ class SnapshotJob:
                         captured.extend(copy(view) for view in capture.views)
                 finally:
                     capture.close()
-            self._publish(job, data, workload, snapshot, instances, captured, captures)
+            self._publish(job, data, workload, snapshot, instances, captured, captures, excluded)
         except BaseException:
             for capture in captures:
                 _quietly(capture.discard, f"undoing the capture of snapshot {snapshot_id}")
@@ -116,7 +117,7 @@ class SnapshotJob:
 
     def _publish(self, job: JobContext, data: WorkloadData, workload: WorkloadRecord, snapshot: SnapshotRecord,
                  instances: list[InstanceInfo], captured: list[tuple[SnapshotInstance, int]],
-                 captures: list[Capture]) -> None:
+                 captures: list[Capture], excluded: list[disk_exclusion.ExcludedDisk]) -> None:
         """The catalog file, then the row `available`: the snapshot's commit point."""
         job.checkpoint()
         added = sum(size for _, size in captured)
@@ -135,7 +136,8 @@ class SnapshotJob:
             snapshot_type=kind, created_at=snapshot.created_at, finished_at=finished, size=added,
             restore_size=sum(i.size for i in instances),
             time_taken=int((finished - snapshot.created_at).total_seconds()),
-            warning_msg=" ".join(warnings) or None, metadata=snapshot.metadata,
+            warning_msg=" ".join(warnings) or None,
+            metadata=disk_exclusion.record(snapshot.metadata, excluded),
             instances=tuple(instance for instance, _ in captured))
         data.publish_snapshot(workload, document)
         job.checkpoint()
@@ -147,7 +149,7 @@ class SnapshotJob:
                     restore_size=document.restore_size, progress_percent=100,
                     progress_msg="Snapshot is available.", finished_at=finished, updated_at=finished,
                     time_taken=document.time_taken, instances=document.instances_json(), snapshot_type=kind,
-                    warning_msg=document.warning_msg))
+                    warning_msg=document.warning_msg, meta=document.metadata))
                 # Only this job makes its snapshot available: found so, a lost commit had applied.
                 if rowcount(result) != 1 and session.scalar(select(Snapshot.status).where(
                         Snapshot.id == snapshot.id)) != states.SNAP_AVAILABLE:
@@ -155,19 +157,28 @@ class SnapshotJob:
                 if kind == FULL:
                     session.execute(update(Workload).where(Workload.id == workload.id).values(full_required=False))
 
-    def _instances(self, workload: WorkloadRecord) -> list[InstanceInfo]:
+    def _instances(self, workload: WorkloadRecord) -> tuple[list[InstanceInfo], list[disk_exclusion.ExcludedDisk],
+                                                            dict[str, dict[str, int]]]:
+        """The instances with only the disks to back up (confirmed), the disks left out,
+        and each kept disk's position among its instance's disks."""
         found = self.platform.find_instances(workload.project_id, [m.id for m in workload.instances])
         missing = [m.id for m in workload.instances if m.id not in found]
         if missing:
             raise NotFound(f"Instance {missing[0]} of the workload could not be found.")
-        ordered = [found[m.id] for m in workload.instances]
+        ordered: list[InstanceInfo] = []
+        excluded: list[disk_exclusion.ExcludedDisk] = []
+        positions: dict[str, dict[str, int]] = {}
+        for member in workload.instances:
+            kept, left, positions[member.id] = disk_exclusion.split(found[member.id])
+            ordered.append(kept)
+            excluded.extend(left)
         for instance in ordered:
             self.platform.confirm(instance)
-        return ordered
+        return ordered, excluded, positions
 
     def _copy_instance(self, job: JobContext, data: WorkloadData, workload: WorkloadRecord, snapshot_id: str,
-                       view: InstanceView,
-                       parent: SnapshotRecord | None, progress: ProgressReporter) -> tuple[SnapshotInstance, int]:
+                       view: InstanceView, parent: SnapshotRecord | None, progress: ProgressReporter,
+                       positions: dict[str, int]) -> tuple[SnapshotInstance, int]:
         instance = view.instance
         parent_disks = {}
         if parent is not None:
@@ -176,8 +187,10 @@ class SnapshotJob:
                     parent_disks = {d.path: d.manifest_key for d in captured.vdisks}
         vdisks = []
         added = 0
-        for index, disk_view in enumerate(view.disks):
+        for position, disk_view in enumerate(view.disks):
             disk = disk_view.disk
+            # its place among all the instance's disks, excluded ones counted
+            index = positions.get(disk.path, position)
             job.checkpoint()
             key = manifest_key(workload.id, snapshot_id, instance.id, index)
             label = f"disk {index + 1} of {instance.name} ({disk.path})"
@@ -218,11 +231,15 @@ class SnapshotJob:
                             .values(status=states.AVAILABLE, updated_at=now))
             return
         row = session.get(Snapshot, job.subject_id)
-        if row is not None and row.status in states.SNAP_RUNNING:
-            target = session.scalar(select(Workload.backup_target).where(Workload.id == row.workload_id))
-            if target:  # removed by a clean-up job on the worker that wrote it
+        # a reset settled the row while the job ran: what the job wrote still goes
+        reset = row is not None and row.status == states.SNAP_ERROR and row.error_msg == RESET_MESSAGE
+        if row is not None and (row.status in states.SNAP_RUNNING or reset):
+            owner = session.execute(select(Workload.backup_target, Workload.encryption, Workload.secret_uuid)
+                                    .where(Workload.id == row.workload_id)).one_or_none()
+            if owner is not None and owner.backup_target:  # removed by a clean-up job on the worker that wrote it
+                secret = owner.secret_uuid if owner.encryption else None
                 cleanup.request_cleanup(session, job, now, also=[
-                    cleanup.snapshot_data(target, row.project_id, row.workload_id, row.id)])
+                    cleanup.snapshot_data(owner.backup_target, row.project_id, row.workload_id, row.id, secret)])
         status = states.SNAP_CANCELLED if outcome.state == jobs.CANCELLED else states.SNAP_ERROR
         settle_unfinished(session, row, status, outcome.error, now)
 

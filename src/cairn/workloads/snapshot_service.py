@@ -27,6 +27,7 @@ from cairn.workloads import states
 from cairn.workloads.job_rows import cancel_work
 from cairn.workloads.jobschedule import JobSchedule, fire_snapshot_type, fire_tiers, manual_tiers
 from cairn.workloads.placement import instances_routing
+from cairn.workloads.quotas import SNAPSHOTS, STORAGE, QuotaExceeded, QuotaGuard
 from cairn.workloads.records import lock_workload
 from cairn.workloads.snapshot_delete import JOB_SNAPSHOT_DELETE
 from cairn.workloads.snapshot_job import JOB_SNAPSHOT
@@ -50,11 +51,13 @@ class SnapshotService:
     the worker that reaches its workload's disks (`cairn.workloads.placement`)."""
 
     def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime],
-                 platform: Platform | None = None, database: Database | None = None) -> None:
+                 platform: Platform | None = None, database: Database | None = None,
+                 quotas: QuotaGuard | None = None) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
         self.platform = platform
         self.database = database
+        self.quotas = quotas
 
     def routes(self, workload_ids: list[str], project_scope: str | None = None) -> dict[str, Route]:
         """Each live workload's route, read in a session of its own and asked of the
@@ -102,6 +105,24 @@ class SnapshotService:
                            incrementals=incrementals_since_full(session, row.id))
         snapshot_id = str(uuid.uuid4())
         name = request.name if request.name else (SCHEDULED_NAME if fire_time else "snapshot")
+        if self.quotas is not None:
+            try:
+                self.quotas.check(session, row.project_id, {SNAPSHOTS: 1, STORAGE: 1})
+            except QuotaExceeded as exc:
+                if fire_time is None:
+                    raise
+                # A scheduled time over quota is recorded as a failed snapshot, so that the
+                # owner sees why nothing was taken; it takes no unit of the quota.
+                session.add(Snapshot(
+                    id=snapshot_id, workload_id=row.id, project_id=row.project_id, user_id=user_id,
+                    name=name, description=request.description or "", snapshot_type=kind,
+                    status=states.SNAP_ERROR, created_at=now, updated_at=now, finished_at=now, size=0,
+                    restore_size=0, uploaded_size=0, progress_percent=0, progress_msg=exc.message,
+                    error_msg=exc.message, time_taken=0, host="", pinned=False, meta={}, instances=[],
+                    fire_time=fire_time, deleted=False,
+                    schedule_tiers=list(tiers) if schedule.tiers is not None else None))
+                session.flush()
+                return get_snapshot(session, snapshot_id, None)
         session.add(Snapshot(
             id=snapshot_id, workload_id=row.id, project_id=row.project_id, user_id=user_id,
             name=name, description=request.description or "", snapshot_type=kind,
@@ -116,7 +137,7 @@ class SnapshotService:
                 subject_id=snapshot_id, payload=route.payload if route is not None else {})
         return get_snapshot(session, snapshot_id, None)
 
-    def delete(self, session: Session, snapshot_id: str, project_scope: str | None) -> None:
+    def delete(self, session: Session, snapshot_id: str, project_scope: str | None) -> Snapshot:
         now = self.clock()
         snapshot = session.scalars(select(Snapshot).where(
             Snapshot.id == snapshot_id, Snapshot.deleted.is_(False)).with_for_update()).first()
@@ -135,6 +156,7 @@ class SnapshotService:
         snapshot.updated_at = now
         enqueue(session, self.dispatcher, JOB_SNAPSHOT_DELETE, snapshot.project_id, now,
                 workload_id=workload.id, subject_id=snapshot.id, payload={"reason": "deleted by a user"})
+        return snapshot
 
     def cancel(self, session: Session, snapshot_id: str, project_scope: str | None) -> SnapshotRecord:
         """Ask a running snapshot to stop; it ends `cancelled`. Finished ones are left alone."""

@@ -8,8 +8,11 @@ database from it)::
     <target path>/projects/<project>/repo/                  the project's chunk store (engine)
     <target path>/projects/<project>/workloads/<workload>/workload.json
     <target path>/projects/<project>/workloads/<workload>/snapshots/<snapshot>.json
+    <target path>/projects/<project>/encrypted/<workload>/repo/   an encrypted workload's own store
 
 One repository per project: deduplication inside a project, no leak across projects.
+An encrypted workload (docs/encryption.md) has a repository of its own instead, whose
+key is wrapped under its Barbican secret, read by `WorkloadKeys` when it is opened.
 A disk's manifest key in the repository is `<workload>/<snapshot>/<instance>/<disk index>`.
 
 Nothing is created by accident. Every access to a target first checks its marker
@@ -24,15 +27,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cairn.config import TargetSettings
-from cairn.engine import KeyFile, Repository
+from cairn.engine import KeyFile, Repository, SecretPayload
 from cairn.engine.errors import RepositoryExists, RepositoryNotFound
-from cairn.errors import Conflict, InvalidInput, NotFound
+from cairn.errors import Conflict, InvalidInput, NotFound, Unavailable
 from cairn.targets import marker
+from cairn.targets.base import Target
 from cairn.targets.filesystem import FilesystemTarget
 from cairn.targets.marker import TargetMarker, TargetState
 from cairn.workloads.records import WorkloadRecord
@@ -49,6 +54,34 @@ class RepositoryMissing(NotFound):
         super().__init__(message)
         self.target = target
         self.path = path
+
+
+@dataclass(frozen=True)
+class EncryptedWorkload:
+    """Which repository an encrypted workload's data lives in, and which Barbican secret
+    unwraps its key (the secret's id only: its payload is read when the repository opens)."""
+
+    workload_id: str
+    secret_uuid: str
+
+    @classmethod
+    def of(cls, workload: WorkloadRecord) -> EncryptedWorkload | None:
+        if not workload.encryption:
+            return None
+        if not workload.secret_uuid:
+            raise Conflict(f"Encrypted workload {workload.id} names no Barbican secret.")
+        return cls(workload.id, workload.secret_uuid)
+
+
+class WorkloadKeys(Protocol):
+    """Reads the payload of an encrypted workload's secret, as the service (no caller)."""
+
+    def payload(self, secret_uuid: str) -> bytes: ...
+
+
+def encrypted_repo_path(project_id: str, workload_id: str) -> str:
+    """An encrypted workload's repository, relative to the target's root."""
+    return f"projects/{project_id}/encrypted/{workload_id}/repo"
 
 
 @dataclass(frozen=True)
@@ -110,16 +143,47 @@ class BackupTarget:
         self.check()
         return FilesystemTarget(self.project_dir(project_id) / "repo")
 
+    def workload_repository_target(self, project_id: str, workload_id: str) -> FilesystemTarget:
+        """An encrypted workload's own repository directory (not created here)."""
+        self.check()
+        return FilesystemTarget(self.path / encrypted_repo_path(project_id, workload_id))
+
+
+def open_target(settings: TargetSettings) -> BackupTarget | S3BackupTarget:
+    """The target object for a target's settings (configured, or built from a row)."""
+    return S3BackupTarget(settings) if settings.type == "s3" else BackupTarget.from_settings(settings)
+
+
+#: the settings of a target created over the API, by its id (None: no such target)
+TargetLookup = Callable[[str], TargetSettings | None]
+
 
 class BackupTargets:
-    """The configured targets; opens each project's repository, creates one on purpose."""
+    """The configured targets, and those created over the API (found through `lookup`,
+    `cairn.workloads.backup_targets`); opens each project's repository, creates one on
+    purpose. Iterating, `choose` and `names_matching` see the configured ones only."""
 
-    def __init__(self, targets: tuple[TargetSettings, ...]) -> None:
+    def __init__(self, targets: tuple[TargetSettings, ...], keys: WorkloadKeys | None = None,
+                 lookup: TargetLookup | None = None) -> None:
+        #: reads encrypted workloads' secrets; None where no key manager is configured
+        self.keys = keys
         if len({t.name for t in targets}) != len(targets):
             raise InvalidInput("Two backup targets have the same name.", "target")
-        self._targets: dict[str, BackupTarget | S3BackupTarget] = {
-            t.name: S3BackupTarget(t) if t.type == "s3" else BackupTarget.from_settings(t) for t in targets}
+        self._targets: dict[str, BackupTarget | S3BackupTarget] = {t.name: open_target(t) for t in targets}
+        self._lookup = lookup
+        # targets created over the API, opened on first use; a row never changes, so an
+        # opened one stays right until the row is deleted (`forget`)
+        self._created: dict[str, BackupTarget | S3BackupTarget] = {}
+        self._created_lock = threading.Lock()
         self._init_lock = threading.Lock()
+
+    def is_configured(self, name: str) -> bool:
+        return name in self._targets
+
+    def forget(self, name: str) -> None:
+        """Drop an opened target created over the API (its row was deleted)."""
+        with self._created_lock:
+            self._created.pop(name, None)
 
     def __iter__(self) -> Iterator[BackupTarget | S3BackupTarget]:
         return iter(self._targets.values())
@@ -129,10 +193,19 @@ class BackupTargets:
         return [target.state() for target in self._targets.values()]
 
     def get(self, name: str) -> BackupTarget | S3BackupTarget:
-        try:
-            return self._targets[name]
-        except KeyError:
-            raise NotFound(f"Backup target {name} is not configured.") from None
+        configured = self._targets.get(name)
+        if configured is not None:
+            return configured
+        with self._created_lock:
+            opened = self._created.get(name)
+        if opened is not None:
+            return opened
+        settings = self._lookup(name) if self._lookup is not None else None
+        if settings is None:
+            raise NotFound(f"Backup target {name} is not configured.")
+        opened = open_target(settings)
+        with self._created_lock:
+            return self._created.setdefault(name, opened)
 
     def resolve(self, wanted: str) -> BackupTarget | S3BackupTarget:
         """The target an admin named by name, export string or path."""
@@ -155,29 +228,52 @@ class BackupTargets:
     def names_matching(self, share: str) -> list[str]:
         return [t.name for t in self._targets.values() if t.matches(share)]
 
-    def _key(self, target: BackupTarget | S3BackupTarget) -> KeyFile | None:
+    def _key(self, target: BackupTarget | S3BackupTarget,
+             encrypted: EncryptedWorkload | None = None) -> KeyFile | SecretPayload | None:
+        if encrypted is not None:
+            if self.keys is None:
+                raise Unavailable(f"Workload {encrypted.workload_id} is encrypted, and this service has no "
+                                  "key manager (auth_strategy = keystone and Barbican) to read its key.")
+            return SecretPayload(self.keys.payload(encrypted.secret_uuid))
         return KeyFile(str(target.passphrase_file)) if target.passphrase_file else None
 
-    def repository(self, target_name: str, project_id: str) -> Repository:
-        """Open the project's repository on the target; `TargetNotReady` when the target's
-        marker does not check, `RepositoryMissing` when there is no repository. Never creates."""
-        target = self.get(target_name)
-        store = target.repository_target(project_id)
-        try:
-            return Repository.open(store, key=self._key(target))
-        except RepositoryNotFound:
-            raise RepositoryMissing(
-                f"Backup target {target.name} at {target.path} has no repository for project "
-                f"{project_id} ({store.describe()}); it is created when a workload is created there.",
-                target.name, str(target.path)) from None
+    def _store(self, target: BackupTarget | S3BackupTarget, project_id: str,
+               encrypted: EncryptedWorkload | None) -> Target:
+        if encrypted is not None:
+            return target.workload_repository_target(project_id, encrypted.workload_id)
+        return target.repository_target(project_id)
 
-    def create_repository(self, target_name: str, project_id: str) -> Repository:
-        """The project's repository on the target, created if it has none yet (by the
-        workload create job, on the host that reaches the target). The target's marker is
-        checked first: an unmounted share gets nothing."""
+    def repository(self, target_name: str, project_id: str,
+                   encrypted: EncryptedWorkload | None = None) -> Repository:
+        """Open the project's repository on the target (an encrypted workload's own, with
+        its key read from the key manager); `TargetNotReady` when the target's marker does
+        not check, `RepositoryMissing` when there is no repository. Never creates."""
         target = self.get(target_name)
-        store = target.repository_target(project_id)
-        key = self._key(target)
+        store = self._store(target, project_id, encrypted)
+        if encrypted is not None and not store.exists("config"):  # before Barbican is asked anything
+            raise self._missing(target, project_id, store, encrypted)
+        try:
+            return Repository.open(store, key=self._key(target, encrypted))
+        except RepositoryNotFound:
+            raise self._missing(target, project_id, store, encrypted) from None
+
+    def _missing(self, target: BackupTarget | S3BackupTarget, project_id: str, store: Target,
+                 encrypted: EncryptedWorkload | None) -> RepositoryMissing:
+        whose = (f"encrypted workload {encrypted.workload_id}" if encrypted is not None
+                 else f"project {project_id}")
+        return RepositoryMissing(
+            f"Backup target {target.name} at {target.path} has no repository for {whose} "
+            f"({store.describe()}); it is created when a workload is created there.",
+            target.name, str(target.path))
+
+    def create_repository(self, target_name: str, project_id: str,
+                          encrypted: EncryptedWorkload | None = None) -> Repository:
+        """The project's repository on the target (an encrypted workload's own), created if
+        it has none yet (by the workload create job, on the host that reaches the target).
+        The target's marker is checked first: an unmounted share gets nothing."""
+        target = self.get(target_name)
+        store = self._store(target, project_id, encrypted)
+        key = self._key(target, encrypted)
         try:
             return Repository.open(store, key=key)
         except RepositoryNotFound:
@@ -187,7 +283,8 @@ class BackupTargets:
                 repository = Repository.init(store, encryption=key)
             except RepositoryExists:  # another process made it first
                 return Repository.open(store, key=key)
-        log.info("created the repository of project %s on backup target %s (%s)", project_id,
+        log.info("created the repository of %s on backup target %s (%s)",
+                 f"encrypted workload {encrypted.workload_id}" if encrypted else f"project {project_id}",
                  target.name, store.describe())
         return repository
 
@@ -196,4 +293,4 @@ class BackupTargets:
         workload's target (checked first), so its snapshots have somewhere to go."""
         if not workload.backup_target:
             raise Conflict(f"Workload {workload.id} has no backup target.")
-        self.create_repository(workload.backup_target, workload.project_id)
+        self.create_repository(workload.backup_target, workload.project_id, EncryptedWorkload.of(workload))

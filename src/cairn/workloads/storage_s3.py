@@ -72,3 +72,8 @@ class S3BackupTarget:
     def repository_target(self, project_id: str) -> S3Target:
         self.check()
         return self.root.within(f"projects/{project_id}/repo")
+
+    def workload_repository_target(self, project_id: str, workload_id: str) -> S3Target:
+        """An encrypted workload's own repository (storage.encrypted_repo_path)."""
+        self.check()
+        return self.root.within(f"projects/{project_id}/encrypted/{workload_id}/repo")

@@ -19,7 +19,7 @@ from cairn.targets.base import Target
 from cairn.workloads import catalog
 from cairn.workloads.catalog import SnapshotDocument, WorkloadDocument
 from cairn.workloads.records import WorkloadRecord
-from cairn.workloads.storage import BackupTargets
+from cairn.workloads.storage import BackupTargets, EncryptedWorkload
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,27 @@ def target_name(workload: WorkloadRecord) -> str:
 class WorkloadData:
     """One workload's files on its target, for the length of one job."""
 
-    def __init__(self, targets: BackupTargets, target: str, project_id: str, workload_id: str) -> None:
+    def __init__(self, targets: BackupTargets, target: str, project_id: str, workload_id: str,
+                 secret_uuid: str | None = None) -> None:
         self.targets = targets
         self.target = targets.get(target)
         self.project_id = project_id
         self.workload_id = workload_id
+        #: set for an encrypted workload, whose repository is its own (docs/encryption.md)
+        self.encrypted = EncryptedWorkload(workload_id, secret_uuid) if secret_uuid else None
         self._repository: Repository | None = None
 
     @classmethod
     def of(cls, targets: BackupTargets, workload: WorkloadRecord) -> WorkloadData:
-        return cls(targets, target_name(workload), workload.project_id, workload.id)
+        encrypted = EncryptedWorkload.of(workload)
+        return cls(targets, target_name(workload), workload.project_id, workload.id,
+                   encrypted.secret_uuid if encrypted else None)
 
     @property
     def repository(self) -> Repository:
-        """The project's repository, opened on first use."""
+        """The project's repository (an encrypted workload's own), opened on first use."""
         if self._repository is None:
-            self._repository = self.targets.repository(self.target.name, self.project_id)
+            self._repository = self.targets.repository(self.target.name, self.project_id, self.encrypted)
         return self._repository
 
     @property

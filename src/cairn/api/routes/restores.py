@@ -10,6 +10,8 @@ from starlette.responses import Response
 from cairn.api import deps, models, views
 from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
+from cairn.clock import utcnow
+from cairn.workloads import audit
 from cairn.workloads.restore_plan import InstanceChoice, RestoreRequest
 from cairn.workloads.restore_records import get_restore, list_restores
 
@@ -39,6 +41,9 @@ def _start(request: Request, project_id: str, snapshot_id: str, body: models.Res
     with runtime.database.unit_of_work() as session:
         record = runtime.restores.start(session, snapshot_id, None if ctx.is_admin else project_id,
                                         ctx.user_id, _request(body.restore), workload_id)
+        audit.record(session, ctx, "restore.create", record.id, record.name,
+                     f"Restore '{record.name}' ({record.restore_type}) of snapshot {snapshot_id} started",
+                     utcnow(), project_id=record.project_id)
     return deps.json_response({"restore": views.restore(record, deps.links_for(request))}, 202)
 
 
@@ -108,7 +113,9 @@ def delete(request: Request, project_id: str, restore_id: str,
            ctx: Annotated[RequestContext, deps.allowed(rules.RESTORE_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.restores.delete(session, restore_id, None if ctx.is_admin else project_id)
+        row = runtime.restores.delete(session, restore_id, None if ctx.is_admin else project_id)
+        audit.record(session, ctx, "restore.delete", row.id, row.name, f"Restore record '{row.name}' deleted",
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 

@@ -11,7 +11,9 @@ from starlette.responses import Response
 from cairn.api import deps, models, views
 from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
+from cairn.clock import utcnow
 from cairn.errors import InvalidInput
+from cairn.workloads import audit
 from cairn.workloads.snapshot_records import SnapshotFilter, get_snapshot, list_snapshots
 from cairn.workloads.snapshot_type import SnapshotRequest
 
@@ -39,6 +41,9 @@ def take(request: Request, project_id: str, workload_id: str,
     route = runtime.snapshots.routes([workload_id], scope).get(workload_id)
     with runtime.database.unit_of_work() as session:
         record = runtime.snapshots.take(session, workload_id, scope, ctx.user_id, wanted, route=route)
+        audit.record(session, ctx, "snapshot.create", record.id, record.name,
+                     f"Snapshot '{record.name}' ({record.snapshot_type}) of workload {workload_id} requested",
+                     record.created_at, project_id=record.project_id)
     return deps.json_response({"snapshot": views.snapshot_summary(record, deps.links_for(request))})
 
 
@@ -109,7 +114,10 @@ def delete(request: Request, project_id: str, snapshot_id: str,
            ctx: Annotated[RequestContext, deps.allowed(rules.SNAPSHOT_DELETE)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.snapshots.delete(session, snapshot_id, None if ctx.is_admin else project_id)
+        row = runtime.snapshots.delete(session, snapshot_id, None if ctx.is_admin else project_id)
+        audit.record(session, ctx, "snapshot.delete", row.id, row.name,
+                     f"Snapshot '{row.name}' of workload {row.workload_id} deleted", row.updated_at,
+                     project_id=row.project_id)
     return deps.accepted()
 
 
@@ -117,6 +125,9 @@ def _cancel(request: Request, project_id: str, snapshot_id: str, ctx: RequestCon
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
         record = runtime.snapshots.cancel(session, snapshot_id, None if ctx.is_admin else project_id)
+        audit.record(session, ctx, "snapshot.cancel", record.id, record.name,
+                     f"Snapshot '{record.name}' of workload {record.workload_id} cancelled", utcnow(),
+                     project_id=record.project_id)
     return deps.json_response({"snapshot": views.snapshot_summary(record, deps.links_for(request))})
 
 

@@ -11,7 +11,8 @@ from cairn.api import deps, models, views
 from cairn.auth import policy as rules
 from cairn.auth.context import RequestContext
 from cairn.clock import utcnow
-from cairn.workloads import global_scheduler
+from cairn.workloads import audit, global_scheduler
+from cairn.workloads.encryption import secret_confirmer
 from cairn.workloads.lifecycle import WorkloadInput
 from cairn.workloads.records import (
     get_workload,
@@ -30,7 +31,9 @@ def _input(body: models.WorkloadCreateBody | models.WorkloadUpdateBody) -> Workl
         workload_type_id=getattr(body, "workload_type_id", None),
         instance_ids=[i.instance_id for i in body.instances] if body.instances is not None else None,
         jobschedule=body.jobschedule.model_dump(exclude_unset=True) if body.jobschedule else None,
-        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None))
+        metadata=body.metadata, availability_zone=getattr(body, "availability_zone", None),
+        encryption=getattr(body, "encryption", None), secret_uuid=getattr(body, "secret_uuid", None),
+        backup_target_types=getattr(body, "backup_target_types", None))
 
 
 def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
@@ -49,9 +52,10 @@ def _list(request: Request, project_id: str, ctx: RequestContext, detail: bool,
         scope = project_filter
     links = deps.links_for(request)
     limit_value = deps.parse_limit(limit, runtime.settings.max_list_limit)
-    targets = runtime.targets.names_matching(nfs_share) if nfs_share is not None else None
     cache = deps.view_cache_of(request)
     with runtime.database.reader() as session:
+        targets = (runtime.target_resources.names_matching(session, nfs_share)
+                   if nfs_share is not None else None)
         versions = list_workload_versions(session, project_id=scope, limit=limit_value, marker=marker,
                                           backup_targets=targets, next_fire=detail)
         if not detail:
@@ -90,12 +94,17 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     runtime = deps.runtime_of(request)
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
+    # an encrypted workload's secret is checked with Barbican as the caller (its token)
+    confirm = secret_confirmer(runtime.key_manager, ctx.auth_token, ctx.identity.project_id)
     # The caller's Keystone trust is made before the unit of work (no row locked while
     # Keystone answers) and undone if the workload is not created.
     trust = runtime.trusts.open_for_workload(ctx)
     try:
         with runtime.database.unit_of_work() as session:
-            record = runtime.workloads.create(session, ctx, _input(body.workload), trust=trust)
+            record = runtime.workloads.create(session, ctx, _input(body.workload), confirm, trust=trust)
+            audit.record(session, ctx, "workload.create", record.id, record.name,
+                         f"Workload '{record.name}' created with {len(body.workload.instances)} instance(s)",
+                         record.created_at)
     except BaseException:
         runtime.trusts.discard(trust)
         raise
@@ -130,7 +139,10 @@ def modify(request: Request, project_id: str, workload_id: str, body: models.Wor
     trust = runtime.trusts.open_for_update(ctx, workload_id, scope)  # replaces a refused one
     try:
         with runtime.database.unit_of_work() as session:
-            runtime.workloads.update(session, ctx, workload_id, _input(body.workload), scope, trust=trust)
+            row = runtime.workloads.update(session, ctx, workload_id, _input(body.workload), scope, trust=trust)
+            changed = ", ".join(sorted(body.workload.model_dump(exclude_unset=True))) or "nothing"
+            audit.record(session, ctx, "workload.modify", row.id, row.name,
+                         f"Workload '{row.name}' modified: {changed}", row.updated_at, project_id=row.project_id)
     except BaseException:
         runtime.trusts.discard(trust)
         raise
@@ -146,7 +158,10 @@ def delete(request: Request, project_id: str, workload_id: str,
     if keep_data:
         runtime.enforcer.authorize(rules.WORKLOAD_DELETE_DATABASE_ONLY, ctx)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
+        row = runtime.workloads.delete(session, workload_id, _scope(ctx.is_admin, project_id), keep_data)
+        audit.record(session, ctx, "workload.delete", row.id, row.name,
+                     f"Workload '{row.name}' deleted" + (" (database only)" if keep_data else ""),
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 
@@ -155,7 +170,9 @@ def unlock(request: Request, project_id: str, workload_id: str,
            ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_UNLOCK)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
+        row = runtime.workloads.unlock(session, workload_id, _scope(ctx.is_admin, project_id))
+        audit.record(session, ctx, "workload.unlock", row.id, row.name, f"Workload '{row.name}' unlocked",
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
 
 
@@ -164,5 +181,7 @@ def reset(request: Request, project_id: str, workload_id: str,
           ctx: Annotated[RequestContext, deps.allowed(rules.WORKLOAD_RESET)]) -> Response:
     runtime = deps.runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
+        row = runtime.workloads.reset(session, workload_id, _scope(ctx.is_admin, project_id))
+        audit.record(session, ctx, "workload.reset", row.id, row.name, f"Workload '{row.name}' reset",
+                     row.updated_at, project_id=row.project_id)
     return deps.accepted()
