@@ -51,7 +51,7 @@ async def authenticate(request: Request, token: str | None, project_id: str) -> 
         raise InvalidInput("Malformed request url", "project_id")
     caller_token.set(token)  # the openstack platform asks Nova with it
     return RequestContext(identity=identity, project_id=project_id,
-                          request_id=request.scope.get("state", {}).get("request_id", "-"), token=token)
+                          request_id=request.scope.get("state", {}).get("request_id", "-"), auth_token=token)
 
 
 class Allowed:

@@ -25,8 +25,9 @@ class RequestContext:
     identity: Identity
     project_id: str
     request_id: str
-    #: the caller's token, for what must be done in their name (a Keystone trust)
-    token: str | None = field(default=None, repr=False, compare=False)
+    #: the caller's own token, for calls made on their behalf (Barbican, a Keystone
+    #: trust, Nova); never logged or shown
+    auth_token: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def user_id(self) -> str:

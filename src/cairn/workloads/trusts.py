@@ -79,14 +79,14 @@ class TrustService:
         """The trust for a workload `ctx` is creating in their own project (None without
         Keystone; None for an admin acting in another project: their token delegates no
         role there, and the workload's jobs then run without an acting user)."""
-        if self.keystone is None or not ctx.token or ctx.identity.project_id != ctx.project_id:
+        if self.keystone is None or not ctx.auth_token or ctx.identity.project_id != ctx.project_id:
             return None
         return self._make(ctx, self.settings.trusted_roles)
 
     def open_for_update(self, ctx: RequestContext, workload_id: str, project_scope: str | None) -> NewTrust | None:
         """A new trust for a workload being modified whose trust is missing or was refused,
         when the caller is a user of its project (their token makes it)."""
-        if self.keystone is None or not ctx.token or ctx.identity.project_id != ctx.project_id:
+        if self.keystone is None or not ctx.auth_token or ctx.identity.project_id != ctx.project_id:
             return None
         with self.database.reader() as session:
             owner = session.scalar(select(Workload.project_id).where(
@@ -153,7 +153,7 @@ class TrustService:
 
     def create(self, ctx: RequestContext, role_name: str, is_cloud_trust: bool) -> TrustRecord:
         """A trust of the caller's role `role_name` on their project, to Cairn."""
-        if self.keystone is None or not ctx.token:
+        if self.keystone is None or not ctx.auth_token:
             raise InvalidInput("Trusts need auth_strategy = keystone and [trustee] enabled = true: "
                                "Cairn makes Keystone trusts only for Keystone tokens.", "trusts")
         trust = self._make(ctx, (role_name,))
@@ -174,8 +174,8 @@ class TrustService:
     # -- Keystone ----------------------------------------------------------------------
 
     def _make(self, ctx: RequestContext, role_names: tuple[str, ...]) -> NewTrust:
-        assert self.keystone is not None and ctx.token
-        keystone_id = self.keystone.create(ctx.token, ctx.user_id, ctx.project_id, role_names)
+        assert self.keystone is not None and ctx.auth_token
+        keystone_id = self.keystone.create(ctx.auth_token, ctx.user_id, ctx.project_id, role_names)
         return NewTrust(f"trust-{uuid.uuid4()}", keystone_id, role_names)
 
     def _delete(self, trust: TrustRecord) -> None:

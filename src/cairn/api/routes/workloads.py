@@ -95,7 +95,7 @@ def create(request: Request, project_id: str, body: models.WorkloadCreateRequest
     if body.workload.metadata and "backup_media_target" in body.workload.metadata:
         runtime.enforcer.authorize(rules.WORKLOAD_CHOOSE_BACKUP_TARGET, ctx)
     # an encrypted workload's secret is checked with Barbican as the caller (its token)
-    confirm = secret_confirmer(runtime.key_manager, ctx.token, ctx.identity.project_id)
+    confirm = secret_confirmer(runtime.key_manager, ctx.auth_token, ctx.identity.project_id)
     # The caller's Keystone trust is made before the unit of work (no row locked while
     # Keystone answers) and undone if the workload is not created.
     trust = runtime.trusts.open_for_workload(ctx)

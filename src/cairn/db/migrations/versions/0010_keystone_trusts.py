@@ -5,7 +5,7 @@
 shows of its own: `{"trust": <keystone_trusts.id>, "is_valid": bool}`.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-03 15:40:00
 """
 import sqlalchemy as sa
