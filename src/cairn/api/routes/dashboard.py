@@ -20,7 +20,6 @@ None of it is in the OpenAPI document: it is not part of the workloadmgr API.
 
 from __future__ import annotations
 
-import mimetypes
 from importlib import resources
 from typing import Any
 
@@ -54,8 +53,7 @@ def _file(name: str) -> Response:
     # only plain names of the files shipped: no paths, no dot files
     if "/" in name or name.startswith(".") or suffix not in MEDIA_TYPES or not entry.is_file():
         raise NotFound(f"The dashboard has no file {name!r}.")
-    media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return Response(entry.read_bytes(), media_type=media_type, headers=SECURITY_HEADERS)
+    return Response(entry.read_bytes(), media_type=MEDIA_TYPES[suffix], headers=SECURITY_HEADERS)
 
 
 @router.get("")
