@@ -136,6 +136,15 @@ def server(cloud: Cloud) -> Iterator[Server]:
         yield made
         console.close()
     finally:
+        # Nova does not undefine a domain that has checkpoints (Cairn's, of the live
+        # incrementals): drop their metadata first, as a workload reset does.
+        libvirt = import_libvirt()
+        try:
+            domain = libvirt.open("qemu:///system").lookupByUUIDString(created.id)
+            for checkpoint in domain.listAllCheckpoints():
+                checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+        except libvirt.libvirtError:
+            pass
         conn.compute.delete_server(created.id)
         try:
             conn.compute.wait_for_delete(created, wait=120)

@@ -275,8 +275,10 @@ class OpenStackPlatform(LibvirtPlatform):
         conn = self.service_connection()
         flavor = dict(server.flavor or {})
         flavor_name = flavor.get("original_name") or flavor.get("name") or ""
-        flavor_id = flavor.get("id")
-        if not flavor_id and flavor_name:
+        # Since microversion 2.47 a server embeds its flavor's figures, not its id (the SDK
+        # puts the name there): the id is the flavor of that name, if it still exists.
+        flavor_id = None
+        if flavor_name:
             found = self._call(f"finding flavor {flavor_name}", conn.compute.find_flavor, flavor_name,
                                ignore_missing=True)
             flavor_id = found.id if found is not None else None
