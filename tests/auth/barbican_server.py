@@ -17,10 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import signal
 import subprocess
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import httpx
 
 from tests.auth.keystone_server import REGION, KeystoneServer, KeystoneUser
+from tests.gunicorn_process import start_gunicorn, stop_process_group, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "scripts" / "barbican-requirements.txt"
@@ -162,40 +161,14 @@ class BarbicanServer:
             admin.endpoints.create(service, self.url, interface=interface, region=REGION)
 
     def start(self, timeout: float = 120) -> None:
-        log = open(self.workdir / "gunicorn.log", "ab")
-        self.process = subprocess.Popen(
-            # `python -m`: setup.sh builds the venv under another name, so its scripts'
-            # first lines name a path that no longer exists
-            [str(self.venv / "bin" / "python"), "-m", "gunicorn", "--chdir", str(self.workdir), "--bind",
-             f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4", "--timeout", "120",
-             "barbican_wsgi:application"],
-            env={**os.environ, "HOME": str(self.workdir)},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Barbican's gunicorn exited with {self.process.returncode}; see "
-                                   f"{self.workdir / 'gunicorn.log'}")
-            try:
-                if httpx.get(self.url, timeout=2).status_code in (200, 300):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"Barbican did not answer within {timeout}s; see {self.workdir / 'gunicorn.log'}")
+        self.process = start_gunicorn(self.venv / "bin" / "python", self.workdir, self.port,
+                                      "barbican_wsgi:application", 4, {**os.environ, "HOME": str(self.workdir)})
+        wait_until_answering(self.process, self.url, (200, 300), timeout, "Barbican",
+                             self.workdir / "gunicorn.log")
 
     def stop(self) -> None:
         """Stop gunicorn and its worker (its own process group)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
     # -- what the tests do as Barbican's users -------------------------------------
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import textwrap
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.gunicorn_process import start_gunicorn, stop_process_group, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "scripts" / "keystone-requirements.txt"
@@ -142,37 +142,14 @@ class KeystoneServer:
 
     def start(self, timeout: float = 90) -> None:
         env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": str(self.config)}
-        log = open(self.workdir / "gunicorn.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.venv / "bin" / "gunicorn"), "--chdir", str(self.workdir), "--bind",
-             f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "8", "--timeout", "120",
-             "keystone_wsgi:application"],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see "
-                                   f"{self.workdir / 'gunicorn.log'}")
-            try:
-                if httpx.get(self.auth_url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"Keystone did not answer within {timeout}s")
+        self.process = start_gunicorn(self.venv / "bin" / "python", self.workdir, self.port,
+                                      "keystone_wsgi:application", 8, env)
+        wait_until_answering(self.process, self.auth_url, (200,), timeout, "Keystone",
+                             self.workdir / "gunicorn.log")
 
     def stop(self) -> None:
         """Stop gunicorn and its worker (its own process group)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
     def admin_client(self) -> Any:
         """A python-keystoneclient client as the bootstrap admin."""
