@@ -11,6 +11,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cairn.platforms.local import list_instances, register_instance
@@ -19,6 +20,10 @@ from tests.conftest import Service, wait_for_idle
 from tests.osc.conftest import OPENSTACK, Osc, user_env
 
 MIB = 1 << 20
+# Each `openstack` run starts a new OpenStackClient (1.5-2 s of CPU) and a story runs a
+# dozen; the first test also waits for Keystone's set-up. Past pytest's 600 s only on a
+# machine loaded many times over.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def make_vm(service: Service, project: str, name: str, seed: int = 1) -> tuple[str, Path]:
