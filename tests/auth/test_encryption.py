@@ -383,3 +383,50 @@ def _live_snapshots(cairn: Service, workload_id: str) -> int:
     with cairn.runtime.database.reader() as session:
         return int(session.scalar(sa.select(sa.func.count()).select_from(Snapshot).where(
             Snapshot.workload_id == workload_id, Snapshot.deleted.is_(False))) or 0)
+
+
+def test_an_s3_target_whose_keys_are_a_barbican_secret_holds_a_workload_that_restores(
+        cairn: Service, keystone: KeystoneServer, barbican: BarbicanServer, alice: KeystoneUser) -> None:
+    """An admin's S3 target on the development Swift with `secret_ref` naming a Barbican
+    secret of the Swift keys: create lets Cairn's service user read it, a secret the admin
+    cannot read is a 400 naming `secret_ref`, and jobs (which have no caller) open it."""
+    import json
+    import secrets as tokens
+
+    from tests import swiftdev
+
+    swiftdev.require_swift()
+    swiftdev.ensure_bucket()
+    root = keystone.users["root"]  # an admin, of project beta
+    keys = json.dumps({"access_key": swiftdev.ACCESS_KEY, "secret_key": swiftdev.SECRET_KEY}).encode()
+    secret = barbican.create_secret(root, keys)
+    not_roots = barbican.create_secret(alice, keys)
+    prefix = f"t-{tokens.token_hex(6)}"
+    fields = {"type": "s3", "s3_endpoint_url": swiftdev.ENDPOINT, "s3_bucket": swiftdev.BUCKET,
+              "s3_prefix": prefix, "btt_name": f"barbican-{prefix}"}
+    try:
+        assert_refused(post(cairn, root, "/backup_targets", {"backup_target": {
+            **fields, "secret_ref": f"{barbican.url}/v1/secrets/{not_roots}"}}), 400, "secret_ref")
+        created = post(cairn, root, "/backup_targets", {"backup_target": {
+            **fields, "secret_ref": f"{barbican.url}/v1/secrets/{secret}"}})
+        assert created.status_code == 200, created.text
+        assert swiftdev.SECRET_KEY not in created.text
+        assert cairn.runtime.key_manager is not None
+        assert barbican.acl(root, secret)["read"]["users"] == [cairn.runtime.key_manager.service_user_id()]
+
+        token = alice.token()
+        instance, disk, data = random_disk(cairn, alice, "s3-vm", seed=21)
+        body = tempest_body(instance, False, None)
+        body["workload"]["backup_target_types"] = fields["btt_name"]
+        response = post(cairn, alice, "/workloads", body, token)
+        assert response.status_code == 202, response.text
+        workload_id = response.json()["workload"]["id"]
+        assert wait_workload(cairn, alice, token, workload_id)["status"] == "available"
+        snapshot = snapshot_of(cairn, alice, token, workload_id)
+        assert snapshot["status"] == "available", snapshot
+        listed = swiftdev.client().list_objects_v2(Bucket=swiftdev.BUCKET, Prefix=f"{prefix}/projects/")
+        assert listed.get("KeyCount", 0) > 0
+        restored = oneclick_restore(cairn, alice, token, workload_id, snapshot["id"])
+        assert [sha256(p) for p in restored] == [hashlib.sha256(data + bytes(DISK_SIZE - len(data))).hexdigest()]
+    finally:
+        swiftdev.purge(prefix)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from cairn.auth.key_manager import CallerToken, KeyManager
 from cairn.errors import InvalidInput
 
 FIELD = "backup_target.secret_ref"
@@ -66,6 +67,20 @@ def check_reference(secret_ref: str) -> str:
         raise InvalidInput(f"secret_ref: {secret_ref!r} is neither a Barbican secret reference "
                            "(.../v1/secrets/<uuid>, or the uuid) nor a file:// URL.", FIELD)
     return ref
+
+
+def share_with_service(key_manager: KeyManager | None, secret_ref: str, token: str | None,
+                       project_id: str) -> None:
+    """Before a target is created on a Barbican `secret_ref`: the caller must be able to
+    read the secret, and Cairn's service user is added to its read ACL (as for an
+    encrypted workload's secret), since the jobs that open the target have no caller.
+    A `file://` reference, or a service without a key manager, is left to the lookup."""
+    secret_id = _barbican_id(check_reference(secret_ref))
+    if secret_id is None or key_manager is None or not token:
+        return
+    caller = CallerToken(token, project_id)
+    key_manager.read_payload(secret_id, caller, FIELD)
+    key_manager.grant_service_read(secret_id, caller, FIELD)
 
 
 def lookup_s3_credentials(secret_ref: str, reader: SecretReader | None = None) -> S3Credentials:
