@@ -15,7 +15,7 @@ lint: setup
 
 test: setup
 	scripts/start-services.sh
-	.venv/bin/pytest -q
+	scripts/run-tests.sh
 
 # SQLite only: no database servers needed.
 test-fast: setup
