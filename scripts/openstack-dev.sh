@@ -37,7 +37,8 @@ SHARE=127.0.0.1:$EXPORT
 # Bump CONFIG_VERSION when a change to the configuration below needs the state and the
 # databases made anew; new requirements do so by themselves.
 CONFIG_VERSION=1
-config_stamp=$(echo "$CONFIG_VERSION $(sha256sum "$requirements" "$here/openstack-dev/cairn_dev_binder.py")" | sha256sum | cut -c1-16)
+# by content alone: every clone of the same commit finds the state it configured
+config_stamp=$(cat <(echo "$CONFIG_VERSION") "$requirements" "$here/openstack-dev/cairn_dev_binder.py" | sha256sum | cut -c1-16)
 
 API_SERVICES=(keystone placement nova-api glance-api cinder-api neutron-server)
 ALL_SERVICES=("${API_SERVICES[@]}" nova-conductor nova-scheduler nova-compute cinder-scheduler cinder-volume)
