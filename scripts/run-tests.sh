@@ -8,7 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-second=(tests/engine tests/auth tests/osc tests/dashboard tests/platforms tests/scale)
+second=(tests/engine tests/auth tests/osc tests/dashboard tests/platforms tests/scale tests/scheduler tests/targets
+        tests/workloads)
 first=()
 for path in tests/*/ tests/test_*.py; do
   path=${path%/}
