@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from cairn.db.models import Workload
 from tests.api.test_policies import admin_client, assign
-from tests.api.test_workloads import create_workload, show
+from tests.api.test_workloads import create_workload, show, wait_status
 from tests.conftest import Service
 
 # A 6.x workload-create jobschedule with every tier, in the API guide's field forms:
@@ -73,8 +73,14 @@ def test_the_6x_tiered_create_body_is_accepted_and_shown_back(api: Service, memb
     assert {name: entry["jobschedule"][name] for name in SHOWN_TIERS} == SHOWN_TIERS
 
 
-def test_what_a_tiered_workload_shows_can_be_sent_back(api: Service, member: str) -> None:
+def available_tiered_workload(api: Service, member: str) -> dict[str, Any]:
+    """A modify is refused while the workload is 'creating', so wait for its create job."""
     created = create_workload(api, member, [api.add_instance()], jobschedule=TIERED)
+    return wait_status(api, member, created["id"], "available")
+
+
+def test_what_a_tiered_workload_shows_can_be_sent_back(api: Service, member: str) -> None:
+    created = available_tiered_workload(api, member)
     shown = show(api, member, created["id"])["jobschedule"]
     sent = {key: value for key, value in shown.items()
             if key not in ("appliance_timezone", "global_jobscheduler", "nextrun")}
@@ -87,7 +93,7 @@ def test_what_a_tiered_workload_shows_can_be_sent_back(api: Service, member: str
 
 
 def test_a_modify_replaces_the_tiers_it_names_and_null_removes_one(api: Service, member: str) -> None:
-    created = create_workload(api, member, [api.add_instance()], jobschedule=TIERED)
+    created = available_tiered_workload(api, member)
     with api.client(member) as client:
         response = client.put(f"/v1/p1/workloads/{created['id']}", json={"workload": {"jobschedule": {
             "hourly": {"interval": 2, "retention": 12}, "yearly": None}}})
@@ -98,7 +104,7 @@ def test_a_modify_replaces_the_tiers_it_names_and_null_removes_one(api: Service,
 
 
 def test_a_4x_field_turns_a_tiered_schedule_back_into_the_4x_form(api: Service, member: str) -> None:
-    created = create_workload(api, member, [api.add_instance()], jobschedule=TIERED)
+    created = available_tiered_workload(api, member)
     with api.client(member) as client:
         response = client.put(f"/v1/p1/workloads/{created['id']}",
                               json={"workload": {"jobschedule": {"interval": "6"}}})
