@@ -391,8 +391,12 @@ def _restored_volumes(conn: Any, restore_id: str) -> list[Any]:
 
 
 def _delete_restored(conn: Any, server_id: str, volume_ids: list[str]) -> None:
+    """Delete a restored server, its ports (Cairn made them: Nova keeps them) and volumes."""
+    ports = [p.id for p in conn.network.ports(device_id=server_id)]
     conn.compute.delete_server(server_id)
     conn.compute.wait_for_delete(conn.compute.get_server(server_id), wait=180)
+    for port_id in ports:
+        conn.network.delete_port(port_id, ignore_missing=True)
     for volume_id in volume_ids:
         _wait_volume(conn, volume_id, "available")
         conn.block_storage.delete_volume(volume_id)
