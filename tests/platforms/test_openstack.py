@@ -29,9 +29,12 @@ from typing import Any
 
 import openstack
 import pytest
+from sqlalchemy import select
 
+from cairn.auth.acting import acting_as
 from cairn.config import KeystoneAuthSettings
 from cairn.db.migrate import upgrade
+from cairn.db.models import KeystoneTrust
 from cairn.platforms.libvirt import import_libvirt
 from cairn.workloads.placement import instances_routing
 from tests.auth.keystone_server import issue_token
@@ -365,6 +368,26 @@ def test_another_project_can_neither_see_nor_add_the_server(cloud: Cloud, osc: S
     alpha_project = cloud.connect("alpha").current_project_id
     assert list(osc.runtime.platform.find_instances(alpha_project, [server.id])) == [server.id]
     time.sleep(0)
+
+
+def test_a_job_acting_through_the_workloads_trust_reads_nova_as_its_user(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    """Jobs get the workload's trust as their acting user (`ActingJob`); the platform's
+    reads then go through a trust-scoped session of the trustor, in the trust's project."""
+    with osc.runtime.database.reader() as session:
+        [trust] = session.scalars(select(KeystoneTrust).where(KeystoneTrust.workload_id == protected.workload_id))
+    assert osc.runtime.trusts.keystone is not None
+    acting = osc.runtime.trusts.keystone.act(trust.keystone_trust_id)
+    platform = osc.runtime.platform
+    alice = cloud.connect("alpha").current_user_id
+    beta_project = cloud.connect("beta").current_project_id
+    with acting_as(acting):
+        connection = platform.inner.caller_connection(protected.project)  # type: ignore[attr-defined]
+        assert connection.session.get_user_id() == alice
+        assert connection.session.get_project_id() == protected.project
+        assert platform.inner.caller_connection(beta_project) is None  # type: ignore[attr-defined]
+        assert list(platform.find_instances(protected.project, [server.id])) == [server.id]
+        assert platform.find_instances(beta_project, [server.id]) == {}
 
 
 # -- restores through the OpenStack APIs -----------------------------------------------------

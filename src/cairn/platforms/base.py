@@ -157,8 +157,9 @@ class Platform(Protocol):
     def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
                       options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
         """Where a new instance's disks are written (`disks` as planned: files beside the
-        originals). A cloud platform makes its volumes here, each recorded with `record`
-        before it is made."""
+        originals), one for each in `disks`; an empty path leaves that disk unwritten. A
+        cloud platform makes its volumes here, each recorded with `record` before it is
+        made."""
         ...
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],

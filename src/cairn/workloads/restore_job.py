@@ -96,11 +96,13 @@ class RestoreJob:
                 targets = self.platform.prepare_disks(snapshot.project_id, item.source.id, item.source.platform,
                                                       targets, options, restore_id, record)
                 record([cleanup.created_file(t.path) if t.creates_file else cleanup.overwritten_file(t.path)
-                        for t in targets])
+                        for t in targets if t.path])
             window = (self.platform.inplace_window(item.live, options) if item.inplace and item.live
                       else contextlib.nullcontext())
             with window:
                 for disk, target in zip(item.disks, targets, strict=True):
+                    if not target.path:  # the platform leaves it out (a root disk the image gives)
+                        continue
                     job.checkpoint()
                     try:
                         repository.restore(disk.source.manifest_key, target.path, format=target.format,
@@ -121,7 +123,8 @@ class RestoreJob:
                 for attempt in reconnecting():
                     with attempt:
                         info = self.platform.restore_instance(
-                            snapshot.project_id, item.name, [(t.device, t.path, t.format) for t in targets],
+                            snapshot.project_id, item.name,
+                            [(t.device, t.path, t.format) for t in targets if t.path],
                             item.source.platform, restore_id, job.record.payload.get(WORKER_KEY),
                             options, record)
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
