@@ -525,6 +525,23 @@ def test_restore_that_fails_after_its_server_is_made_leaves_no_server_volume_or_
                              f"/workloads/{protected.workload_id}")["workload"]["status"] == "available", timeout=60)
 
 
+def test_clean_up_finds_a_volume_and_a_port_recorded_before_their_ids_were_known(
+        cloud: Cloud, osc: Service, protected: Protected) -> None:
+    """A worker that died between Cinder's or Neutron's answer and the record of the id:
+    the clean-up finds the resource by the name and mark recorded before it was made."""
+    conn = cloud.connect("alpha")
+    label = str(uuid.uuid4())
+    name = f"orphan-{label[:8]}"
+    volume = conn.block_storage.create_volume(size=1, name=name, metadata={"cairn_restore_id": label})
+    port = conn.network.create_port(network_id=conn.network.find_network("cairn-net").id, name=name)
+    _wait_volume(conn, volume.id, "available")
+    for kind in ("port", "volume"):
+        osc.runtime.platform.remove_created({"openstack": kind, "project_id": protected.project, "restore": label,
+                                             "name": name})
+    assert conn.network.find_port(port.id, ignore_missing=True) is None
+    wait_until(lambda: conn.block_storage.find_volume(volume.id, ignore_missing=True) is None, timeout=60)
+
+
 @pytest.mark.parametrize(("field", "instance", "mapping"), [
     ("restore.options.openstack.networks_mapping.networks.target_network", {},
      {"networks": [{"snapshot_network": {"id": "N"}, "target_network": {"id": str(uuid.uuid4())}}]}),
