@@ -375,9 +375,10 @@ def test_a_job_acting_through_the_workloads_trust_reads_nova_as_its_user(
     """Jobs get the workload's trust as their acting user (`ActingJob`); the platform's
     reads then go through a trust-scoped session of the trustor, in the trust's project."""
     with osc.runtime.database.reader() as session:
-        [trust] = session.scalars(select(KeystoneTrust).where(KeystoneTrust.workload_id == protected.workload_id))
+        [keystone_trust_id] = session.scalars(select(KeystoneTrust.keystone_trust_id).where(
+            KeystoneTrust.workload_id == protected.workload_id))
     assert osc.runtime.trusts.keystone is not None
-    acting = osc.runtime.trusts.keystone.act(trust.keystone_trust_id)
+    acting = osc.runtime.trusts.keystone.act(keystone_trust_id)
     platform = osc.runtime.platform
     alice = cloud.connect("alpha").current_user_id
     beta_project = cloud.connect("beta").current_project_id
@@ -423,6 +424,14 @@ def _delete_restored(conn: Any, server_id: str, volume_ids: list[str]) -> None:
     for volume_id in volume_ids:
         _wait_volume(conn, volume_id, "available")
         conn.block_storage.delete_volume(volume_id)
+
+
+def _volume_gone(conn: Any, volume_id: str) -> bool:
+    try:
+        conn.block_storage.get_volume(volume_id)
+    except openstack.exceptions.NotFoundException:
+        return True
+    return False
 
 
 def _volume_devices(conn: Any, server_id: str) -> dict[str, str]:
@@ -539,7 +548,7 @@ def test_clean_up_finds_a_volume_and_a_port_recorded_before_their_ids_were_known
         osc.runtime.platform.remove_created({"openstack": kind, "project_id": protected.project, "restore": label,
                                              "name": name})
     assert conn.network.find_port(port.id, ignore_missing=True) is None
-    wait_until(lambda: conn.block_storage.find_volume(volume.id, ignore_missing=True) is None, timeout=60)
+    wait_until(lambda: _volume_gone(conn, volume.id), timeout=60)
 
 
 @pytest.mark.parametrize(("field", "instance", "mapping"), [
