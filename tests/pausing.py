@@ -10,7 +10,9 @@ waits until the gate is reached, acts, and releases it.
 
 A gate fires once, for the next capture of its disk; later snapshots read freely.
 `hold_restore(name)` holds a restore in the same way, after its disks are written and
-before the restored instance named `name` is made (its progress stays where it is). A gate
+before the restored instance named `name` is made (its progress stays where it is);
+`hold_made(name)` just after that instance is made. `DiskGate.fail(message)` lets the
+held call go on by raising instead: a restore that fails at that point. A gate
 never released gives up after `HOLD_SECONDS` with a SourceError, so a broken test fails
 its job instead of hanging the service.
 
@@ -38,7 +40,7 @@ from cairn.engine.errors import SourceError
 from cairn.engine.sources import Extent, Source
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobHandler, Outcome
-from cairn.platforms.base import Capture, InstanceInfo, Platform
+from cairn.platforms.base import Capture, InstanceInfo, Platform, Recorder, RestoreDisk
 
 #: how long a held read waits for its release before failing the job
 HOLD_SECONDS = 120.0
@@ -64,11 +66,19 @@ class DiskGate:
         self.hold_seconds = hold_seconds
         self._reached = threading.Event()
         self._released = threading.Event()
+        self._failure: str | None = None
 
     def hold(self) -> None:
         self._reached.set()
         if not self._released.wait(self.hold_seconds):
             raise SourceError(f"the test held this disk at byte {self.at} and never released it")
+        if self._failure is not None:
+            raise SourceError(self._failure)
+
+    def fail(self, message: str) -> None:
+        """Release the held call with an error (`SourceError(message)`)."""
+        self._failure = message
+        self._released.set()
 
     @property
     def reached(self) -> bool:
@@ -149,6 +159,7 @@ class PausingPlatform:
         self._inner = inner
         self._armed: dict[str, Gate] = {}
         self._restores: dict[str, DiskGate] = {}
+        self._made: dict[str, DiskGate] = {}
         self._given: list[Gate] = []
         self._lock = threading.Lock()
 
@@ -180,6 +191,14 @@ class PausingPlatform:
             self._restores[name] = gate
         return gate
 
+    def hold_made(self, name: str) -> DiskGate:
+        """A gate just after the next restore makes its instance `name` (`fail` it to
+        fail the restore with that instance made)."""
+        gate = DiskGate(0)
+        with self._lock:
+            self._made[name] = gate
+        return gate
+
     @contextmanager
     def holding(self, path: str | Path, at: int) -> Iterator[DiskGate]:
         """`hold`, released on the way out whatever happens (so no job stays held)."""
@@ -192,9 +211,10 @@ class PausingPlatform:
     def release_all(self) -> None:
         """Release every gate given out or armed and disarm them (between tests)."""
         with self._lock:
-            gates = [*self._armed.values(), *self._restores.values(), *self._given]
+            gates = [*self._armed.values(), *self._restores.values(), *self._made.values(), *self._given]
             self._armed.clear()
             self._restores.clear()
+            self._made.clear()
             self._given.clear()
         for gate in gates:
             if isinstance(gate, DiskGate):
@@ -227,15 +247,30 @@ class PausingPlatform:
     def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Any:
         return self.inner.inplace_window(instance, options)
 
+    def check_restore(self, project_id: str, restore_type: str, options: dict[str, Any],
+                      instances: list[tuple[str, dict[str, Any]]]) -> None:
+        self.inner.check_restore(project_id, restore_type, options, instances)
+
+    def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
+                      options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
+        return self.inner.prepare_disks(project_id, instance_id, state, disks, options, label, record)
+
+    def remove_created(self, resource: dict[str, Any]) -> None:
+        self.inner.remove_created(resource)
+
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         with self._lock:
             gate = self._restores.pop(name, None)
-            if gate is not None:
-                self._given.append(gate)
+            made = self._made.pop(name, None)
+            self._given.extend(g for g in (gate, made) if g is not None)
         if gate is not None:
             gate.hold()
-        return self.inner.restore_instance(project_id, name, disks, state, label, host)
+        info = self.inner.restore_instance(project_id, name, disks, state, label, host, options, record)
+        if made is not None:
+            made.hold()
+        return info
 
 
 class _Watched:
