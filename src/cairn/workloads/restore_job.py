@@ -81,9 +81,10 @@ class RestoreJob:
                 for disk in item.disks:
                     job.checkpoint()
                     try:
+                        # an original disk is compared chunk by chunk and only what differs is written
                         repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
                                            progress=progress.for_disk(disk.destination, disk.destination),
-                                           cancel=lambda: job.cancel_requested)
+                                           cancel=lambda: job.cancel_requested, inplace=not disk.creates_file)
                     except CairnError as exc:
                         if job.cancel_requested:
                             raise JobCancelled("The restore was cancelled.") from exc
