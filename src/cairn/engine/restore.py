@@ -352,6 +352,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
     decoders, readers, writers = workers, READERS, WRITERS
     max_blob = BLOB_HEADER_SIZE + cs + SEAL_OVERHEAD
     max_run = max(DEFAULT_MAX_RUN, max_blob)
+    group_chunks = max(1, DEFAULT_MAX_RUN // cs)  # chunks per output buffer: one write of up to 4 MiB
     crew = pipeline.Crew()
     stop = crew.stop
     run_q: queue.Queue[PackRun | None] = queue.Queue(maxsize=2 * readers)
@@ -369,7 +370,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         run_pool.put(memoryview(mmap.mmap(-1, max_run + READ_SLACK)))
     out_pool: queue.Queue[memoryview] = queue.Queue()
     for _ in range(decoders + writers + OUTPUT_AHEAD):
-        out_pool.put(out.buffer(cs))
+        out_pool.put(out.buffer(group_chunks * cs))
     reading = pipeline.LastOut(readers, decode_q, stop, decoders)
     decoding = pipeline.LastOut(decoders, write_q, stop, writers)
 
@@ -436,14 +437,34 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         scratch = memoryview(bytearray(max_blob))
         while (item := pipeline.get(decode_q, stop)) is not None:
             blobs, buf = item
+            # Blobs of consecutive disk chunks are decoded side by side into one output
+            # buffer and leave as one large write; a blob needed at several places, or
+            # a short last chunk, leaves on its own.
+            group: memoryview | None = None
+            first = filled = 0
             for blob, data, where in blobs:
-                plain = pipeline.get(out_pool, stop)
-                n = decode_blob_into(data, sealer, where, blob.chunk_id, plain, scratch)
-                for i in blob.chunks:
-                    if n != min(cs, size - i * cs):
+                alone = len(blob.chunks) != 1
+                i = blob.chunks[0]
+                if group is not None and (alone or i != first + filled // cs or filled + cs > len(group)):
+                    pipeline.put(write_q, (group, filled, (first,), True), stop)
+                    group = None
+                if group is None:
+                    group, first, filled = pipeline.get(out_pool, stop), i, 0
+                n = decode_blob_into(data, sealer, where, blob.chunk_id, group[filled:filled + cs], scratch)
+                for j in blob.chunks:
+                    if n != min(cs, size - j * cs):
                         raise MissingChunk(f"chunk {blob.chunk_id.hex()} has {n} bytes, the manifest needs "
-                                           f"{min(cs, size - i * cs)}", chunk_id=blob.chunk_id.hex())
-                pipeline.put(write_q, (plain, n, blob.chunks, True), stop)
+                                           f"{min(cs, size - j * cs)}", chunk_id=blob.chunk_id.hex())
+                if alone:
+                    pipeline.put(write_q, (group, n, blob.chunks, True), stop)
+                    group = None
+                else:
+                    filled += n
+                    if n != cs or filled == len(group):
+                        pipeline.put(write_q, (group, filled, (first,), True), stop)
+                        group = None
+            if group is not None:
+                pipeline.put(write_q, (group, filled, (first,), True), stop)
             run_pool.put(buf)
         decoding.done()
 
@@ -456,7 +477,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
             with done_lock:
                 done[0] += n * len(chunks)
                 counts[WRITTEN] += n * len(chunks)
-                counts[CHUNKS] += len(chunks)
+                counts[CHUNKS] += len(chunks) * -(-n // cs)  # a write may hold several chunks
             if recycle:
                 out_pool.put(buf)
 
