@@ -37,6 +37,7 @@ from cairn.engine.gc import DEFAULT_REPACK_BELOW, GcReport, run_gc
 from cairn.engine.locks import PLAN_KEY, Lock, LockTiming, list_locks
 from cairn.engine.manifest import Manifest, decode_manifest, manifest_key_from_object, manifest_object_key
 from cairn.engine.restore import RestoreResult, run_restore
+from cairn.engine.snapshot_reader import SnapshotReader
 from cairn.engine.sources import Source, open_source
 from cairn.engine.verify import VerifyReport, run_verify
 from cairn.errors import InvalidInput
@@ -174,6 +175,11 @@ class Repository:
             manifest = self.load_manifest(manifest_key)
             return run_restore(self.target, self.sealer, manifest, os.fspath(destination_path), format, progress,
                                cancel, self.workers, inplace=inplace)
+
+    def open_reader(self, manifest_key: str) -> SnapshotReader:
+        """The disk of `manifest_key`, readable at any offset (for an instant restore's
+        export); holds a restore lock until its `close()`."""
+        return SnapshotReader(self.target, self.sealer, self.load_manifest(manifest_key), self.timing)
 
     def delete_manifest(self, manifest_key: str) -> None:
         """Forget one snapshot of one disk; its chunks become garbage for the next GC."""
