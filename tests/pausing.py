@@ -9,6 +9,8 @@ the read that reaches byte `at` waits there until the test releases the gate. Th
 waits until the gate is reached, acts, and releases it.
 
 A gate fires once, for the next capture of its disk; later snapshots read freely.
+`hold_instant(at)` holds the next instant restore's export of its first disk (the
+background copy and the guest read through it) at byte `at`.
 `hold_restore(name)` holds a restore in the same way, after its disks are written and
 before the restored instance named `name` is made (its progress stays where it is). A gate
 never released gives up after `HOLD_SECONDS` with a SourceError, so a broken test fails
@@ -30,7 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 
@@ -38,7 +40,7 @@ from cairn.engine.errors import SourceError
 from cairn.engine.sources import Extent, Source
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobHandler, Outcome
-from cairn.platforms.base import Capture, InstanceInfo, Platform
+from cairn.platforms.base import Capture, DiskReader, InstanceInfo, InstantCopy, InstantRestorer, Platform
 
 #: how long a held read waits for its release before failing the job
 HOLD_SECONDS = 120.0
@@ -139,6 +141,23 @@ class GatedSource:
         return getattr(self.inner, name)
 
 
+class GatedReader:
+    """A snapshot reader (an instant restore's export) whose first read reaching
+    `gate.at` waits on the gate."""
+
+    def __init__(self, inner: DiskReader, gate: Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.size = inner.size
+        self._passed = False
+
+    def read_into(self, buf: memoryview, offset: int) -> None:
+        if not self._passed and offset + len(buf) > self.gate.at:
+            self._passed = True
+            self.gate.hold()
+        self.inner.read_into(buf, offset)
+
+
 class PausingPlatform:
     """A platform that reads its disks through gates the test arms; otherwise `inner`.
 
@@ -149,6 +168,7 @@ class PausingPlatform:
         self._inner = inner
         self._armed: dict[str, Gate] = {}
         self._restores: dict[str, DiskGate] = {}
+        self._instant: DiskGate | None = None
         self._given: list[Gate] = []
         self._lock = threading.Lock()
 
@@ -226,6 +246,29 @@ class PausingPlatform:
 
     def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Any:
         return self.inner.inplace_window(instance, options)
+
+    @property
+    def supports_instant_restore(self) -> bool:
+        return bool(getattr(self.inner, "supports_instant_restore", False))
+
+    def hold_instant(self, at: int) -> DiskGate:
+        """The next instant restore's export of its first disk stops at byte `at`."""
+        gate = DiskGate(at)
+        with self._lock:
+            self._instant = gate
+        return gate
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
+        with self._lock:
+            gate, self._instant = self._instant, None
+            if gate is not None:
+                self._given.append(gate)
+        if gate is not None and disks:
+            device, path, reader = disks[0]
+            disks = [(device, path, GatedReader(reader, gate)), *disks[1:]]
+        return cast(InstantRestorer, self.inner).instant_restore_instance(project_id, name, disks, state, label,
+                                                                          host)
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
                          state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:

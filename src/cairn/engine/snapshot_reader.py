@@ -17,6 +17,7 @@ delete the packs it still reads.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 
@@ -27,6 +28,8 @@ from cairn.engine.locks import Lock, LockTiming
 from cairn.engine.manifest import Manifest
 from cairn.engine.restore import ChunkFetcher
 from cairn.targets.base import Target
+
+log = logging.getLogger(__name__)
 
 # Decoded chunks kept: enough for a few readers each part-way through a chunk.
 CACHE_CHUNKS = 8
@@ -94,4 +97,9 @@ class SnapshotReader:
             done += n
 
     def close(self) -> None:
-        self._lock.release()
+        """Release the lock; a target that went away meanwhile is logged, not raised (the
+        caller is reporting why its reads failed)."""
+        try:
+            self._lock.release()
+        except Exception:  # noqa: BLE001 - the lock file may be gone with the target
+            log.warning("could not release the restore lock of a snapshot reader", exc_info=True)

@@ -139,6 +139,53 @@ class Platform(Protocol):
         ...
 
 
+class DiskReader(Protocol):
+    """A snapshot's disk readable at any offset (the engine's `SnapshotReader`)."""
+
+    size: int
+
+    def read_into(self, buf: memoryview, offset: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    """The background copy of an instantly restored instance's disks."""
+
+    copied: int  # bytes, over every disk
+    total: int
+    complete: bool  # every disk copied and free of the snapshot
+    failure: str | None  # why the copy stopped, when it did
+
+
+class InstantCopy(Protocol):
+    """An instance running before its disks are copied, and the copy going on."""
+
+    instance: InstanceInfo
+
+    def progress(self) -> StreamProgress: ...
+
+    def close(self) -> None:
+        """After `complete`: stop serving the snapshot."""
+        ...
+
+    def abandon(self) -> None:
+        """Remove the instance (its copy cannot complete) and stop serving the snapshot."""
+        ...
+
+
+class InstantRestorer(Protocol):
+    """A platform that can start a restored instance before its data is copied
+    (`restore.options.instant`); `supports_instant_restore` says whether it can."""
+
+    supports_instant_restore: bool
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
+        """As `restore_instance`, with disks (device, new disk path, reader of the
+        snapshot's disk) and the copy started in the background."""
+        ...
+
+
 class FileDisksPlatform:
     """The hooks of a platform whose disks are files read as they are: no change map (the
     engine hashes every data extent and stores only new chunks), nothing kept between

@@ -24,7 +24,8 @@ import os
 import socket
 import struct
 import threading
-from typing import Protocol
+
+from cairn.platforms.base import DiskReader
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,6 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH = 0, 1, 2, 3
 EPERM, EIO, EINVAL = 1, 5, 22
 # reads larger than this are refused: QEMU asks for at most 32 MiB
 MAX_READ = 32 << 20
-
-
-class DiskReader(Protocol):
-    size: int
-
-    def read_into(self, buf: memoryview, offset: int) -> None: ...
 
 
 class _Closed(Exception):
