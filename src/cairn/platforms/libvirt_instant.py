@@ -123,7 +123,8 @@ class InstantRestore:
                 disk.ended_at = disk.ended_at or now
                 if disk.server.failure is not None or now - disk.ended_at > SETTLE_SECONDS:
                     why = disk.server.failure or "QEMU's copy job ended before the disk was copied"
-                    failure = failure or f"disk {disk.device}: {why}"
+                    failure = failure or (f"disk {disk.device}: reading the snapshot from the backup target "
+                                          f"failed: {why}")
         except self.libvirt.libvirtError as exc:
             raise Unavailable(f"reading the background copy of {self.instance.name}: "
                               f"{exc.get_error_message()}") from exc

@@ -24,6 +24,7 @@ import os
 import socket
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from cairn.platforms.base import DiskReader
 
@@ -49,6 +50,8 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH = 0, 1, 2, 3
 EPERM, EIO, EINVAL = 1, 5, 22
 # reads larger than this are refused: QEMU asks for at most 32 MiB
 MAX_READ = 32 << 20
+# reads served at once per connection (the guest's and the copy's)
+READ_THREADS = 4
 
 
 class _Closed(Exception):
@@ -151,41 +154,48 @@ class NbdServer:
                 self._reply(conn, option, REP_ERR_UNSUP)
 
     def _transmission(self, conn: socket.socket) -> None:
-        buf = bytearray()
-        while True:
-            magic, _flags, command, handle, offset, length = struct.unpack(">IHHQQI", _recv(conn, 28))
-            if magic != REQUEST_MAGIC:
-                return
-            if command == CMD_DISC:
-                return
-            if command == CMD_WRITE:
-                _recv(conn, length)  # the payload follows the request: read it, refuse it
-                error = EPERM
-            elif command == CMD_FLUSH:
-                error = 0
-            elif command == CMD_READ:
-                if length > MAX_READ or offset + length > self.reader.size:
+        """Requests are read in order; reads are served by a few threads at once and
+        answered as they finish (replies carry the request's handle), so a guest's read
+        never waits behind a slow read of the background copy."""
+        send = threading.Lock()
+        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="cairn-nbd-read") as pool:
+            while True:
+                magic, _flags, command, handle, offset, length = struct.unpack(">IHHQQI", _recv(conn, 28))
+                if magic != REQUEST_MAGIC or command == CMD_DISC:
+                    return  # the pool finishes the reads in flight first
+                if command == CMD_READ and length <= MAX_READ and offset + length <= self.reader.size:
+                    pool.submit(self._read, conn, send, handle, offset, length)
+                    continue
+                if command == CMD_WRITE:
+                    _recv(conn, length)  # the payload follows the request: read it, refuse it
+                    error = EPERM
+                elif command == CMD_FLUSH:
+                    error = 0
+                elif command == CMD_READ:
                     error = EINVAL
                 else:
-                    if len(buf) < length:
-                        buf = bytearray(length)
-                    view = memoryview(buf)[:length]
-                    try:
-                        self.reader.read_into(view, offset)
-                        error = 0
-                    except Exception as exc:  # noqa: BLE001 - any failure is EIO for the VM, kept for the restore
-                        error = EIO
-                        if self.failure is None:
-                            self.failure = str(exc) or type(exc).__name__
-                            log.warning("NBD export %s: read of %d bytes at %d failed: %s", self.name, length,
-                                        offset, self.failure)
-                    if error == 0:
-                        conn.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, handle) + view)
-                        self.bytes_served += length
-                        continue
-            else:
-                error = EPERM if command in (4, 6) else EINVAL  # trim, write zeroes | anything else
-            conn.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle))
+                    error = EPERM if command in (4, 6) else EINVAL  # trim, write zeroes | anything else
+                with send:
+                    conn.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle))
+
+    def _read(self, conn: socket.socket, send: threading.Lock, handle: int, offset: int, length: int) -> None:
+        buf = memoryview(bytearray(length))
+        try:
+            self.reader.read_into(buf, offset)
+        except Exception as exc:  # noqa: BLE001 - any failure is EIO for the VM, kept for the restore
+            if self.failure is None:
+                self.failure = str(exc) or type(exc).__name__
+                log.warning("NBD export %s: read of %d bytes at %d failed: %s", self.name, length, offset,
+                            self.failure)
+            reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, EIO, handle)
+        else:
+            reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, handle) + buf
+            self.bytes_served += length
+        try:
+            with send:
+                conn.sendall(reply)
+        except OSError:
+            pass  # the client went away; its connection is closed by the request loop
 
     def close(self) -> None:
         """Stop listening and drop every connection (QEMU then sees the export gone)."""
