@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from cairn.platforms.libvirt_domain import beside
 from tests.conftest import Service, wait_until
 from tests.platforms.guest import GuestConsole
 from tests.platforms.test_libvirt import (  # noqa: F401 - fixtures of the libvirt tests
@@ -59,11 +60,6 @@ def _disk_of(domain: Any) -> tuple[Path, bool]:
     return Path(source.get("file", "")), backing is not None and backing.find("source") is not None
 
 
-def _console(domain: Any) -> GuestConsole:
-    xml = domain.XMLDesc(0)
-    return GuestConsole(Path(xml.split("<source mode='bind' path='")[1].split("'")[0]))
-
-
 def test_instant_restore_boots_before_the_copy_and_ends_free_of_the_target(
         lv: Service, make_guest: Any, conn: Any) -> None:  # noqa: F811 - the fixtures imported above
     token = lv.token(PROJECT)
@@ -76,10 +72,12 @@ def test_instant_restore_boots_before_the_copy_and_ends_free_of_the_target(
     snap = _snapshot(lv, token, workload, full=True)
     guest.domain.resume()
 
-    gate = lv.disks.hold_instant(20 * MiB)  # the copy stops at 20 MiB, past the first data
+    gate = lv.disks.hold_instant_copy()  # the guest runs on the snapshot; the copy waits
     restore_id = _start_restore(lv, token, workload, snap["id"], {"oneclickrestore": True, "instant": True})
+    # the restored domain's console: connected as QEMU creates it, before the guest prints
+    console = GuestConsole(Path(beside(str(guest.socket), restore_id[:8])))
     gate.wait_reached()
-    # The copy is held part-way, and the restored guest has booted on the snapshot.
+    # The copy has not begun, and the restored guest boots on the snapshot alone.
     running = _show(lv, token, workload, snap["id"], restore_id)
     assert running["status"] not in ("available", "error")
     assert running["progress_percent"] < 100
@@ -88,9 +86,8 @@ def test_instant_restore_boots_before_the_copy_and_ends_free_of_the_target(
     assert restored.isActive()
     overlay, backed = _disk_of(restored)
     assert backed and overlay != guest.disk
-    console = _console(restored)
     try:
-        console.wait_for("CAIRN-READY")
+        console.wait_for("CAIRN-READY")  # booted while its data is still being copied
     finally:
         console.close()
     gate.release()
@@ -103,7 +100,14 @@ def test_instant_restore_boots_before_the_copy_and_ends_free_of_the_target(
     assert _disk_of(restored) == (overlay, False)  # no backing left in libvirt's view
     info = subprocess.run(["qemu-img", "info", "-U", str(overlay)], capture_output=True, text=True, check=True)
     assert "backing file" not in info.stdout  # nor in the file itself
+    restored.destroy()  # QEMU writes its qcow2 metadata back as it exits
     assert _content(overlay) == reference
+    restored.create()  # the export is closed: the disk stands alone
+    console = GuestConsole(Path(beside(str(guest.socket), restore_id[:8])))
+    try:
+        console.wait_for("CAIRN-READY")
+    finally:
+        console.close()
     _wait_workload(lv, token, workload)
 
 

@@ -162,6 +162,10 @@ class InstantCopy(Protocol):
 
     instance: InstanceInfo
 
+    def start_copy(self) -> None:
+        """Begin copying the snapshot into the instance's disks, in the background."""
+        ...
+
     def progress(self) -> StreamProgress: ...
 
     def close(self) -> None:
@@ -182,7 +186,8 @@ class InstantRestorer(Protocol):
     def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
                                  state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
         """As `restore_instance`, with disks (device, new disk path, reader of the
-        snapshot's disk) and the copy started in the background."""
+        snapshot's disk): the instance runs on the snapshot until `start_copy()` of the
+        handle has copied it in."""
         ...
 
 

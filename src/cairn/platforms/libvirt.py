@@ -303,8 +303,9 @@ class LibvirtPlatform:
     def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
                                  state: dict[str, Any], label: str, host: str | None) -> InstantRestore:
         """Define and start a new domain whose disks (device, new overlay path, reader of
-        the snapshot's disk) are qcow2 overlays over NBD exports of the snapshot, then
-        start copying the snapshot into them; the domain runs whatever the original did."""
+        the snapshot's disk) are qcow2 overlays over NBD exports of the snapshot; the
+        handle's `start_copy()` copies the snapshot into them. The domain runs whatever
+        the original did."""
         exports = start_exports(disks, self.scratch_dir, label)
         try:
             info = self.restore_instance(project_id, name, [(d.device, d.overlay, "qcow2") for d in exports],
@@ -312,17 +313,11 @@ class LibvirtPlatform:
             domain = self._lookup(info.id)
             if domain is None:
                 raise Conflict(f"The restored domain {info.name} vanished as it started.")
-            handle = InstantRestore(self.libvirt, domain, info, exports)
+            return InstantRestore(self.libvirt, domain, info, exports)
         except BaseException:
             for disk in exports:
                 disk.server.close()
             raise
-        try:
-            handle.start_copy()
-        except BaseException:
-            handle.abandon()
-            raise
-        return handle
 
 
 __all__ = ["DEFAULT_URI", "LibvirtPlatform", "beside", "import_libvirt"]

@@ -180,6 +180,7 @@ class NbdServer:
 
     def _read(self, conn: socket.socket, send: threading.Lock, handle: int, offset: int, length: int) -> None:
         buf = memoryview(bytearray(length))
+        log.debug("NBD export %s: read of %d bytes at %d", self.name, length, offset)
         try:
             self.reader.read_into(buf, offset)
         except Exception as exc:  # noqa: BLE001 - any failure is EIO for the VM, kept for the restore

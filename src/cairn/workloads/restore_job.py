@@ -150,6 +150,8 @@ class RestoreJob:
                     session.execute(update(Restore).where(Restore.id == restore_id).values(
                         instances=restored, updated_at=self.clock(),
                         progress_msg=f"{names} running; copying its data in the background."))
+            for copy in copies:
+                copy.start_copy()
             progress = ProgressReporter(job, restore_id, total, "Copying in the background:", model=Restore)
             report = progress.for_disk("instant", names)
             while True:
