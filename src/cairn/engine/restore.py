@@ -41,7 +41,7 @@ from cairn.engine.errors import Cancelled, MissingChunk
 from cairn.engine.index import Index, load_index
 from cairn.engine.manifest import Manifest
 from cairn.engine.packs import PACK_HEADER_SIZE, BlobLocation, check_pack_header, pack_key
-from cairn.engine.qemu import NbdExport, create_qcow2
+from cairn.engine.qemu import NbdClient, NbdExport, create_qcow2
 from cairn.engine.restore_plan import DEFAULT_MAX_RUN, PackRun, PlannedBlob, plan_runs
 from cairn.engine.restore_scan import chunks_to_write
 from cairn.engine.sources import open_source
@@ -188,7 +188,7 @@ class _Qcow2File(_Output):
         if not inplace:
             create_qcow2(self.path, size)
         try:
-            self.export = NbdExport(self.path, "qcow2", readonly=False)
+            self.export = NbdExport(self.path, "qcow2", readonly=False, clients=WRITERS + 1)
         except BaseException:
             if not inplace:
                 os.unlink(self.path)
@@ -197,11 +197,34 @@ class _Qcow2File(_Output):
             self.export.close()
             raise InvalidInput(f"{dest} holds a disk of {self.export.client.size} bytes, the snapshot's has "
                                f"{size}; restore it to a new disk instead", "destination")
+        # One NBD connection per writer thread: a libnbd handle runs one synchronous
+        # command at a time, so a shared one would serialise the writers.
+        self._local = threading.local()
+        self._clients: list[NbdClient] = []
+        self._clients_lock = threading.Lock()
+
+    def _client(self) -> NbdClient:
+        client: NbdClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = NbdClient(self.path, self.export.socket)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def write(self, data: memoryview, offset: int) -> None:
-        self.export.client.pwrite(bytes(data), offset)
+        self._client().pwrite(bytes(data), offset)
+
+    def _close_clients(self) -> None:
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
     def finish(self) -> None:
+        for client in self._clients:
+            client.flush()
+        self._close_clients()
         self.export.client.flush()
         self.export.close()
         if self.inplace:
@@ -212,6 +235,7 @@ class _Qcow2File(_Output):
             raise map_os_error(exc, f"finishing {self.dest}") from exc
 
     def abort(self) -> None:
+        self._close_clients()
         self.export.close()
         if self.inplace:
             return
