@@ -34,6 +34,7 @@ from cairn.db.database import Database
 from cairn.db.migrate import upgrade
 from cairn.db.models import Base
 from cairn.runtime import Runtime, build_platform, build_runtime
+from tests.browser import browser, page, playwright  # noqa: F401 - fixtures, defined once for the session
 from tests.pausing import JobWatch, PausingPlatform
 
 ADMIN_URLS = {

@@ -1,7 +1,7 @@
 """Logging in to the dashboard as a Keystone user (auth_strategy = keystone), against a
 real Keystone: Cairn asks Keystone for the token server-side, the page then works with
 it; refused credentials are shown as Cairn states them. Here beside the other Keystone
-tests so that they share one Keystone; the browser comes from tests/dashboard."""
+tests so that they share one Keystone; the browser comes from tests/browser.py."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.auth.keystone_server import KeystoneServer
+from tests.browser import screenshot
 from tests.conftest import Service
-from tests.dashboard.conftest import browser, page, playwright, screenshot  # noqa: F401 - fixtures
 
 
 def test_a_keystone_user_logs_in_with_a_password_and_sees_the_projects_workloads(
-        keystone: KeystoneServer, keystone_cairn: Service, page: Page) -> None:  # noqa: F811 - the fixture
+        keystone: KeystoneServer, keystone_cairn: Service, page: Page) -> None:
     keystone_cairn.reset_tables()
     alice = keystone.users["alice"]
     instance_id = keystone_cairn.add_instance(alice.project_id, "vm-a")

@@ -14,8 +14,9 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from tests.browser import screenshot
 from tests.conftest import Service
-from tests.dashboard.conftest import add_filled_instance, screenshot
+from tests.dashboard.conftest import add_filled_instance
 
 MIB = 1 << 20
 
