@@ -189,6 +189,7 @@ data_dir = {data}
 platform = openstack
 auth_strategy = keystone
 log_level = WARNING
+openstack_volume_mounts = {STATE / "nova" / "mnt"}, {STATE / "cinder" / "mnt"}
 [keystone_authtoken]
 auth_url = {service['auth_url']}
 username = {service['username']}
