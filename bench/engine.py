@@ -51,6 +51,12 @@ from bench.disk_image import (  # noqa: E402  (run as a script: the repository r
 PASSPHRASE = "cairn-bench: not a secret"
 FULL, INCR, RESTORE = "full", "incremental", "restore"
 CAIRN, CAIRN_MAP, RESTIC = "cairn", "cairn+map", "restic"
+CAIRN_INPLACE = "cairn-inplace"  # restore in place onto the disk as it already is
+LIMIT_COPY, LIMIT_DECODE = "limit-copy", "limit-decode"  # bench/restore_limit.py
+LIMIT_SCRIPT = Path(__file__).resolve().with_name("restore_limit.py")
+# A restore may take at most this many times the machine's limit (the larger of
+# limit-copy and limit-decode, measured in the same run).
+LIMIT_RATIO = 1.5
 RSS_LIMIT = 256 * MiB
 # "Independent of disk size": 4x the disk may cost at most this much more memory.
 RSS_GROWTH_LIMIT = 1.25
@@ -433,7 +439,51 @@ class Suite:
         print(f"[{format_size(self.image.size)}] restore", flush=True)
         for tool in tools:
             self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
+        self._restore_extras(tools, expected)
         return self.results
+
+    def _restore_extras(self, tools: list[Tool], expected: str) -> None:
+        """Cairn in place onto the image as it is, then the machine's limit for the restore."""
+        cairn = next((t for t in tools if t.name == CAIRN and not t.failed), None)
+        if not isinstance(cairn, Cairn) or isinstance(cairn, CairnS3):
+            return  # the limit reads pack files: a repository in a bucket has none here
+        self._attempt(cairn, CAIRN_INPLACE, lambda: self._restore_inplace(cairn, expected))
+        for what in (LIMIT_COPY, LIMIT_DECODE):
+            self._attempt(cairn, what, lambda what=what: self._limit(cairn, what))
+
+    def _restore_inplace(self, cairn: Cairn, expected: str) -> None:
+        out_dir = self.dir / f"restore-{CAIRN_INPLACE}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir()
+        out = out_dir / self.disk.name
+        copy_sparse(self.disk, out)  # the disk as it is: here, unchanged since the snapshot
+        argv = [*cairn.restore(self.disk, INCR, out_dir)[0], "--in-place"]
+        self.cache.settle(cairn, [*cairn.repo_files(), out], self.env)
+        m = run_measured(argv, self.env, self._log(cairn, CAIRN_INPLACE), capture=True)
+        ok = sha256_file(out) == expected
+        detail = json.loads(m.stdout)
+        self.results.append(Result(self.image.size, CAIRN_INPLACE, RESTORE, m.wall_s, m.tool_s, m.cpu_s, m.rss,
+                                   m.others_cpu_s, restore_ok=ok, detail=detail))
+        print(f"  {CAIRN_INPLACE:<13} {m.wall_s:8.1f} s  {m.rss / MiB:7.0f} MiB  "
+              f"{'identical' if ok else 'MISMATCH'}, {detail['bytes_written'] / MiB:,.0f} MiB written", flush=True)
+        if ok:
+            shutil.rmtree(out_dir)
+
+    def _limit(self, cairn: Cairn, what: str) -> None:
+        """bench/restore_limit.py on the restore's own bytes, cold cache like the restores;
+        its time is the timed part it reports, its CPU and RSS the child's."""
+        argv = [sys.executable, str(LIMIT_SCRIPT), what.removeprefix("limit-"), str(cairn.repo), INCR]
+        if what == LIMIT_COPY:
+            argv.append(str(self.dir / "limit-copy.raw"))
+        self.cache.settle(cairn, cairn.repo_files(), self.env)
+        m = run_measured(argv, self.env, self.logs / f"{what}.log", capture=True)
+        detail = json.loads(m.stdout)
+        seconds = float(detail["seconds"])
+        # others' CPU over the timed part only, pro rata, so "others %" means what it does elsewhere
+        others = m.others_cpu_s * seconds / m.tool_s if m.tool_s else 0.0
+        self.results.append(Result(self.image.size, what, RESTORE, seconds, m.tool_s, m.cpu_s, m.rss,
+                                   others, detail=detail))
+        print(f"  {what:<13} {seconds:8.1f} s", flush=True)
 
     def run_restores(self) -> list[Result]:
         """Only the restore step, from the repositories a previous full run left here."""
@@ -450,6 +500,7 @@ class Suite:
         print(f"[{format_size(self.image.size)}] restore", flush=True)
         for tool in tools:
             self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
+        self._restore_extras(tools, expected)
         return self.results
 
     def _backup(self, tool: Tool, step: str, parent: str | None, ranges: Path | None,
@@ -536,9 +587,15 @@ def evaluate(results: list[Result], runs: list[Result], size: int,
         target("incremental time vs restic, no map", ratio(CAIRN, INCR, "wall_s"), 0.5),
         target("incremental time vs restic, with map", ratio(CAIRN_MAP, INCR, "wall_s"), 0.2),
         target("restore time vs restic", ratio(CAIRN, RESTORE, "wall_s"), 0.5),
+        target("restore time vs the machine's limit", restore_vs_limit(results, size), LIMIT_RATIO),
         target("bytes stored after full vs restic", ratio(CAIRN, FULL, "stored"), 1.15),
         target("bytes added by incremental vs restic", ratio(CAIRN, INCR, "added"), 1.3),
     ]
+    inplace = _find(results, CAIRN_INPLACE, RESTORE, size)
+    if inplace is not None:
+        written = inplace.detail.get("bytes_written")
+        out.append(Target("in-place restore onto the unchanged disk: written", "≤ 0 MiB", written,
+                          None if written is None else written == 0))
     cairn_rss = {s: max((r.rss for r in runs if r.size == s and r.tool.startswith(CAIRN)),
                         default=None) for s in {size, rss_size} if s}
     small = cairn_rss.get(size)
@@ -551,6 +608,22 @@ def evaluate(results: list[Result], runs: list[Result], size: int,
         out.append(Target(f"RSS {format_size(rss_size)} ÷ RSS {format_size(size)} (size-independent)",
                           f"≤ {RSS_GROWTH_LIMIT:g}×", big / small, big / small <= RSS_GROWTH_LIMIT))
     return out
+
+
+def machine_limit(results: list[Result], size: int) -> float | None:
+    """The restore's floor on this machine: the larger of its I/O alone and its decoding
+    alone (bench/restore_limit.py), each the best of the run's repetitions."""
+    copy, decode = _find(results, LIMIT_COPY, RESTORE, size), _find(results, LIMIT_DECODE, RESTORE, size)
+    if copy is None or decode is None:
+        return None
+    return max(copy.wall_s, decode.wall_s)
+
+
+def restore_vs_limit(results: list[Result], size: int) -> float | None:
+    cairn, limit = _find(results, CAIRN, RESTORE, size), machine_limit(results, size)
+    if cairn is None or not limit:
+        return None
+    return cairn.wall_s / limit
 
 
 def _mib(n: int | None) -> str:
@@ -574,7 +647,9 @@ def table(results: list[Result]) -> str:
     for r in results:
         c = _find(results, CAIRN, r.step, r.size)
         ratios = ["", "", "", ""]
-        if c is not None and not r.tool.startswith(CAIRN):
+        if c is not None and r.tool.startswith("limit-"):
+            ratios = [_x(c.wall_s, r.wall_s), "", "", ""]
+        elif c is not None and not r.tool.startswith(CAIRN):
             time_x = _x(c.wall_s, r.wall_s)
             cm = _find(results, CAIRN_MAP, r.step, r.size)
             if r.step == INCR and cm is not None:
@@ -745,6 +820,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Results {info['date']}, page cache {cache.mode}; wall = tool + sync")
     print(table(results))
+    limit = machine_limit(results, size)
+    cairn_restore, restic_restore = _find(results, CAIRN, RESTORE, size), _find(results, RESTIC, RESTORE, size)
+    if limit and cairn_restore:
+        copy, decode = _find(results, LIMIT_COPY, RESTORE, size), _find(results, LIMIT_DECODE, RESTORE, size)
+        assert copy is not None and decode is not None
+        vs_restic = f", {cairn_restore.wall_s / restic_restore.wall_s:.2f}× restic's {restic_restore.wall_s:.1f} s" \
+            if restic_restore else ""
+        print(f"\nRestore {format_size(size)}: cairn {cairn_restore.wall_s:.1f} s = "
+              f"{cairn_restore.wall_s / limit:.2f}× the machine's limit of {limit:.1f} s (I/O alone "
+              f"{copy.wall_s:.1f} s, decoding alone {decode.wall_s:.1f} s){vs_restic}")
     print("\nTargets (2-core machine):")
     print(targets_text(targets))
     mismatches = [f"{r.tool} @{format_size(r.size)}" for r in runs if r.restore_ok is False]

@@ -41,7 +41,8 @@ CONFIG_VERSION=1
 config_stamp=$(cat <(echo "$CONFIG_VERSION") "$requirements" "$here/openstack-dev/cairn_dev_binder.py" | sha256sum | cut -c1-16)
 
 API_SERVICES=(keystone placement nova-api glance-api cinder-api neutron-server)
-ALL_SERVICES=("${API_SERVICES[@]}" nova-conductor nova-scheduler nova-compute cinder-scheduler cinder-volume)
+ALL_SERVICES=("${API_SERVICES[@]}" nova-conductor nova-scheduler nova-compute cinder-scheduler cinder-volume
+              cinder-backup)
 
 say() { echo "openstack-dev: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -403,6 +404,8 @@ command_of() {
     cinder-api) echo "${gunicorn[*]} cinder_wsgi:application" ;;
     neutron-server) echo "${gunicorn[*]} neutron_wsgi:application" ;;
     nova-*) echo "$VENV/bin/$1 --config-file $ETC/nova/nova.conf --log-file $LOG/$1.log" ;;
+    cinder-backup) echo "$VENV/bin/$1 --config-file $ETC/cinder/cinder.conf --config-file $ETC/cinder/backup.conf" \
+                     "--log-file $LOG/$1.log" ;;
     cinder-*) echo "$VENV/bin/$1 --config-file $ETC/cinder/cinder.conf --log-file $LOG/$1.log" ;;
   esac
 }
@@ -466,6 +469,19 @@ prepare_mounts() {
   fi
 }
 
+write_backup_config() {
+  # Cinder's own backups (bench/openstack.py compares Cairn with them): the posix driver
+  # into a local directory. A file of its own, read by cinder-backup alone and written on
+  # every start, so that an environment configured before it gains the service without
+  # being configured anew.
+  mkdir -p "$STATE/cinder/backups"
+  cat >"$ETC/cinder/backup.conf" <<EOF
+[DEFAULT]
+backup_driver = cinder.backup.drivers.posix.PosixBackupDriver
+backup_posix_path = $STATE/cinder/backups
+EOF
+}
+
 populate() {  # scripts/openstack-dev/populate.py, phase $1
   service_env "$PY" "$here/openstack-dev/populate.py" "$1" --state "$STATE" --auth-url "$AUTH_URL" \
     --password "$PASSWORD" --host "$HOST" --nova-manage "$VENV/bin/nova-manage --config-file $ETC/nova/nova.conf" \
@@ -485,13 +501,16 @@ start_all() {
   port_open 5672 || die "RabbitMQ does not run (scripts/start-services.sh starts it)"
   pgrep -x libvirtd >/dev/null || die "libvirtd does not run (scripts/start-services.sh starts it)"
   prepare_mounts
+  write_backup_config
   start_one keystone
   wait_ports keystone
   # The other services authenticate to Keystone as they start: their users come first.
   if [[ ! -f $STATE/.identity ]]; then populate identity && touch "$STATE/.identity"; fi
   local svc
   for svc in placement glance-api neutron-server cinder-api nova-api; do start_one "$svc"; done
-  for svc in nova-conductor nova-scheduler cinder-scheduler cinder-volume nova-compute; do start_one "$svc"; done
+  for svc in nova-conductor nova-scheduler cinder-scheduler cinder-volume cinder-backup nova-compute; do
+    start_one "$svc"
+  done
   wait_ports placement glance-api neutron-server cinder-api nova-api
   # Idempotent: fills in what is missing and waits for the compute host to be usable.
   populate contents

@@ -9,6 +9,9 @@ the read that reaches byte `at` waits there until the test releases the gate. Th
 waits until the gate is reached, acts, and releases it.
 
 A gate fires once, for the next capture of its disk; later snapshots read freely.
+`hold_instant(at)` holds the next instant restore's export of its first disk (the
+background copy and the guest read through it) at byte `at`; `hold_instant_copy()`
+lets its instance run on the snapshot and holds the start of its background copy.
 `hold_restore(name)` holds a restore in the same way, after its disks are written and
 before the restored instance named `name` is made (its progress stays where it is);
 `hold_made(name)` just after that instance is made. `DiskGate.fail(message)` lets the
@@ -32,7 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 
@@ -40,7 +43,17 @@ from cairn.engine.errors import SourceError
 from cairn.engine.sources import Extent, Source
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobContext, JobHandler, Outcome
-from cairn.platforms.base import Capture, InstanceInfo, Platform, Recorder, RestoreDisk
+from cairn.platforms.base import (
+    Capture,
+    DiskReader,
+    InstanceInfo,
+    InstantCopy,
+    InstantRestorer,
+    Platform,
+    Recorder,
+    RestoreDisk,
+    StreamProgress,
+)
 
 #: how long a held read waits for its release before failing the job
 HOLD_SECONDS = 120.0
@@ -149,6 +162,45 @@ class GatedSource:
         return getattr(self.inner, name)
 
 
+class GatedReader:
+    """A snapshot reader (an instant restore's export) whose first read reaching
+    `gate.at` waits on the gate."""
+
+    def __init__(self, inner: DiskReader, gate: Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.size = inner.size
+        self._passed = False
+
+    def read_into(self, buf: memoryview, offset: int) -> None:
+        if not self._passed and offset + len(buf) > self.gate.at:
+            self._passed = True
+            self.gate.hold()
+        self.inner.read_into(buf, offset)
+
+
+class _HeldCopy:
+    """An instant restore's copy whose start waits on a gate."""
+
+    def __init__(self, inner: InstantCopy, gate: Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.instance = inner.instance
+
+    def start_copy(self) -> None:
+        self.gate.hold()
+        self.inner.start_copy()
+
+    def progress(self) -> StreamProgress:
+        return self.inner.progress()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+
 class PausingPlatform:
     """A platform that reads its disks through gates the test arms; otherwise `inner`.
 
@@ -160,6 +212,8 @@ class PausingPlatform:
         self._armed: dict[str, Gate] = {}
         self._restores: dict[str, DiskGate] = {}
         self._made: dict[str, DiskGate] = {}
+        self._instant: DiskGate | None = None
+        self._instant_copy: DiskGate | None = None
         self._given: list[Gate] = []
         self._lock = threading.Lock()
 
@@ -257,6 +311,42 @@ class PausingPlatform:
 
     def remove_created(self, resource: dict[str, Any]) -> None:
         self.inner.remove_created(resource)
+
+    @property
+    def supports_instant_restore(self) -> bool:
+        return bool(getattr(self.inner, "supports_instant_restore", False))
+
+    def hold_instant_copy(self) -> DiskGate:
+        """The next instant restore's instance runs on the snapshot, and its background
+        copy does not begin until the gate is released."""
+        gate = DiskGate(0)
+        with self._lock:
+            self._instant_copy = gate
+        return gate
+
+    def hold_instant(self, at: int) -> DiskGate:
+        """The next instant restore's export of its first disk stops at byte `at`."""
+        gate = DiskGate(at)
+        with self._lock:
+            self._instant = gate
+        return gate
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
+        with self._lock:
+            gate, self._instant = self._instant, None
+            if gate is not None:
+                self._given.append(gate)
+        if gate is not None and disks:
+            device, path, reader = disks[0]
+            disks = [(device, path, GatedReader(reader, gate)), *disks[1:]]
+        copy = cast(InstantRestorer, self.inner).instant_restore_instance(project_id, name, disks, state, label,
+                                                                          host)
+        with self._lock:
+            held, self._instant_copy = self._instant_copy, None
+            if held is not None:
+                self._given.append(held)
+        return copy if held is None else _HeldCopy(copy, held)
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
                          state: dict[str, Any], label: str, host: str | None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.engine.repository import Repository
+from cairn.engine.restore import RestoreResult
 
 
 def install(directory: Path, at: int) -> None:
@@ -26,11 +27,11 @@ def install(directory: Path, at: int) -> None:
     lock = threading.Lock()
 
     def restore(self: Repository, manifest_key: str, destination_path: Any, format: str = "raw",
-                progress: Any = None, cancel: Any = None) -> None:
+                progress: Any = None, cancel: Any = None, inplace: bool = False) -> RestoreResult:
         with lock:
             number = next(counter)
         if number != at:
-            return original(self, manifest_key, destination_path, format, progress, cancel)
+            return original(self, manifest_key, destination_path, format, progress, cancel, inplace)
         paused = threading.Event()
 
         def pausing_cancel() -> bool:
@@ -43,7 +44,7 @@ def install(directory: Path, at: int) -> None:
                     time.sleep(0.05)
             return bool(cancel()) if cancel is not None else False
 
-        return original(self, manifest_key, destination_path, format, progress, pausing_cancel)
+        return original(self, manifest_key, destination_path, format, progress, pausing_cancel, inplace)
 
     Repository.restore = restore  # type: ignore[method-assign]
 

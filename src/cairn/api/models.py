@@ -198,6 +198,9 @@ class RestoreOptions(Lenient):
     oneclickrestore: bool | None = None
     #: in-place restore of a running instance: stop it, restore, start it again
     power_off: bool | None = None
+    #: start the restored instance at once on the snapshot (served over NBD) and copy its
+    #: data in the background (libvirt platform; oneclick and selective restores)
+    instant: bool | None = None
     openstack: OpenstackRestoreOptions | None = None
 
 

@@ -116,13 +116,15 @@ def backup_cmd(where: Location, disk: str, name: str, parent: str | None, change
 @click.option("--name", required=True)
 @click.option("--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["raw", "qcow2"]), default="raw", show_default=True)
+@click.option("--in-place", "inplace", is_flag=True,
+              help="OUTPUT is the disk itself: write only the chunks that differ from what it holds.")
 @key_options
-def restore_cmd(where: Location, name: str, output: str, fmt: str, passphrase_file: str | None,
+def restore_cmd(where: Location, name: str, output: str, fmt: str, inplace: bool, passphrase_file: str | None,
                 key_file: str | None) -> None:
     """Restore manifest NAME to OUTPUT."""
     repository = _open(where, passphrase_file, key_file)
-    repository.restore(name, output, format=fmt)
-    _emit({"name": name, "output": os.path.abspath(output), "format": fmt})
+    result = repository.restore(name, output, format=fmt, inplace=inplace)
+    _emit({"name": name, "output": os.path.abspath(output), "format": fmt} | dataclasses.asdict(result))
 
 
 @repo.command("verify")

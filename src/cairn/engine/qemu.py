@@ -161,17 +161,20 @@ class NbdExport:
     """A private `qemu-nbd` serving one image on a Unix socket, and its `client`."""
 
     def __init__(self, path: str, fmt: str, *, readonly: bool, bitmap: str | None = None,
-                 meta_contexts: tuple[str, ...] = ()) -> None:
+                 meta_contexts: tuple[str, ...] = (), clients: int = 4) -> None:
         """`bitmap` exports that persistent dirty bitmap of the image as
-        `qemu:dirty-bitmap:NAME`; `meta_contexts` go to the client."""
+        `qemu:dirty-bitmap:NAME`; `meta_contexts` go to the client; `clients` is how
+        many connections qemu-nbd accepts at once (`client` is one of them)."""
         self.path = path
         import_nbd()  # before qemu-nbd starts: a missing binding must not leave it running
         if shutil.which("qemu-nbd") is None:
             raise ToolFailed("qemu-nbd is not installed (Debian package qemu-utils)")
         self._dir = tempfile.mkdtemp(prefix="cairn-nbd-")
         self.socket = os.path.join(self._dir, "sock")
-        args = ["qemu-nbd", "--format", fmt, "--socket", self.socket, "--persistent", "--shared", "4",
-                "--cache", "writeback" if not readonly else "none", "--aio", "threads"]
+        # --cache none (O_DIRECT) for writes too: a restore through qemu-nbd with the
+        # page cache between spent 9 s of system CPU on a 4 GiB image and took twice as long.
+        args = ["qemu-nbd", "--format", fmt, "--socket", self.socket, "--persistent", "--shared", str(clients),
+                "--cache", "none", "--aio", "threads"]
         if readonly:
             args.append("--read-only")
         if bitmap is not None:

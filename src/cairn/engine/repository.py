@@ -36,7 +36,8 @@ from cairn.engine.errors import CorruptObject, ManifestNotFound, RepositoryExist
 from cairn.engine.gc import DEFAULT_REPACK_BELOW, GcReport, run_gc
 from cairn.engine.locks import PLAN_KEY, Lock, LockTiming, list_locks
 from cairn.engine.manifest import Manifest, decode_manifest, manifest_key_from_object, manifest_object_key
-from cairn.engine.restore import run_restore
+from cairn.engine.restore import RestoreResult, run_restore
+from cairn.engine.snapshot_reader import SnapshotReader
 from cairn.engine.sources import Source, open_source
 from cairn.engine.verify import VerifyReport, run_verify
 from cairn.errors import InvalidInput
@@ -164,12 +165,21 @@ class Repository:
                 src.close()
 
     def restore(self, manifest_key: str, destination_path: str | os.PathLike[str], format: str = "raw",
-                progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> None:
-        """Write the disk of `manifest_key` to `destination_path` (raw, qcow2, or a block device)."""
+                progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+                inplace: bool = False) -> RestoreResult:
+        """Write the disk of `manifest_key` to `destination_path` (raw, qcow2, or a block device).
+
+        `inplace`: the destination is the disk itself; only the chunks that differ from
+        what it holds now are fetched and written (see run_restore)."""
         with Lock(self.target, "restore", self.timing):
             manifest = self.load_manifest(manifest_key)
-            run_restore(self.target, self.sealer, manifest, os.fspath(destination_path), format, progress,
-                        cancel, self.workers)
+            return run_restore(self.target, self.sealer, manifest, os.fspath(destination_path), format, progress,
+                               cancel, self.workers, inplace=inplace)
+
+    def open_reader(self, manifest_key: str) -> SnapshotReader:
+        """The disk of `manifest_key`, readable at any offset (for an instant restore's
+        export); holds a restore lock until its `close()`."""
+        return SnapshotReader(self.target, self.sealer, self.load_manifest(manifest_key), self.timing)
 
     def delete_manifest(self, manifest_key: str) -> None:
         """Forget one snapshot of one disk; its chunks become garbage for the next GC."""

@@ -30,7 +30,9 @@ import os
 import queue
 import stat
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cairn.engine import pipeline
 from cairn.engine.chunks import BLOB_HEADER_SIZE, ID_SIZE, SEAL_OVERHEAD, ZERO_ID, decode_blob, decode_blob_into
@@ -39,8 +41,10 @@ from cairn.engine.errors import Cancelled, MissingChunk
 from cairn.engine.index import Index, load_index
 from cairn.engine.manifest import Manifest
 from cairn.engine.packs import PACK_HEADER_SIZE, BlobLocation, check_pack_header, pack_key
-from cairn.engine.qemu import NbdExport, create_qcow2
+from cairn.engine.qemu import NbdClient, NbdExport, create_qcow2
 from cairn.engine.restore_plan import DEFAULT_MAX_RUN, PackRun, PlannedBlob, plan_runs
+from cairn.engine.restore_scan import chunks_to_write
+from cairn.engine.sources import open_source
 from cairn.errors import InvalidInput
 from cairn.targets.base import READ_SLACK, Target
 from cairn.targets.errors import ObjectNotFound, map_os_error
@@ -85,17 +89,24 @@ class _RawFile(_Output):
     cache.
     """
 
-    def __init__(self, dest: str, size: int, chunk_size: int) -> None:
+    def __init__(self, dest: str, size: int, chunk_size: int, inplace: bool = False) -> None:
+        """`inplace`: write into the existing file itself (only the chunks that differ
+        are written, zeros included), not into a new file renamed over it."""
         self.dest = dest
         self.is_block = os.path.exists(dest) and stat.S_ISBLK(os.stat(dest).st_mode)
-        self.writes_zeros = self.is_block
-        self.path = dest if self.is_block else _temp_name(dest)
+        self.inplace = inplace or self.is_block
+        self.writes_zeros = self.inplace
+        self.path = dest if self.inplace else _temp_name(dest)
         try:
             if self.is_block:
                 self.fd = os.open(dest, os.O_WRONLY)
                 if os.lseek(self.fd, 0, os.SEEK_END) < size:
                     os.close(self.fd)
                     raise InvalidInput(f"block device {dest} is smaller than the disk ({size} bytes)", "destination")
+            elif self.inplace:
+                self.fd = os.open(self.path, os.O_WRONLY)
+                if os.fstat(self.fd).st_size != size:
+                    os.ftruncate(self.fd, size)
             else:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 os.ftruncate(self.fd, size)
@@ -149,7 +160,7 @@ class _RawFile(_Output):
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
-            if not self.is_block:
+            if not self.inplace:
                 os.rename(self.path, self.dest)
         except OSError as exc:
             raise map_os_error(exc, f"finishing {self.dest}") from exc
@@ -159,7 +170,7 @@ class _RawFile(_Output):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if not self.is_block:
+        if not self.inplace:
             try:
                 os.unlink(self.path)
             except OSError:
@@ -167,29 +178,67 @@ class _RawFile(_Output):
 
 
 class _Qcow2File(_Output):
-    def __init__(self, dest: str, size: int) -> None:
+    """A qcow2 image written through a private qemu-nbd: a new image renamed into place
+    at the end, or (`inplace`) the existing image itself, backing chain and all."""
+
+    def __init__(self, dest: str, size: int, inplace: bool = False) -> None:
         self.dest = dest
-        self.path = _temp_name(dest)
-        create_qcow2(self.path, size)
+        self.inplace = self.writes_zeros = inplace
+        self.path = dest if inplace else _temp_name(dest)
+        if not inplace:
+            create_qcow2(self.path, size)
         try:
-            self.export = NbdExport(self.path, "qcow2", readonly=False)
+            self.export = NbdExport(self.path, "qcow2", readonly=False, clients=WRITERS + 1)
         except BaseException:
-            os.unlink(self.path)
+            if not inplace:
+                os.unlink(self.path)
             raise
+        if self.export.client.size != size:
+            self.export.close()
+            raise InvalidInput(f"{dest} holds a disk of {self.export.client.size} bytes, the snapshot's has "
+                               f"{size}; restore it to a new disk instead", "destination")
+        # One NBD connection per writer thread: a libnbd handle runs one synchronous
+        # command at a time, so a shared one would serialise the writers.
+        self._local = threading.local()
+        self._clients: list[NbdClient] = []
+        self._clients_lock = threading.Lock()
+
+    def _client(self) -> NbdClient:
+        client: NbdClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = NbdClient(self.path, self.export.socket)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def write(self, data: memoryview, offset: int) -> None:
-        self.export.client.pwrite(bytes(data), offset)
+        self._client().pwrite(bytes(data), offset)
+
+    def _close_clients(self) -> None:
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
     def finish(self) -> None:
+        for client in self._clients:
+            client.flush()
+        self._close_clients()
         self.export.client.flush()
         self.export.close()
+        if self.inplace:
+            return
         try:
             os.rename(self.path, self.dest)
         except OSError as exc:
             raise map_os_error(exc, f"finishing {self.dest}") from exc
 
     def abort(self) -> None:
+        self._close_clients()
         self.export.close()
+        if self.inplace:
+            return
         try:
             os.unlink(self.path)
         except OSError:
@@ -262,6 +311,8 @@ class ChunkFetcher:
 # write queue full (docs/engine.md has the figures).
 READERS = 2
 READ_AHEAD = 4
+# indices into run_restore's counters
+READ, WRITTEN, CHUNKS, UNCHANGED = range(4)
 WRITERS = 4
 OUTPUT_AHEAD = 2
 
@@ -270,19 +321,62 @@ OUTPUT_AHEAD = 2
 _ReadRun = tuple[list[tuple[PlannedBlob, memoryview, str]], memoryview]
 
 
+@dataclass(frozen=True)
+class RestoreResult:
+    """What one restore did. `bytes_written` counts every byte written to the
+    destination (zeros included); an in-place restore leaves `chunks_unchanged` chunks
+    as the disk held them, read but neither fetched nor written."""
+
+    disk_size: int
+    inplace: bool
+    bytes_read: int  # of packs, from the target
+    bytes_written: int
+    chunks_written: int
+    chunks_unchanged: int
+    seconds: float
+
+
+def _scan_existing(destination: str, fmt: str, manifest: Manifest, sealer: Sealer, workers: int,
+                   cancel: CancelFn | None) -> bytearray | None:
+    """The chunks an in-place restore must write into `destination` as it is, or None
+    when it cannot be restored in place (absent, another format, a qcow2 of another
+    size): then it is restored whole, into a new file renamed over it."""
+    if not os.path.exists(destination):
+        return None
+    with open_source(destination) as source:
+        if (fmt == "raw") != (source.kind in ("raw", "block")):
+            return None
+        if source.kind in ("qcow2", "block") and source.size < manifest.disk_size:
+            return None
+        if source.kind == "qcow2" and source.size != manifest.disk_size:
+            return None
+        return chunks_to_write(source, manifest, sealer, workers, cancel)
+
+
 def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination: str, fmt: str,
-                progress: ProgressFn | None, cancel: CancelFn | None, workers: int) -> None:
-    """Write `manifest`'s disk to `destination`; `workers` is the number of cores to use."""
+                progress: ProgressFn | None, cancel: CancelFn | None, workers: int,
+                inplace: bool = False) -> RestoreResult:
+    """Write `manifest`'s disk to `destination`; `workers` is the number of cores to use.
+
+    With `inplace`, an existing `destination` of the same format is first read and
+    compared chunk by chunk with the manifest (restore_scan.py), and only the chunks
+    that differ are fetched and written into it; a failure then leaves it partly
+    written, as any in-place restore would.
+    """
     if fmt not in FORMATS:
         raise InvalidInput(f"restore format must be one of {', '.join(FORMATS)}", "format")
+    started = time.monotonic()
+    wanted = _scan_existing(destination, fmt, manifest, sealer, workers, cancel) if inplace else None
     fetcher = ChunkFetcher(target, sealer, load_index(target, sealer))
-    out: _Output = (_RawFile(destination, manifest.disk_size, manifest.chunk_size) if fmt == "raw"
-                    else _Qcow2File(destination, manifest.disk_size))
+    in_place = wanted is not None
+    out: _Output = (_RawFile(destination, manifest.disk_size, manifest.chunk_size, in_place) if fmt == "raw"
+                    else _Qcow2File(destination, manifest.disk_size, in_place))
     cs = manifest.chunk_size
     size = manifest.disk_size
     decoders, readers, writers = workers, READERS, WRITERS
     max_blob = BLOB_HEADER_SIZE + cs + SEAL_OVERHEAD
     max_run = max(DEFAULT_MAX_RUN, max_blob)
+    group_chunks = max(1, DEFAULT_MAX_RUN // cs)  # chunks per output buffer: one write of up to 4 MiB
     crew = pipeline.Crew()
     stop = crew.stop
     run_q: queue.Queue[PackRun | None] = queue.Queue(maxsize=2 * readers)
@@ -292,6 +386,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
     # Bytes restored so far; a counter, not a queue, so writers never wake the caller.
     done = [0]
     done_lock = threading.Lock()
+    counts = [0, 0, 0, 0]  # pack bytes read, bytes written, chunks written, chunks unchanged
     # Page-aligned run buffers (see read_range) and output buffers (see _Output.buffer),
     # allocated once: every queue is bounded by them, and no chunk costs a fresh page.
     run_pool: queue.Queue[memoryview] = queue.Queue()
@@ -299,7 +394,7 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         run_pool.put(memoryview(mmap.mmap(-1, max_run + READ_SLACK)))
     out_pool: queue.Queue[memoryview] = queue.Queue()
     for _ in range(decoders + writers + OUTPUT_AHEAD):
-        out_pool.put(out.buffer(cs))
+        out_pool.put(out.buffer(group_chunks * cs))
     reading = pipeline.LastOut(readers, decode_q, stop, decoders)
     decoding = pipeline.LastOut(decoders, write_q, stop, writers)
 
@@ -307,16 +402,20 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         try:
             ids = manifest.ids
             zero = out.buffer(cs) if out.writes_zeros else None
-            zeros = 0
+            settled = 0  # bytes that need no write: holes of a new file, unchanged chunks
             for i in range(manifest.chunk_count):
-                if ids[i * ID_SIZE:(i + 1) * ID_SIZE] == ZERO_ID:
+                n = min(cs, size - i * cs)
+                if wanted is not None and not wanted[i]:
+                    settled += n
+                    counts[UNCHANGED] += 1
+                elif ids[i * ID_SIZE:(i + 1) * ID_SIZE] == ZERO_ID:
                     if zero is None:
-                        zeros += min(cs, size - i * cs)
+                        settled += n
                     else:
-                        pipeline.put(write_q, (zero, min(cs, size - i * cs), (i,), False), stop)
+                        pipeline.put(write_q, (zero, n, (i,), False), stop)
             with done_lock:
-                done[0] += zeros
-            for run in plan_runs(manifest, fetcher.locate, max_run):
+                done[0] += settled
+            for run in plan_runs(manifest, fetcher.locate, max_run, wanted=wanted):
                 if cancel is not None and cancel():
                     raise Cancelled("restore cancelled by the caller")
                 pipeline.put(run_q, run, stop)
@@ -331,6 +430,8 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         try:
             fetcher.check_header(run.pack_id, key)
             data = target.read_range(key, run.offset, run.length, buf)
+            with done_lock:
+                counts[READ] += len(data)
         except ObjectNotFound:
             run_pool.put(buf)
             fetcher.reload()
@@ -360,14 +461,34 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         scratch = memoryview(bytearray(max_blob))
         while (item := pipeline.get(decode_q, stop)) is not None:
             blobs, buf = item
+            # Blobs of consecutive disk chunks are decoded side by side into one output
+            # buffer and leave as one large write; a blob needed at several places, or
+            # a short last chunk, leaves on its own.
+            group: memoryview | None = None
+            first = filled = 0
             for blob, data, where in blobs:
-                plain = pipeline.get(out_pool, stop)
-                n = decode_blob_into(data, sealer, where, blob.chunk_id, plain, scratch)
-                for i in blob.chunks:
-                    if n != min(cs, size - i * cs):
+                alone = len(blob.chunks) != 1
+                i = blob.chunks[0]
+                if group is not None and (alone or i != first + filled // cs or filled + cs > len(group)):
+                    pipeline.put(write_q, (group, filled, (first,), True), stop)
+                    group = None
+                if group is None:
+                    group, first, filled = pipeline.get(out_pool, stop), i, 0
+                n = decode_blob_into(data, sealer, where, blob.chunk_id, group[filled:filled + cs], scratch)
+                for j in blob.chunks:
+                    if n != min(cs, size - j * cs):
                         raise MissingChunk(f"chunk {blob.chunk_id.hex()} has {n} bytes, the manifest needs "
-                                           f"{min(cs, size - i * cs)}", chunk_id=blob.chunk_id.hex())
-                pipeline.put(write_q, (plain, n, blob.chunks, True), stop)
+                                           f"{min(cs, size - j * cs)}", chunk_id=blob.chunk_id.hex())
+                if alone:
+                    pipeline.put(write_q, (group, n, blob.chunks, True), stop)
+                    group = None
+                else:
+                    filled += n
+                    if n != cs or filled == len(group):
+                        pipeline.put(write_q, (group, filled, (first,), True), stop)
+                        group = None
+            if group is not None:
+                pipeline.put(write_q, (group, filled, (first,), True), stop)
             run_pool.put(buf)
         decoding.done()
 
@@ -379,6 +500,8 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
                 out.write(view, i * cs)
             with done_lock:
                 done[0] += n * len(chunks)
+                counts[WRITTEN] += n * len(chunks)
+                counts[CHUNKS] += len(chunks) * -(-n // cs)  # a write may hold several chunks
             if recycle:
                 out_pool.put(buf)
 
@@ -404,3 +527,5 @@ def run_restore(target: Target, sealer: Sealer, manifest: Manifest, destination:
         crew.join()
         out.abort()
         raise
+    return RestoreResult(size, in_place, counts[READ], counts[WRITTEN], counts[CHUNKS], counts[UNCHANGED],
+                         time.monotonic() - started)

@@ -50,8 +50,10 @@ class PackRun:
 
 
 def plan_runs(manifest: Manifest, locate: LocateFn, max_run: int = DEFAULT_MAX_RUN,
-              max_gap: int = DEFAULT_MAX_GAP, window: int = WINDOW_CHUNKS) -> Iterator[PackRun]:
-    """Yield the runs that read every non-zero chunk of `manifest`, window by window.
+              max_gap: int = DEFAULT_MAX_GAP, window: int = WINDOW_CHUNKS,
+              wanted: bytes | bytearray | None = None) -> Iterator[PackRun]:
+    """Yield the runs that read every non-zero chunk of `manifest`, window by window;
+    with `wanted` (one byte per chunk), only the chunks whose byte is non-zero.
 
     Within a window, packs come in the order the disk first needs them and runs in pack
     order, so reads are sequential and writes progress roughly front to back.
@@ -60,6 +62,8 @@ def plan_runs(manifest: Manifest, locate: LocateFn, max_run: int = DEFAULT_MAX_R
     for first in range(0, manifest.chunk_count, window):
         places: dict[bytes, list[int]] = {}
         for i in range(first, min(first + window, manifest.chunk_count)):
+            if wanted is not None and not wanted[i]:
+                continue
             cid = bytes(ids[i * ID_SIZE:(i + 1) * ID_SIZE])
             if cid != ZERO_ID:
                 places.setdefault(cid, []).append(i)

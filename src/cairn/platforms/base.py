@@ -179,6 +179,58 @@ class Platform(Protocol):
         ...
 
 
+class DiskReader(Protocol):
+    """A snapshot's disk readable at any offset (the engine's `SnapshotReader`)."""
+
+    size: int
+
+    def read_into(self, buf: memoryview, offset: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    """The background copy of an instantly restored instance's disks."""
+
+    copied: int  # bytes, over every disk
+    total: int
+    complete: bool  # every disk copied and free of the snapshot
+    failure: str | None  # why the copy stopped, when it did
+
+
+class InstantCopy(Protocol):
+    """An instance running before its disks are copied, and the copy going on."""
+
+    instance: InstanceInfo
+
+    def start_copy(self) -> None:
+        """Begin copying the snapshot into the instance's disks, in the background."""
+        ...
+
+    def progress(self) -> StreamProgress: ...
+
+    def close(self) -> None:
+        """After `complete`: stop serving the snapshot."""
+        ...
+
+    def abandon(self) -> None:
+        """Remove the instance (its copy cannot complete) and stop serving the snapshot."""
+        ...
+
+
+class InstantRestorer(Protocol):
+    """A platform that can start a restored instance before its data is copied
+    (`restore.options.instant`); `supports_instant_restore` says whether it can."""
+
+    supports_instant_restore: bool
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
+        """As `restore_instance`, with disks (device, new disk path, reader of the
+        snapshot's disk): the instance runs on the snapshot until `start_copy()` of the
+        handle has copied it in."""
+        ...
+
+
 class NoCloudResources:
     """The restore hooks of a platform that creates nothing but files: no option to check,
     disks written where planned, nothing of its own for a clean-up to remove."""

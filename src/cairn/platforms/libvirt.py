@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.errors import CairnError, Conflict, NotFound, Unavailable
-from cairn.platforms.base import Capture, DiskInfo, InstanceInfo, NoCloudResources, Recorder
+from cairn.platforms.base import Capture, DiskInfo, DiskReader, InstanceInfo, NoCloudResources, Recorder
 from cairn.platforms.libvirt_backup import CHECKPOINT_PREFIX, delete_checkpoint, new_member, open_capture
 from cairn.platforms.libvirt_domain import (
     OWNER_NS,
@@ -36,6 +36,7 @@ from cairn.platforms.libvirt_domain import (
     owner_element,
     restored_domain_xml,
 )
+from cairn.platforms.libvirt_instant import InstantRestore, start_exports
 from cairn.system_python import import_system_modules
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,29 @@ class LibvirtPlatform(NoCloudResources):
                 raise self._error(exc, f"starting the restored domain {new_name}") from exc
         description, _ = self._describe(domain)
         return self._info(domain, description)
+
+    # -- instant restores (libvirt_instant.py) ---------------------------------------------
+
+    supports_instant_restore = True
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None) -> InstantRestore:
+        """Define and start a new domain whose disks (device, new overlay path, reader of
+        the snapshot's disk) are qcow2 overlays over NBD exports of the snapshot; the
+        handle's `start_copy()` copies the snapshot into them. The domain runs whatever
+        the original did."""
+        exports = start_exports(disks, self.scratch_dir, label)
+        try:
+            info = self.restore_instance(project_id, name, [(d.device, d.overlay, "qcow2") for d in exports],
+                                         {**state, "running": True}, label, host)
+            domain = self._lookup(info.id)
+            if domain is None:
+                raise Conflict(f"The restored domain {info.name} vanished as it started.")
+            return InstantRestore(self.libvirt, domain, info, exports)
+        except BaseException:
+            for disk in exports:
+                disk.server.close()
+            raise
 
 
 __all__ = ["DEFAULT_URI", "LibvirtPlatform", "beside", "import_libvirt"]

@@ -20,27 +20,31 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from cairn.db.database import reconnecting
 from cairn.db.models import Restore, Snapshot, Workload
-from cairn.errors import CairnError, Conflict
+from cairn.engine.repository import Repository
+from cairn.engine.snapshot_reader import SnapshotReader
+from cairn.errors import CairnError, Conflict, Unavailable
 from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import WORKER_KEY
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
-from cairn.platforms.base import Platform, RestoreDisk
+from cairn.platforms.base import DiskReader, InstantCopy, InstantRestorer, Platform, RestoreDisk
 from cairn.workloads import cleanup, states
 from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import get_workload
-from cairn.workloads.restore_plan import InstanceChoice, RestoreRequest, plan_on
+from cairn.workloads.restore_plan import InstanceChoice, PlannedInstance, RestoreRequest, plan_on
 from cairn.workloads.snapshot_records import snapshot_record
 from cairn.workloads.storage import BackupTargets, EncryptedWorkload
 
 JOB_RESTORE = "restore"
+# how often an instant restore looks at its background copy
+POLL_SECONDS = 0.2
 
 
 class RestoreJob:
@@ -85,6 +89,11 @@ class RestoreJob:
         repository = self.targets.repository(workload.backup_target, snapshot.project_id,
                                              EncryptedWorkload.of(workload))
         total = sum(d.source.size for p in plan for d in p.disks)
+        if options.get("instant"):
+            record([cleanup.created_file(d.destination) for item in plan for d in item.disks if d.creates_file])
+            restored = self._run_instant(job, restore_id, snapshot.project_id, plan, repository, total)
+            self._finish(job, restore_id, total, restored, started)
+            return
         progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
         restored = []
         for item in plan:
@@ -105,9 +114,10 @@ class RestoreJob:
                         continue
                     job.checkpoint()
                     try:
+                        # an original disk is compared chunk by chunk and only what differs is written
                         repository.restore(disk.source.manifest_key, target.path, format=target.format,
                                            progress=progress.for_disk(target.path, target.path),
-                                           cancel=lambda: job.cancel_requested)
+                                           cancel=lambda: job.cancel_requested, inplace=item.inplace)
                     except CairnError as exc:
                         if job.cancel_requested:
                             raise JobCancelled("The restore was cancelled.") from exc
@@ -128,6 +138,10 @@ class RestoreJob:
                             item.source.platform, restore_id, job.record.payload.get(WORKER_KEY),
                             options, record)
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
+        self._finish(job, restore_id, total, restored, started)
+
+    def _finish(self, job: JobContext, restore_id: str, total: int, restored: list[dict[str, str]],
+                started: float) -> None:
         job.checkpoint()
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
@@ -136,6 +150,59 @@ class RestoreJob:
                     status=states.RESTORE_AVAILABLE, progress_percent=100, progress_msg="Restore is complete.",
                     uploaded_size=total, instances=restored, finished_at=now, updated_at=now,
                     time_taken=int(time.monotonic() - started)))
+
+    def _run_instant(self, job: JobContext, restore_id: str, project_id: str, plan: list[PlannedInstance],
+                     repository: Repository, total: int) -> list[dict[str, str]]:
+        """Start every restored instance on its snapshot (platform.instant_restore_instance),
+        then wait for the background copy, showing its progress; a copy that stops
+        removes the instances and fails the restore with the reason."""
+        platform = cast(InstantRestorer, self.platform)
+        readers: list[SnapshotReader] = []
+        copies: list[InstantCopy] = []
+        try:
+            for item in plan:
+                disks: list[tuple[str, str, DiskReader]] = []
+                for disk in item.disks:
+                    reader = repository.open_reader(disk.source.manifest_key)
+                    readers.append(reader)
+                    disks.append((disk.source.device, disk.destination, reader))
+                copies.append(platform.instant_restore_instance(
+                    project_id, item.name, disks, item.source.platform, restore_id,
+                    job.record.payload.get(WORKER_KEY)))
+            restored = [{"id": c.instance.id, "name": c.instance.name, "status": "available"} for c in copies]
+            names = ", ".join(c.instance.name for c in copies)
+            for attempt in reconnecting():
+                with attempt, job.database.unit_of_work() as session:
+                    session.execute(update(Restore).where(Restore.id == restore_id).values(
+                        instances=restored, updated_at=self.clock(),
+                        progress_msg=f"{names} running; copying its data in the background."))
+            for copy in copies:
+                copy.start_copy()
+            progress = ProgressReporter(job, restore_id, total, "Copying in the background:", model=Restore)
+            report = progress.for_disk("instant", names)
+            while True:
+                job.checkpoint()
+                states_now = [c.progress() for c in copies]
+                failed = next((p.failure for p in states_now if p.failure), None)
+                if failed is not None:
+                    copied = sum(p.copied for p in states_now)
+                    raise Unavailable(f"The background copy stopped at {copied * 100 // max(total, 1)} %: {failed}. "
+                                      f"The restored instance {names} was removed; the snapshot is intact, "
+                                      "restore it again.")
+                if all(p.complete for p in states_now):
+                    break
+                report(sum(p.copied for p in states_now), total)
+                time.sleep(POLL_SECONDS)
+            for copy in copies:
+                copy.close()
+            return restored
+        except BaseException:
+            for copy in copies:
+                copy.abandon()
+            raise
+        finally:
+            for reader in readers:
+                reader.close()
 
     def settle(self, session: Session, job: JobRecord, outcome: Outcome) -> None:
         assert job.subject_id is not None

@@ -38,6 +38,13 @@ class RestoreService:
         if request.restore_type not in RESTORE_TYPES:
             raise InvalidInput(f"restore.options.restore_type: {request.restore_type!r} is not one of "
                                f"{', '.join(RESTORE_TYPES)}.", "restore.options.restore_type")
+        if request.options.get("instant"):
+            if request.restore_type == "inplace":
+                raise InvalidInput("restore.options.instant: an in-place restore writes the original disks; "
+                                   "an instant restore starts a new instance.", "restore.options.instant")
+            if not getattr(self.platform, "supports_instant_restore", False):
+                raise InvalidInput("restore.options.instant: this platform cannot start an instance before its "
+                                   "data is copied (the libvirt platform can).", "restore.options.instant")
         now = self.clock()
         query = select(Snapshot).where(Snapshot.id == snapshot_id, Snapshot.deleted.is_(False))
         if project_scope is not None:
