@@ -146,9 +146,9 @@ def ensure_image(conn, cairn_root: Path) -> None:
         return
     if image is not None:
         conn.image.delete_image(image)
-    conn.image.create_image(name="cairn-guest", filename=str(disk), disk_format="raw",
-                            container_format="bare", visibility="public", wait=True,
-                            os_shutdown_timeout=SHUTDOWN_TIMEOUT)
+    image = conn.image.create_image(name="cairn-guest", filename=str(disk), disk_format="raw",
+                                    container_format="bare", visibility="public", wait=True)
+    conn.image.update_image(image, os_shutdown_timeout=SHUTDOWN_TIMEOUT)
 
 
 def write_clouds(state: Path, auth_url: str, password: str) -> None:
