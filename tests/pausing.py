@@ -13,7 +13,9 @@ A gate fires once, for the next capture of its disk; later snapshots read freely
 background copy and the guest read through it) at byte `at`; `hold_instant_copy()`
 lets its instance run on the snapshot and holds the start of its background copy.
 `hold_restore(name)` holds a restore in the same way, after its disks are written and
-before the restored instance named `name` is made (its progress stays where it is). A gate
+before the restored instance named `name` is made (its progress stays where it is);
+`hold_made(name)` just after that instance is made. `DiskGate.fail(message)` lets the
+held call go on by raising instead: a restore that fails at that point. A gate
 never released gives up after `HOLD_SECONDS` with a SourceError, so a broken test fails
 its job instead of hanging the service.
 
@@ -48,6 +50,8 @@ from cairn.platforms.base import (
     InstantCopy,
     InstantRestorer,
     Platform,
+    Recorder,
+    RestoreDisk,
     StreamProgress,
 )
 
@@ -75,11 +79,19 @@ class DiskGate:
         self.hold_seconds = hold_seconds
         self._reached = threading.Event()
         self._released = threading.Event()
+        self._failure: str | None = None
 
     def hold(self) -> None:
         self._reached.set()
         if not self._released.wait(self.hold_seconds):
             raise SourceError(f"the test held this disk at byte {self.at} and never released it")
+        if self._failure is not None:
+            raise SourceError(self._failure)
+
+    def fail(self, message: str) -> None:
+        """Release the held call with an error (`SourceError(message)`)."""
+        self._failure = message
+        self._released.set()
 
     @property
     def reached(self) -> bool:
@@ -199,6 +211,7 @@ class PausingPlatform:
         self._inner = inner
         self._armed: dict[str, Gate] = {}
         self._restores: dict[str, DiskGate] = {}
+        self._made: dict[str, DiskGate] = {}
         self._instant: DiskGate | None = None
         self._instant_copy: DiskGate | None = None
         self._given: list[Gate] = []
@@ -232,6 +245,14 @@ class PausingPlatform:
             self._restores[name] = gate
         return gate
 
+    def hold_made(self, name: str) -> DiskGate:
+        """A gate just after the next restore makes its instance `name` (`fail` it to
+        fail the restore with that instance made)."""
+        gate = DiskGate(0)
+        with self._lock:
+            self._made[name] = gate
+        return gate
+
     @contextmanager
     def holding(self, path: str | Path, at: int) -> Iterator[DiskGate]:
         """`hold`, released on the way out whatever happens (so no job stays held)."""
@@ -244,9 +265,10 @@ class PausingPlatform:
     def release_all(self) -> None:
         """Release every gate given out or armed and disarm them (between tests)."""
         with self._lock:
-            gates = [*self._armed.values(), *self._restores.values(), *self._given]
+            gates = [*self._armed.values(), *self._restores.values(), *self._made.values(), *self._given]
             self._armed.clear()
             self._restores.clear()
+            self._made.clear()
             self._given.clear()
         for gate in gates:
             if isinstance(gate, DiskGate):
@@ -278,6 +300,17 @@ class PausingPlatform:
 
     def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Any:
         return self.inner.inplace_window(instance, options)
+
+    def check_restore(self, project_id: str, restore_type: str, options: dict[str, Any],
+                      instances: list[tuple[str, dict[str, Any]]]) -> None:
+        self.inner.check_restore(project_id, restore_type, options, instances)
+
+    def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
+                      options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
+        return self.inner.prepare_disks(project_id, instance_id, state, disks, options, label, record)
+
+    def remove_created(self, resource: dict[str, Any]) -> None:
+        self.inner.remove_created(resource)
 
     @property
     def supports_instant_restore(self) -> bool:
@@ -316,14 +349,18 @@ class PausingPlatform:
         return copy if held is None else _HeldCopy(copy, held)
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         with self._lock:
             gate = self._restores.pop(name, None)
-            if gate is not None:
-                self._given.append(gate)
+            made = self._made.pop(name, None)
+            self._given.extend(g for g in (gate, made) if g is not None)
         if gate is not None:
             gate.hold()
-        return self.inner.restore_instance(project_id, name, disks, state, label, host)
+        info = self.inner.restore_instance(project_id, name, disks, state, label, host, options, record)
+        if made is not None:
+            made.hold()
+        return info
 
 
 class _Watched:

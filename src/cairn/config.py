@@ -100,6 +100,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "libvirt_shutdown_seconds", float, 120.0,
            "How long an in-place restore with power_off waits for a domain to shut down "
            "gracefully before it destroys (powers off) it.", "number"),
+    Option("DEFAULT", "openstack_volume_mounts", _parse_list, ("/var/lib/nova/mnt", "/var/lib/cinder/mnt"),
+           "Comma-separated directories under which this host mounts Cinder's file shares "
+           "(Nova's and cinder-volume's `nfs_mount_point_base`): the `openstack` platform's "
+           "restores write a new volume as `<dir>/<share hash>/volume-<id>`.", "list"),
     Option("DEFAULT", "backup_target_mount_dir", _parse_path, None,
            "Directory under which the NFS exports of backup targets created over the API are "
            "mounted on every Cairn host; a created target's mount path must lie inside it. "
@@ -310,6 +314,7 @@ class Settings:
     platform: str = "local"
     libvirt_uri: str = "qemu:///system"
     libvirt_shutdown_seconds: float = 120.0
+    openstack_volume_mounts: tuple[str, ...] = ("/var/lib/nova/mnt", "/var/lib/cinder/mnt")
     backup_target_mount_dir: Path | None = None
     max_request_body_bytes: int = 1024 * 1024
     max_list_limit: int = 1000

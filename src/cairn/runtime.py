@@ -150,7 +150,7 @@ def build_runtime(settings: Settings, broker: bool = False, platform: Platform |
         JOB_SNAPSHOT: SnapshotJob(platform, targets, clock, retention=RetentionStep(clock, gc_wait)),
         JOB_SNAPSHOT_DELETE: SnapshotDeleteJob(targets, clock, gc_wait),
         JOB_RESTORE: RestoreJob(platform, targets, clock),
-        cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock),
+        cleanup.JOB_CLEANUP: cleanup.CleanupJob(targets, clock, platform),
         JOB_IMPORT: ImportJob(targets, clock),
         JOB_REASSIGN: ReassignJob(targets, clock),
     }
@@ -246,7 +246,7 @@ def build_platform(settings: Settings, database: Database) -> Platform:
             region_name=k.region_name, interface=k.interface, cafile=str(k.cafile) if k.cafile else None,
             insecure=k.insecure)
         return OpenStackPlatform(credentials, settings.libvirt_uri, settings.data_dir / "scratch",
-                                 settings.libvirt_shutdown_seconds)
+                                 settings.libvirt_shutdown_seconds, settings.openstack_volume_mounts)
     raise InvalidInput(f"platform: {settings.platform!r} is not supported; use 'local', 'libvirt' or "
                        "'openstack'.", "platform")
 

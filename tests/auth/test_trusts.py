@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cairn.auth.acting import ActingUser, current_acting_user
 from cairn.db.models import Snapshot, Workload
-from cairn.platforms.base import Capture, InstanceInfo, Platform
+from cairn.platforms.base import Capture, InstanceInfo, Platform, Recorder
 from tests.auth.conftest import keystone_service
 from tests.auth.keystone_server import KeystoneServer, KeystoneUser
 from tests.conftest import Service, wait_for_idle
@@ -34,9 +34,10 @@ class ActingRecorder:
         return self.inner.capture(instances, parents, label)
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         self.seen.append(current_acting_user())
-        return self.inner.restore_instance(project_id, name, disks, state, label, host)
+        return self.inner.restore_instance(project_id, name, disks, state, label, host, options, record)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

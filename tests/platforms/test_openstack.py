@@ -29,9 +29,12 @@ from typing import Any
 
 import openstack
 import pytest
+from sqlalchemy import select
 
+from cairn.auth.acting import acting_as
 from cairn.config import KeystoneAuthSettings
 from cairn.db.migrate import upgrade
+from cairn.db.models import KeystoneTrust
 from cairn.platforms.libvirt import import_libvirt
 from cairn.workloads.placement import instances_routing
 from tests.auth.keystone_server import issue_token
@@ -83,7 +86,8 @@ def osc(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
                                     project_name=auth["project_name"], region_name="RegionOne",
                                     interface="public")
     settings = make_settings(data_dir, url, auth_strategy="keystone", platform="openstack", keystone=keystone,
-                             libvirt_shutdown_seconds=1.0)
+                             libvirt_shutdown_seconds=1.0,
+                             openstack_volume_mounts=(str(STATE / "nova" / "mnt"), str(STATE / "cinder" / "mnt")))
     with serving(settings, "sqlite") as service:
         yield service
 
@@ -235,36 +239,68 @@ def test_environment_boots_a_server_from_the_image_with_a_volume_it_writes_to(
 # -- the platform ----------------------------------------------------------------------------
 
 
-def test_snapshots_of_a_server_with_a_volume_full_then_incremental_read_only_dirty_extents(
-        cloud: Cloud, osc: Service, server: Server) -> None:
-    alpha = cloud.auth("alpha")
+@dataclass
+class Protected:
+    """The server's workload (created with alpha's token: it has alpha's trust) and its
+    first, full snapshot, with the guest-visible content of each disk it holds."""
+
+    project: str
+    token: str
+    workload_id: str
+    full: dict[str, Any]
+    reference: dict[str, str]
+
+
+def _snapshot(osc: Service, token: str, project: str, workload_id: str, full: bool) -> dict[str, Any]:
+    body = {"snapshot": {"name": "s", "snapshot_type": "full" if full else "incremental"}}
+    snap = _call(osc, token, project, "POST", f"/workloads/{workload_id}", body)["snapshot"]
+    done = wait_until(lambda: (s := _call(osc, token, project, "GET", f"/snapshots/{snap['id']}")["snapshot"])
+                      ["status"] in ("available", "error") and s, timeout=300)
+    assert done["status"] == "available", done["error_msg"]
+    wait_until(lambda: _call(osc, token, project, "GET", f"/workloads/{workload_id}")["workload"]["status"]
+               == "available", timeout=60)
+    return dict(done)
+
+
+@pytest.fixture(scope="module")
+def protected(cloud: Cloud, osc: Service, server: Server) -> Protected:
     project = cloud.connect("alpha").current_project_id
     token = cloud.token("alpha")
-    assert instances_routing(osc.runtime.platform, project, [server.id]) == {"worker": HOST}
-
     created = _call(osc, token, project, "POST", "/workloads",
                     {"workload": {"name": "os", "instances": [{"instance-id": server.id}]}}, 202)["workload"]
     workload_id = created["id"]
+    assert wait_until(lambda: _call(osc, token, project, "GET", f"/workloads/{workload_id}")["workload"]
+                      ["status"] in ("available", "error"), timeout=120)
+    server.console.write(100, 3, "vda")
+    server.console.write(10, 2, "vdb")
+    disks = server.disk_paths()
+    server.domain.suspend()
+    try:
+        reference = {device: _content(path) for device, path in disks.items()}
+        full = _snapshot(osc, token, project, workload_id, full=True)
+    finally:
+        server.domain.resume()
+    return Protected(project, token, workload_id, full, reference)
+
+
+def test_snapshots_of_a_server_with_a_volume_full_then_incremental_read_only_dirty_extents(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    alpha = cloud.auth("alpha")
+    project = protected.project
+    token = protected.token
+    assert instances_routing(osc.runtime.platform, project, [server.id]) == {"worker": HOST}
+    workload_id = protected.workload_id
 
     def workload() -> dict[str, Any]:
         return dict(_call(osc, token, project, "GET", f"/workloads/{workload_id}")["workload"])
 
     def snapshot(full: bool) -> dict[str, Any]:
-        body = {"snapshot": {"name": "s", "snapshot_type": "full" if full else "incremental"}}
-        snap = _call(osc, token, project, "POST", f"/workloads/{workload_id}", body)["snapshot"]
-        done = wait_until(lambda: (s := _call(osc, token, project, "GET", f"/snapshots/{snap['id']}")["snapshot"])
-                          ["status"] in ("available", "error") and s, timeout=300)
-        assert done["status"] == "available", done["error_msg"]
-        wait_until(lambda: workload()["status"] == "available", timeout=60)
-        return dict(done)
+        return _snapshot(osc, token, project, workload_id, full)
 
-    assert wait_until(lambda: workload()["status"] in ("available", "error"), timeout=120)
     assert workload()["status"] == "available", workload()
     assert workload()["instances"][0]["name"] == server.name
 
-    server.console.write(100, 3, "vda")
-    server.console.write(10, 2, "vdb")
-    full = snapshot(full=True)
+    full = protected.full
     assert full["snapshot_type"] == "full"
     [instance] = full["instances"]
     assert instance["id"] == server.id and instance["name"] == server.name
@@ -332,3 +368,231 @@ def test_another_project_can_neither_see_nor_add_the_server(cloud: Cloud, osc: S
     alpha_project = cloud.connect("alpha").current_project_id
     assert list(osc.runtime.platform.find_instances(alpha_project, [server.id])) == [server.id]
     time.sleep(0)
+
+
+def test_a_job_acting_through_the_workloads_trust_reads_nova_as_its_user(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    """Jobs get the workload's trust as their acting user (`ActingJob`); the platform's
+    reads then go through a trust-scoped session of the trustor, in the trust's project."""
+    with osc.runtime.database.reader() as session:
+        [keystone_trust_id] = session.scalars(select(KeystoneTrust.keystone_trust_id).where(
+            KeystoneTrust.workload_id == protected.workload_id))
+    assert osc.runtime.trusts.keystone is not None
+    acting = osc.runtime.trusts.keystone.act(keystone_trust_id)
+    platform = osc.runtime.platform
+    alice = cloud.connect("alpha").current_user_id
+    beta_project = cloud.connect("beta").current_project_id
+    with acting_as(acting):
+        connection = platform.inner.caller_connection(protected.project)  # type: ignore[attr-defined]
+        assert connection.session.get_user_id() == alice
+        assert connection.session.get_project_id() == protected.project
+        assert platform.inner.caller_connection(beta_project) is None  # type: ignore[attr-defined]
+        assert list(platform.find_instances(protected.project, [server.id])) == [server.id]
+        assert platform.find_instances(beta_project, [server.id]) == {}
+
+
+# -- restores through the OpenStack APIs -----------------------------------------------------
+
+
+def _restore(osc: Service, protected: Protected, options: dict[str, Any], expect: int = 202,
+             wait: bool = True) -> dict[str, Any]:
+    path = f"/workloads/{protected.workload_id}/snapshots/{protected.full['id']}/restores"
+    created = _call(osc, protected.token, protected.project, "POST", path,
+                    {"restore": {"name": "r", "options": {"type": "openstack", **options}}}, expect)
+    if expect != 202 or not wait:
+        return dict(created)
+    restore_id = created["restore"]["id"]
+    done = wait_until(lambda: (r := _call(osc, protected.token, protected.project, "GET", f"/restores/{restore_id}")
+                               ["restore"])["status"] in ("available", "error", "cancelled") and r, timeout=600)
+    wait_until(lambda: _call(osc, protected.token, protected.project, "GET",
+                             f"/workloads/{protected.workload_id}")["workload"]["status"] == "available", timeout=60)
+    return dict(done)
+
+
+def _restored_volumes(conn: Any, restore_id: str) -> list[Any]:
+    """The project's volumes that carry the restore's mark."""
+    return [v for v in conn.block_storage.volumes() if (v.metadata or {}).get("cairn_restore_id") == restore_id]
+
+
+def _delete_restored(conn: Any, server_id: str, volume_ids: list[str]) -> None:
+    """Delete a restored server, its ports (Cairn made them: Nova keeps them) and volumes."""
+    ports = [p.id for p in conn.network.ports(device_id=server_id)]
+    conn.compute.delete_server(server_id)
+    conn.compute.wait_for_delete(conn.compute.get_server(server_id), wait=180)
+    for port_id in ports:
+        conn.network.delete_port(port_id, ignore_missing=True)
+    for volume_id in volume_ids:
+        _wait_volume(conn, volume_id, "available")
+        conn.block_storage.delete_volume(volume_id)
+
+
+def _volume_gone(conn: Any, volume_id: str) -> bool:
+    try:
+        conn.block_storage.get_volume(volume_id)
+    except openstack.exceptions.NotFoundException:
+        return True
+    return False
+
+
+def _volume_devices(conn: Any, server_id: str) -> dict[str, str]:
+    """device (`vda`) → volume id of a server's attachments."""
+    return {a.device.rsplit("/", 1)[-1]: a.volume_id for a in conn.compute.volume_attachments(server_id)}
+
+
+def test_oneclick_restore_makes_an_active_server_booted_from_new_volumes_that_hold_the_data(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    original = conn.compute.get_server(server.id)
+    done = _restore(osc, protected, {"oneclickrestore": True})
+    assert done["status"] == "available", done["error_msg"]
+    [made] = done["instances"]
+    assert made["id"] != server.id and made["name"] == server.name
+    restored = conn.compute.get_server(made["id"])
+    devices = _volume_devices(conn, restored.id)
+    try:
+        assert restored.status == "ACTIVE" and restored.project_id == protected.project
+        assert restored.flavor["original_name"] == "cairn.tiny"
+        assert restored.metadata == original.metadata
+        assert [g["name"] for g in restored.security_groups] == ["default"]
+        assert not restored.image  # it boots from the restored root volume
+        # new volumes of the original sizes and type, on the original network with a new port
+        assert sorted(devices) == ["vda", "vdb"] and server.volume_id not in devices.values()
+        for volume_id in devices.values():
+            volume = conn.block_storage.get_volume(volume_id)
+            assert volume.size == 1 and volume.volume_type == "nfs1"
+        assert conn.block_storage.get_volume(devices["vda"]).is_bootable
+        [port] = conn.network.ports(device_id=restored.id)
+        [original_port] = conn.network.ports(device_id=server.id)
+        assert port.network_id == original_port.network_id and port.id != original_port.id
+        assert port.security_group_ids == original_port.security_group_ids
+        # bit for bit: the volume files hold the disks as the snapshot took them
+        for device, volume_id in devices.items():
+            assert _digest(STATE / "nfs-export" / f"volume-{volume_id}") == protected.reference[device], device
+    finally:
+        _delete_restored(conn, restored.id, list(devices.values()))
+
+
+def test_selective_restore_with_a_new_name_another_flavor_and_a_network_mapping(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    admin = cloud.connect("admin")
+    conn = cloud.connect("alpha")
+    tag = uuid.uuid4().hex[:8]
+    flavor = admin.compute.create_flavor(name=f"cairn-restore-{tag}", vcpus=1, ram=256, disk=1)
+    network = admin.network.create_network(name=f"cairn-restore-{tag}", provider_network_type="flat",
+                                           provider_physical_network=f"restore{tag}", shared=True)
+    subnet = admin.network.create_subnet(network_id=network.id, cidr="10.78.0.0/24", ip_version=4,
+                                         enable_dhcp=False)
+    [original_port] = conn.network.ports(device_id=server.id)
+    name = f"restored-{tag}"
+    restored = None
+    devices: dict[str, str] = {}
+    try:
+        options = {"restore_type": "selective", "openstack": {
+            "instances": [{"id": server.id, "include": True, "name": name, "flavor": {"id": flavor.id},
+                           "vdisks": [{"id": server.volume_id, "new_volume_type": "nfs1"}, {"id": f"{server.id}-0"}]}],
+            "networks_mapping": {"networks": [{"snapshot_network": {"id": original_port.network_id},
+                                               "target_network": {"id": network.id, "subnet": {"id": subnet.id}}}]}}}
+        done = _restore(osc, protected, options)
+        assert done["status"] == "available", done["error_msg"]
+        assert [i["name"] for i in done["instances"]] == [name]
+        restored = conn.compute.get_server(done["instances"][0]["id"])
+        devices = _volume_devices(conn, restored.id)
+        assert restored.status == "ACTIVE" and restored.name == name
+        assert restored.flavor["original_name"] == flavor.name and restored.flavor["ram"] == 256
+        [port] = conn.network.ports(device_id=restored.id)
+        assert port.network_id == network.id and port.fixed_ips[0]["subnet_id"] == subnet.id
+        assert port.fixed_ips[0]["ip_address"].startswith("10.78.0.")
+        assert _digest(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
+    finally:
+        if restored is not None:
+            _delete_restored(conn, restored.id, list(devices.values()))
+        admin.network.delete_network(network.id)
+        admin.compute.delete_flavor(flavor.id)
+
+
+def test_restore_that_fails_after_its_server_is_made_leaves_no_server_volume_or_port(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    name = f"doomed-{uuid.uuid4().hex[:8]}"
+    gate = osc.disks.hold_made(name)
+    options = {"restore_type": "selective", "openstack": {"instances": [{"id": server.id, "name": name}]}}
+    restore_id = _restore(osc, protected, options, wait=False)["restore"]["id"]
+    gate.wait_reached(timeout=300)
+    [made] = list(conn.compute.servers(name=name))
+    assert made.status == "ACTIVE"
+    assert len(_restored_volumes(conn, restore_id)) == 2
+    assert list(conn.network.ports(device_id=made.id))
+    gate.fail("the test failed this restore with its server made")
+    done = wait_until(lambda: (r := _call(osc, protected.token, protected.project, "GET", f"/restores/{restore_id}")
+                               ["restore"])["status"] in ("available", "error") and r, timeout=120)
+    assert done["status"] == "error" and "the test failed this restore" in done["error_msg"]
+    # the clean-up job deletes the server, then its ports and volumes
+    wait_until(lambda: not list(conn.compute.servers(name=name)) and not _restored_volumes(conn, restore_id)
+               and not list(conn.network.ports(name=f"cairn-restore-{restore_id[:8]}-{name}-0")), timeout=300)
+    assert conn.compute.find_server(made.id, ignore_missing=True) is None
+    wait_until(lambda: _call(osc, protected.token, protected.project, "GET",
+                             f"/workloads/{protected.workload_id}")["workload"]["status"] == "available", timeout=60)
+
+
+def test_clean_up_finds_a_volume_and_a_port_recorded_before_their_ids_were_known(
+        cloud: Cloud, osc: Service, protected: Protected) -> None:
+    """A worker that died between Cinder's or Neutron's answer and the record of the id:
+    the clean-up finds the resource by the name and mark recorded before it was made."""
+    conn = cloud.connect("alpha")
+    label = str(uuid.uuid4())
+    name = f"orphan-{label[:8]}"
+    volume = conn.block_storage.create_volume(size=1, name=name, metadata={"cairn_restore_id": label})
+    port = conn.network.create_port(network_id=conn.network.find_network("cairn-net").id, name=name)
+    _wait_volume(conn, volume.id, "available")
+    for kind in ("port", "volume"):
+        osc.runtime.platform.remove_created({"openstack": kind, "project_id": protected.project, "restore": label,
+                                             "name": name})
+    assert conn.network.find_port(port.id, ignore_missing=True) is None
+    wait_until(lambda: _volume_gone(conn, volume.id), timeout=60)
+
+
+@pytest.mark.parametrize(("field", "instance", "mapping"), [
+    ("restore.options.openstack.networks_mapping.networks.target_network", {},
+     {"networks": [{"snapshot_network": {"id": "N"}, "target_network": {"id": str(uuid.uuid4())}}]}),
+    ("restore.options.openstack.instances.flavor", {"flavor": {"id": "no-such-flavor"}}, None),
+    ("restore.options.openstack.instances.vdisks.new_volume_type",
+     {"vdisks": [{"id": "V", "new_volume_type": "no-such-type"}]}, None),
+])
+def test_mapping_to_a_missing_network_flavor_or_volume_type_is_a_400_naming_the_field_and_creates_nothing(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected, field: str, instance: dict[str, Any],
+        mapping: dict[str, Any] | None) -> None:
+    conn = cloud.connect("alpha")
+    volumes = {v.id for v in conn.block_storage.volumes()}
+    servers = {s.id for s in conn.compute.servers()}
+    entry = {"id": server.id, "include": True, **instance}
+    for disk in entry.get("vdisks", []):
+        disk["id"] = server.volume_id
+    openstack_options: dict[str, Any] = {"instances": [entry]}
+    if mapping is not None:
+        mapping["networks"][0]["snapshot_network"]["id"] = conn.network.find_network("cairn-net").id
+        openstack_options["networks_mapping"] = mapping
+    before = _call(osc, protected.token, protected.project, "GET", "/restores")["restores"]
+    refused = _restore(osc, protected, {"restore_type": "selective", "openstack": openstack_options}, expect=400)
+    assert refused["badRequest"]["message"].startswith(f"{field}: ")
+    assert _call(osc, protected.token, protected.project, "GET", "/restores")["restores"] == before
+    assert {v.id for v in conn.block_storage.volumes()} == volumes
+    assert {s.id for s in conn.compute.servers()} == servers
+
+
+def test_inplace_restore_stops_the_server_through_nova_writes_its_disks_and_starts_it(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    server.console.write(600, 2, "vda")
+    server.console.write(700, 2, "vdb")
+    disks = server.disk_paths()
+    assert _content(disks["vda"]) != protected.reference["vda"]
+    done = _restore(osc, protected, {"restore_type": "inplace"})
+    assert done["status"] == "available", done["error_msg"]
+    assert [i["id"] for i in done["instances"]] == [server.id]
+    assert conn.compute.get_server(server.id).status == "ACTIVE"
+    domain = import_libvirt().open("qemu:///system").lookupByUUIDString(server.id)
+    assert domain.isActive()
+    assert domain.listAllCheckpoints() == []  # the new files hold no bitmap: history dropped
+    for device, path in disks.items():
+        assert _content(path) == protected.reference[device], device
+    assert _volume_devices(conn, server.id) == {"vdb": server.volume_id}

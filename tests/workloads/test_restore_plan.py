@@ -79,3 +79,17 @@ def test_inplace_refuses_a_disk_the_instance_no_longer_has() -> None:
     current = {"web": live(WEB, ["/d/web.raw"]), "db": live(DB)}
     with pytest.raises(Conflict, match="Disk /d/web-data.img is no longer a disk of instance web1"):
         plan_restore(RestoreRequest(restore_type="inplace"), SNAPSHOT, RESTORE_ID, current)
+
+
+def test_selective_names_a_disk_of_an_openstack_server_by_its_cinder_volume_id() -> None:
+    volume = "6c7e0a57-1e02-4c43-9b7d-0d8f2f6a1b11"
+    root = SnapshotDisk(id="srv-0", name="disk", size=1 << 30, format="qcow2", restore_size=1 << 30,
+                        path="/i/srv/disk", manifest_key="w/s/srv/0", device="vda")
+    data = SnapshotDisk(id="srv-1", name=f"volume-{volume}", size=1 << 30, format="raw", restore_size=1 << 30,
+                        path=f"/m/x/volume-{volume}", manifest_key="w/s/srv/1", device="vdb")
+    server = SnapshotInstance("srv", "web", {}, (root, data), {"openstack": {"disks": [
+        {"device": "vda", "kind": "root", "volume": None},
+        {"device": "vdb", "kind": "volume", "volume": {"id": volume}}]}})
+    request = RestoreRequest(restore_type="selective", instances=(InstanceChoice("srv", vdisks=(volume,)),))
+    (only,) = plan_restore(request, (server,), RESTORE_ID, {})
+    assert [d.source.id for d in only.disks] == ["srv-1"]

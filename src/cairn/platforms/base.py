@@ -10,7 +10,7 @@ overrides the hooks it needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,6 +97,25 @@ class Capture:
         pass
 
 
+#: records, durably and before it is made, what a restore creates outside the database
+#: (a cloud volume, port or server: JSON objects the platform's `remove_created` takes)
+Recorder = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass(frozen=True)
+class RestoreDisk:
+    """One disk a restore writes: the device it is in its instance, its virtual size, and
+    where and in which format the restore writes it. `creates_file`: the restore makes the
+    file (a clean-up removes it); otherwise it exists already (an original disk, or a cloud
+    volume the platform made and its `remove_created` deletes)."""
+
+    device: str
+    size: int
+    path: str
+    format: str
+    creates_file: bool = True
+
+
 class Platform(Protocol):
     """Answers which instances a project has and what their disks are."""
 
@@ -128,14 +147,35 @@ class Platform(Protocol):
         """A context manager around the writes of an in-place restore of `instance`."""
         ...
 
+    def check_restore(self, project_id: str, restore_type: str, options: dict[str, Any],
+                      instances: list[tuple[str, dict[str, Any]]]) -> None:
+        """Refuse (InvalidInput naming the field) restore options that name what does not
+        exist (a flavor, network, volume type), before anything is created; `instances`
+        are the (id, snapshot state) of the instances the restore makes."""
+        ...
+
+    def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
+                      options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
+        """Where a new instance's disks are written (`disks` as planned: files beside the
+        originals), one for each in `disks`; an empty path leaves that disk unwritten. A
+        cloud platform makes its volumes here, each recorded with `record` before it is
+        made."""
+        ...
+
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         """A new instance from restored disks (a restore's `oneclick`/`selective`),
         (device, path, format) each, and the `state` its snapshot kept; `label` (the
         restore id) tells its files apart; `host` is the worker that wrote the disks
-        (None: storage every worker reaches), where jobs on the new instance must run.
+        (None: storage every worker reaches), where jobs on the new instance must run;
+        `options` are the restore's; `record` records what it creates (cloud platforms).
         Called again with the same arguments (after a lost database connection), it
         returns the instance the first call made."""
+        ...
+
+    def remove_created(self, resource: dict[str, Any]) -> None:
+        """Delete one resource a failed restore recorded (`Recorder`); gone already is fine."""
         ...
 
 
@@ -191,7 +231,23 @@ class InstantRestorer(Protocol):
         ...
 
 
-class FileDisksPlatform:
+class NoCloudResources:
+    """The restore hooks of a platform that creates nothing but files: no option to check,
+    disks written where planned, nothing of its own for a clean-up to remove."""
+
+    def check_restore(self, project_id: str, restore_type: str, options: dict[str, Any],
+                      instances: list[tuple[str, dict[str, Any]]]) -> None:
+        pass
+
+    def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
+                      options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
+        return disks
+
+    def remove_created(self, resource: dict[str, Any]) -> None:
+        raise CairnError(f"This platform creates no {sorted(resource)} resources to remove.")
+
+
+class FileDisksPlatform(NoCloudResources):
     """The hooks of a platform whose disks are files read as they are: no change map (the
     engine hashes every data extent and stores only new chunks), nothing kept between
     snapshots, in-place restores allowed at any time."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.errors import CairnError, Conflict, NotFound, Unavailable
-from cairn.platforms.base import Capture, DiskInfo, DiskReader, InstanceInfo
+from cairn.platforms.base import Capture, DiskInfo, DiskReader, InstanceInfo, NoCloudResources, Recorder
 from cairn.platforms.libvirt_backup import CHECKPOINT_PREFIX, delete_checkpoint, new_member, open_capture
 from cairn.platforms.libvirt_domain import (
     OWNER_NS,
@@ -54,7 +54,7 @@ def import_libvirt() -> Any:
     return module
 
 
-class LibvirtPlatform:
+class LibvirtPlatform(NoCloudResources):
     """Platform driver over the domains of one libvirt connection."""
 
     def __init__(self, uri: str = DEFAULT_URI, scratch_dir: str | Path = "/var/tmp/cairn-scratch",
@@ -270,7 +270,8 @@ class LibvirtPlatform:
                 raise self._error(exc, f"stopping {name}") from exc
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         """Define (and start, when the original was running) a new domain from the
         snapshot's description; `disks` are (device, restored path, format). The domain
         lives on this platform's libvirt host whatever `host` says."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cairn.clock import utcnow
 from cairn.db.models import Instance
 from cairn.errors import Conflict, InvalidInput, NotFound
-from cairn.platforms.base import DiskInfo, FileDisksPlatform, InstanceInfo
+from cairn.platforms.base import DiskInfo, FileDisksPlatform, InstanceInfo, Recorder
 from cairn.platforms.disk_probe import probe_disk
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -157,7 +157,8 @@ class LocalPlatform(FileDisksPlatform):
                                "cannot be read.")
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
         """The restored disks registered as a new instance of the inventory, on the
         worker host that wrote them.
 

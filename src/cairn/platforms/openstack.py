@@ -16,6 +16,13 @@ and swap disks, and Cinder volumes of file-backed drivers (the NFS driver mounts
 share on the compute host). Volumes that reach the domain otherwise (RBD as a network
 disk, iSCSI/FC as a block device) are refused with the disk and the Cinder backend named.
 
+Restores go through the OpenStack APIs (`openstack_restore`): new volumes written on this
+host's mount of Cinder's share, new ports and a new server, made in the workload's
+project as its user (the trust); in place, the server is stopped and started through
+Nova around the writing of its disks here. Jobs of a workload with a trust act through
+it (`cairn.auth.acting`): their Nova reads are the user's view, the service user's
+only for admin-only attributes.
+
 Each snapshot keeps, per server, what a restore through the OpenStack APIs needs
 (`describe_server`): the flavor and its figures, image, key pair, metadata,
 availability zone, security groups with their rules, ports with their networks, subnets
@@ -28,17 +35,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cairn.auth.acting import current_acting_user
 from cairn.auth.caller import caller_token
 from cairn.errors import CairnError, Conflict, Unavailable
-from cairn.platforms.base import Capture, DiskInfo, InstanceInfo
+from cairn.platforms.base import Capture, DiskInfo, InstanceInfo, Recorder, RestoreDisk
 from cairn.platforms.libvirt import DEFAULT_URI, LibvirtPlatform
 from cairn.platforms.libvirt_backup import new_member, open_capture
+from cairn.platforms.openstack_restore import check_options, make_server, prepare_volumes, remove
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +140,11 @@ class OpenStackPlatform(LibvirtPlatform):
     """Nova servers through the OpenStack APIs, their disks through this host's libvirt."""
 
     def __init__(self, credentials: OpenStackCredentials, uri: str = DEFAULT_URI,
-                 scratch_dir: str | Path = "/var/tmp/cairn-scratch", shutdown_seconds: float = 120.0) -> None:
+                 scratch_dir: str | Path = "/var/tmp/cairn-scratch", shutdown_seconds: float = 120.0,
+                 volume_mounts: tuple[str, ...] = ("/var/lib/nova/mnt", "/var/lib/cinder/mnt")) -> None:
         super().__init__(uri, scratch_dir, shutdown_seconds)
         self.credentials = credentials
+        self.volume_mounts = tuple(volume_mounts)
         self._service: Any = None
         self._service_lock = threading.Lock()
 
@@ -163,10 +177,19 @@ class OpenStackPlatform(LibvirtPlatform):
             return self._service
 
     def caller_connection(self, project_id: str) -> Any | None:
-        """The request's caller, scoped to `project_id`; None outside a request."""
+        """Who acts in `project_id` as its user: the request's caller (their token scoped
+        to the project), or, in a job, the user the job acts for through the workload's
+        Keystone trust (`current_acting_user`, when the trust is on that project). None
+        otherwise: the service user acts then."""
         token = caller_token.get()
         if not token:
-            return None
+            acting = current_acting_user()
+            if acting is None or acting.project_id != project_id:
+                return None
+            import openstack
+
+            return openstack.connection.Connection(session=acting.session, region_name=self.credentials.region_name,
+                                                   interface=self.credentials.interface)
         from keystoneauth1.identity import v3
 
         return self._connection(v3.Token(auth_url=self.credentials.auth_url, token=token, project_id=project_id))
@@ -403,15 +426,92 @@ class OpenStackPlatform(LibvirtPlatform):
         except self.libvirt.libvirtError as exc:
             raise self._error(exc, "capturing the servers") from exc
 
-    # -- restores (through the OpenStack APIs: not yet) -----------------------------------
+    # -- restores (through the OpenStack APIs: `openstack_restore`) -------------------------
 
-    def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
-        raise Conflict("Restores of OpenStack servers are not supported yet.")
+    def project_connection(self, project_id: str) -> Any:
+        """A connection that acts in `project_id` as a user of it: the caller's token in a
+        request, the workload's trust in a job. The service user cannot: what Cinder,
+        Nova and Neutron create belongs to the project of the token."""
+        connection = self.caller_connection(project_id)
+        if connection is None:
+            raise Conflict(f"Restoring OpenStack servers creates volumes, ports and servers in project "
+                           f"{project_id} as its user, through the workload's Keystone trust, and this job acts "
+                           "for nobody there: the workload has no trust (create or modify it with a Keystone "
+                           "token of the project, with [trustee] enabled).")
+        return connection
+
+    def check_restore(self, project_id: str, restore_type: str, options: dict[str, Any],
+                      instances: list[tuple[str, dict[str, Any]]]) -> None:
+        if restore_type == "inplace":
+            return
+        connection = self.caller_connection(project_id) or self.service_connection()
+        check_options(connection, self._call, options, instances)
+
+    def prepare_disks(self, project_id: str, instance_id: str, state: dict[str, Any], disks: list[RestoreDisk],
+                      options: dict[str, Any], label: str, record: Recorder) -> list[RestoreDisk]:
+        described = state.get(STATE_KEY)
+        if not described:
+            raise Conflict(f"The snapshot keeps no OpenStack description of server {instance_id}.")
+        return prepare_volumes(self.project_connection(project_id), self._call, project_id, instance_id,
+                               described, disks, options, label, record, self.volume_mounts)
 
     def restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, str]],
-                         state: dict[str, Any], label: str, host: str | None) -> InstanceInfo:
-        raise Conflict("Restores of OpenStack servers are not supported yet: Cairn does not define domains "
-                       "behind Nova's back.")
+                         state: dict[str, Any], label: str, host: str | None,
+                         options: dict[str, Any] | None = None, record: Recorder | None = None) -> InstanceInfo:
+        """A new Nova server booted from the restored volumes (`make_server`)."""
+        described = state.get(STATE_KEY)
+        if not described:
+            raise Conflict(f"The snapshot keeps no OpenStack description of server {name}.")
+        made = make_server(self.project_connection(project_id), self._call, project_id, name,
+                           [d for d in disks if d[1]], described, options or {}, label, record)
+        server = self._call(f"reading server {made.id}", self.service_connection().compute.get_server, made.id)
+        host_name = (server.compute_host if server is not None else None) or None
+        return InstanceInfo(id=made.id, project_id=project_id, name=made.name, disks=(),
+                            metadata={"platform": "openstack", "state": "active"}, host=host_name)
+
+    def remove_created(self, resource: dict[str, Any]) -> None:
+        remove(self.service_connection(), self._call, resource)
+
+    def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
+        server = self._server(instance.project_id, instance.id)
+        if server is None:
+            raise Conflict(f"Server {instance.id} no longer exists; restore it with 'oneclick' or 'selective' "
+                           "instead.")
+        if server.status not in ("ACTIVE", "SHUTOFF"):
+            raise Conflict(f"Server {server.name} is {server.status}; an in-place restore stops an ACTIVE server "
+                           "or writes a SHUTOFF one.")
+
+    @contextmanager
+    def inplace_window(self, instance: InstanceInfo, options: dict[str, Any]) -> Iterator[None]:
+        """Stop the server through Nova if it runs, let its disks be written on this host
+        (its compute host), drop Cairn's checkpoints (the new files hold no bitmap: Nova
+        could not redefine the domain otherwise), start it through Nova if it ran."""
+        self.check_inplace(instance, options)
+        connection = self.caller_connection(instance.project_id) or self.service_connection()
+        server = self._call(f"reading server {instance.id}", connection.compute.get_server, instance.id)
+        was_running = server.status == "ACTIVE"
+        if was_running:
+            self._call(f"stopping server {server.name}", connection.compute.stop_server, server.id)
+            self._wait_status(connection, server, "SHUTOFF")
+        yield
+        domain = self._lookup(instance.id)
+        if domain is not None:
+            self._drop_checkpoints(domain)
+        if was_running:
+            self._call(f"starting server {server.name}", connection.compute.start_server, server.id)
+            self._wait_status(connection, server, "ACTIVE")
+
+    def _wait_status(self, connection: Any, server: Any, status: str) -> None:
+        deadline = time.monotonic() + max(self.shutdown_seconds, 60.0) + 300.0
+        while True:
+            current = self._call(f"reading server {server.id}", connection.compute.get_server, server.id)
+            if current is None:
+                raise Conflict(f"Server {server.name} ({server.id}) was deleted during its in-place restore.")
+            if current.status == status and not current.task_state:
+                return
+            if current.status == "ERROR" or time.monotonic() > deadline:
+                raise Unavailable(f"Server {server.name} did not become {status} (it is {current.status}).")
+            time.sleep(0.5)
 
 
 __all__ = ["OpenStackCredentials", "OpenStackPlatform", "STATE_KEY", "check_disk_sources", "domain_disk_sources"]

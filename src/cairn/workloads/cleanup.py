@@ -26,6 +26,11 @@ Destinations (JSON objects in the list):
   project on a target (its catalog, then every manifest it has there): the copy a
   failed reassign made in the new project, or the old project's after one succeeded.
 
+- `{"openstack": KIND, ...}` (a volume, port or server a restore made in the cloud): the
+  platform deletes it (`Platform.remove_created`), by its id once it is known, else by
+  the restore's mark on it.
+
+Destinations are removed newest first (a server before the ports and volumes it holds).
 Every removal finds what is already gone and carries on, so a clean-up is safe to run
 twice (a worker that died mid-clean-up, a doorbell rung twice). A clean-up whose worker
 died is queued again; one that failed stays `failed` with the reason, and the files it
@@ -49,6 +54,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.reaper import LEASE_LOST
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome, follow_up
+from cairn.platforms.base import Platform
 from cairn.workloads.storage import BackupTargets, RepositoryMissing
 from cairn.workloads.target_data import WorkloadData
 
@@ -57,6 +63,8 @@ log = logging.getLogger(__name__)
 JOB_CLEANUP = "cleanup"
 #: the clean-up job's payload key naming the job it cleans up after
 ORIGIN_KEY = "of_job"
+#: the key of a destination the platform made (a cloud resource: `Platform.remove_created`)
+PLATFORM_KEY = "openstack"
 #: how the data engine names a file it is still writing (cairn/engine/restore.py)
 PARTIAL_INFIX = ".cairn-partial-"
 
@@ -119,9 +127,10 @@ def request_cleanup(session: Session, job: JobRecord, now: datetime,
 class CleanupJob:
     """Removes the destinations its origin job recorded (see the module's docstring)."""
 
-    def __init__(self, targets: BackupTargets, clock: Callable[[], datetime]) -> None:
+    def __init__(self, targets: BackupTargets, clock: Callable[[], datetime], platform: Platform | None = None) -> None:
         self.targets = targets
         self.clock = clock
+        self.platform = platform
 
     def run(self, job: JobContext) -> None:
         origin = job.record.payload.get(ORIGIN_KEY)
@@ -130,7 +139,7 @@ class CleanupJob:
         for attempt in reconnecting():
             with attempt, job.database.reader() as session:
                 destinations = jobs.job_destinations(session, str(origin))
-        for destination in destinations:
+        for destination in reversed(destinations):  # undone newest first
             job.checkpoint()
             self.remove(destination)
         log.info("cleaned up after job %s: %d destinations", origin, len(destinations))
@@ -142,6 +151,10 @@ class CleanupJob:
             _remove_file(destination["file"])
         elif "temporaries_of" in destination:
             _remove_temporaries(destination["temporaries_of"])
+        elif PLATFORM_KEY in destination:
+            if self.platform is None:
+                raise CleanupFailed(f"No platform here removes {destination!r}.")
+            self.platform.remove_created(destination)
         elif "workload" in destination:
             data = WorkloadData(self.targets, destination["target"], destination["project_id"],
                                 destination["workload"])

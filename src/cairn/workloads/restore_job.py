@@ -7,6 +7,11 @@ cancelled or is reaped after its worker died, its settlement marks it `error` or
 `cancelled`, unlocks the workload and queues a `cleanup` job on the same worker, which
 removes the new files and the data engine's temporary files; an original disk is never
 removed. An in-place restore cannot be undone, and says so in its error.
+
+A cloud platform (OpenStack) makes a new instance's volumes before its disks are written
+(`Platform.prepare_disks`) and its ports and server after (`restore_instance`): it
+records each in the job row (`record`) before it makes it, and the clean-up deletes them
+through the platform (`Platform.remove_created`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -29,7 +34,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import WORKER_KEY
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
-from cairn.platforms.base import DiskReader, InstantCopy, InstantRestorer, Platform
+from cairn.platforms.base import DiskReader, InstantCopy, InstantRestorer, Platform, RestoreDisk
 from cairn.workloads import cleanup, states
 from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import get_workload
@@ -64,12 +69,19 @@ class RestoreJob:
                            tuple(c["vdisks"]) if c.get("vdisks") is not None else None)
             for c in options.get("instances", [])), options=options)
         plan = plan_on(self.platform, request, snapshot.instances, restore_id, snapshot.project_id)
-        destinations = [cleanup.created_file(d.destination) if d.creates_file
-                        else cleanup.overwritten_file(d.destination) for item in plan for d in item.disks]
+        recorded = [cleanup.overwritten_file(d.destination) for item in plan if item.inplace for d in item.disks]
+
+        def record(more: list[dict[str, Any]]) -> None:
+            """Add to what the job row lists it wrote (before it is written or made)."""
+            recorded.extend(m for m in more if m not in recorded)
+            for attempt in reconnecting():
+                with attempt, job.database.unit_of_work() as session:
+                    cleanup.plan_destinations(session, job.record, recorded)
+
         for attempt in reconnecting():
             with attempt, job.database.unit_of_work() as session:
                 # before any disk is written: a clean-up finds them even if this process dies
-                cleanup.plan_destinations(session, job.record, destinations)
+                cleanup.plan_destinations(session, job.record, recorded)
                 session.execute(update(Restore).where(Restore.id == restore_id).values(
                     status=states.RESTORE_EXECUTING, progress_msg="Writing disks.", updated_at=self.clock()))
         if not workload.backup_target:
@@ -78,26 +90,38 @@ class RestoreJob:
                                              EncryptedWorkload.of(workload))
         total = sum(d.source.size for p in plan for d in p.disks)
         if options.get("instant"):
+            record([cleanup.created_file(d.destination) for item in plan for d in item.disks if d.creates_file])
             restored = self._run_instant(job, restore_id, snapshot.project_id, plan, repository, total)
             self._finish(job, restore_id, total, restored, started)
             return
         progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
         restored = []
         for item in plan:
+            targets = [RestoreDisk(d.source.device, d.source.size, d.destination, d.source.format, d.creates_file)
+                       for d in item.disks]
+            if not item.inplace:
+                # a cloud platform makes its volumes here (recording each first); the files
+                # a restore creates are recorded before they are written
+                targets = self.platform.prepare_disks(snapshot.project_id, item.source.id, item.source.platform,
+                                                      targets, options, restore_id, record)
+                record([cleanup.created_file(t.path) if t.creates_file else cleanup.overwritten_file(t.path)
+                        for t in targets if t.path])
             window = (self.platform.inplace_window(item.live, options) if item.inplace and item.live
                       else contextlib.nullcontext())
             with window:
-                for disk in item.disks:
+                for disk, target in zip(item.disks, targets, strict=True):
+                    if not target.path:  # the platform leaves it out (a root disk the image gives)
+                        continue
                     job.checkpoint()
                     try:
                         # an original disk is compared chunk by chunk and only what differs is written
-                        repository.restore(disk.source.manifest_key, disk.destination, format=disk.source.format,
-                                           progress=progress.for_disk(disk.destination, disk.destination),
-                                           cancel=lambda: job.cancel_requested, inplace=not disk.creates_file)
+                        repository.restore(disk.source.manifest_key, target.path, format=target.format,
+                                           progress=progress.for_disk(target.path, target.path),
+                                           cancel=lambda: job.cancel_requested, inplace=item.inplace)
                     except CairnError as exc:
                         if job.cancel_requested:
                             raise JobCancelled("The restore was cancelled.") from exc
-                        undo = " The disk may be partly overwritten." if not disk.creates_file else ""
+                        undo = " The disk may be partly overwritten." if item.inplace else ""
                         # the same error, saying which disk: its kind and fields stay as they are
                         exc.message = f"Disk {disk.source.path} of instance {item.source.name}: {exc.message}{undo}"
                         exc.args = (exc.message,)
@@ -105,12 +129,14 @@ class RestoreJob:
             if item.inplace:
                 restored.append({"id": item.source.id, "name": item.name, "status": "available"})
             else:
+                job.checkpoint()
                 for attempt in reconnecting():
                     with attempt:
                         info = self.platform.restore_instance(
                             snapshot.project_id, item.name,
-                            [(d.source.device, d.destination, d.source.format) for d in item.disks],
-                            item.source.platform, restore_id, job.record.payload.get(WORKER_KEY))
+                            [(t.device, t.path, t.format) for t in targets if t.path],
+                            item.source.platform, restore_id, job.record.payload.get(WORKER_KEY),
+                            options, record)
                 restored.append({"id": info.id, "name": info.name, "status": "available"})
         self._finish(job, restore_id, total, restored, started)
 

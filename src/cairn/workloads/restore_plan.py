@@ -8,7 +8,8 @@
   which must still be the instance's disks.
 
 `plan_restore` is pure (the platform's view of the instances is given to it);
-`plan_on` asks the platform first. Every refusal names the request field.
+`plan_on` asks the platform first, and has it check the options that name its
+resources (an OpenStack flavor, network or volume type). Every refusal names the request field.
 """
 
 from __future__ import annotations
@@ -82,21 +83,25 @@ def plan_restore(request: RestoreRequest, instances: tuple[SnapshotInstance, ...
     for instance, choice in chosen:
         disks = instance.vdisks
         if choice.vdisks is not None:
-            known = {d.id for d in instance.vdisks}
+            known = _disk_ids(instance)
             unknown = [v for v in choice.vdisks if v not in known]
             if unknown:
                 raise InvalidInput(f"restore.options.openstack.instances: disk {unknown[0]} is not a disk "
                                    f"of instance {instance.id} in the snapshot.",
                                    "restore.options.openstack.instances.vdisks")
-            disks = tuple(d for d in instance.vdisks if d.id in set(choice.vdisks))
+            wanted = {known[v] for v in choice.vdisks}
+            disks = tuple(d for d in instance.vdisks if d.id in wanted)
         if inplace:
             live = current.get(instance.id)
             if live is None:
                 raise Conflict(f"Instance {instance.id} no longer exists; restore it with 'oneclick' "
                                "or 'selective' instead.")
             live_paths = {d.path for d in live.disks}
+            # a platform that sees the instance from its API only (no local domain) knows
+            # its disks' devices, not their paths: the worker of its host checks those
+            unlocated = {d.device for d in live.disks if not d.path and d.device}
             for disk in disks:
-                if disk.path not in live_paths:
+                if disk.path not in live_paths and not (disk.device and disk.device in unlocated):
                     raise Conflict(f"Disk {disk.path} is no longer a disk of instance {instance.name}.")
             planned = tuple(PlannedDisk(d, d.path, creates_file=False) for d in disks)
         else:
@@ -104,6 +109,19 @@ def plan_restore(request: RestoreRequest, instances: tuple[SnapshotInstance, ...
         plan.append(PlannedInstance(instance, choice.name or instance.name, planned, inplace,
                                     current.get(instance.id)))
     return plan
+
+
+def _disk_ids(instance: SnapshotInstance) -> dict[str, str]:
+    """The names a restore request may give each disk of `instance`, to its disk id: the
+    id, and for an OpenStack server the Cinder volume's id (what Trilio's clients send)."""
+    known = {d.id: d.id for d in instance.vdisks}
+    by_device = {d.device: d.id for d in instance.vdisks if d.device}
+    described = instance.platform.get("openstack") or {}
+    for disk in described.get("disks") or []:
+        volume = disk.get("volume") or {}
+        if volume.get("id") and disk.get("device") in by_device:
+            known[str(volume["id"])] = by_device[disk["device"]]
+    return known
 
 
 def _beside(path: str, restore_id: str) -> str:
@@ -124,4 +142,8 @@ def plan_on(platform: Platform, request: RestoreRequest, instances: tuple[Snapsh
     for item in plan:
         if item.live is not None:
             platform.check_inplace(item.live, request.options)
+    # what the options name (flavors, networks, volume types) must exist: refused here,
+    # in the request, before anything is created
+    platform.check_restore(project_id, request.restore_type, request.options,
+                           [(item.source.id, item.source.platform) for item in plan])
     return plan

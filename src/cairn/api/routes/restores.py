@@ -31,6 +31,9 @@ def _request(body: models.RestoreBody) -> RestoreRequest:
                                    tuple(d.id for d in i.vdisks) if i.vdisks is not None else None)
                     for i in openstack.instances)
     extra = {k: v for k, v in options.model_dump(exclude={"openstack", "restore_type"}).items() if v is not None}
+    if options.openstack is not None:
+        # the platform reads the rest (flavor, availability_zone, networks_mapping, ...)
+        extra["openstack"] = options.openstack.model_dump(exclude_none=True)
     return RestoreRequest(name=body.name or "restore", description=body.description or "",
                           restore_type=restore_type, instances=choices, options=extra)
 
