@@ -136,6 +136,7 @@ def test_a_target_that_goes_away_fails_the_instant_restore_and_removes_the_insta
     assert "background copy stopped" in done["error_msg"], done["error_msg"]
     assert "disk vda" in done["error_msg"] and "backup target" in done["error_msg"], done["error_msg"]
     assert not [d for d in conn.listAllDomains(0) if d.UUIDString() == instance["id"]]
+    assert done["instances"] == []
     assert guest.domain.isActive()  # the original is untouched
     _wait_workload(lv, token, workload)
 

@@ -199,6 +199,9 @@ class RestoreJob:
         except BaseException:
             for copy in copies:
                 copy.abandon()
+            if copies:  # the instances it listed are gone
+                with contextlib.suppress(Exception), job.database.unit_of_work() as session:
+                    session.execute(update(Restore).where(Restore.id == restore_id).values(instances=[]))
             raise
         finally:
             for reader in readers:
