@@ -27,21 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.disk_image import build_image, format_size, parse_size  # noqa: E402
-from bench.live import PROJECT, Service  # noqa: E402
-from cairn.platforms.libvirt import import_libvirt  # noqa: E402
+from bench.disk_image import format_size, parse_size  # noqa: E402
+from bench.live import Service, bench_guest  # noqa: E402
 from cairn.platforms.libvirt_domain import beside  # noqa: E402
-from tests.platforms.guest import GuestConsole, build_guest, domain_xml  # noqa: E402
+from tests.platforms.guest import GuestConsole  # noqa: E402
 
 MiB = 1 << 20
 
@@ -99,45 +95,28 @@ def main() -> None:
     parser.add_argument("--size", default="4G")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/cairn-bench"))
     args = parser.parse_args()
-    workdir = args.workdir.resolve()
     size = parse_size(args.size)
-    image = build_image(workdir, size)
-    here = workdir / "instant"
-    shutil.rmtree(here, ignore_errors=True)
-    here.mkdir(parents=True)
-    disk = here / "vda.qcow2"
-    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(image.path), str(disk)], check=True)
-
-    libvirt = import_libvirt()
-    conn = libvirt.open("qemu:///system")
-    name = f"cairn-bench-{uuid.uuid4().hex[:8]}"
-    console_path = here / "console.sock"
-    domain = conn.defineXML(domain_xml(name, build_guest(), disk, console_path, project=PROJECT))
     figures: dict[str, tuple[float, float]] = {}
-    service = None
-    try:
-        domain.create()
-        console = GuestConsole(console_path)
-        console.wait_for("CAIRN-READY")
-        service = Service(here / "data", "libvirt")
-        workload = service.workload(domain.UUIDString())
-        _seconds, snapshot = service.snapshot(workload, "full")
-        console.close()
-        domain.destroy()  # the original is gone: what a restore is for
-        for label, options in (("full restore", {"oneclickrestore": True}),
-                               ("instant restore", {"oneclickrestore": True, "instant": True})):
-            booted, complete, body = restore(service, workload, snapshot["id"], console_path, options)
-            figures[label] = (booted, complete)
-            remove_restored(libvirt, conn, body)
-    finally:
-        if service is not None:
-            service.close()
-        if domain.isActive():
-            domain.destroy()
-        for checkpoint in domain.listAllCheckpoints():
-            checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
-        domain.undefine()
-        conn.close()
+    with bench_guest(args.workdir.resolve(), size, "instant") as guest:
+        image, here, domain, console_path = guest.image, guest.directory, guest.domain, guest.console_path
+        service = None
+        try:
+            domain.create()
+            console = GuestConsole(console_path)
+            console.wait_for("CAIRN-READY")
+            service = Service(here / "data", "libvirt")
+            workload = service.workload(domain.UUIDString())
+            _seconds, snapshot = service.snapshot(workload, "full")
+            console.close()
+            domain.destroy()  # the original is gone: what a restore is for
+            for label, options in (("full restore", {"oneclickrestore": True}),
+                                   ("instant restore", {"oneclickrestore": True, "instant": True})):
+                booted, complete, body = restore(service, workload, snapshot["id"], console_path, options)
+                figures[label] = (booted, complete)
+                remove_restored(guest.libvirt, guest.conn, body)
+        finally:
+            if service is not None:
+                service.close()
 
     print(f"disk: {format_size(size)} qcow2, {image.data_bytes / MiB:.0f} MiB of /usr files in ext4, "
           f"{image.allocated / MiB:.0f} MiB allocated; nproc {os.cpu_count()}; "

@@ -38,6 +38,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.disk_image import build_image, format_size, parse_size  # noqa: E402
+from bench.disk_image import DiskImage, build_image, format_size, parse_size  # noqa: E402
 from cairn.platforms.libvirt import import_libvirt  # noqa: E402
 from tests.platforms.guest import GuestConsole, build_guest, domain_xml  # noqa: E402
 
@@ -125,6 +128,45 @@ class Service:
         self.server.wait(timeout=60)
 
 
+@dataclass
+class BenchGuest:
+    """The test guest defined in libvirt on a qcow2 copy of the benchmark's disk image."""
+
+    image: DiskImage
+    directory: Path  # the run's own directory: the disk, the console socket, data dirs
+    disk: Path
+    console_path: Path
+    libvirt: Any
+    conn: Any
+    domain: Any
+
+
+@contextmanager
+def bench_guest(workdir: Path, size: int, run: str) -> Iterator[BenchGuest]:
+    """The guest of tests/platforms/guest.py, shut off, on `run`'s own copy of the cached
+    image of `size`; destroyed and undefined (its checkpoints' metadata first) at the end."""
+    image = build_image(workdir, size)
+    directory = workdir / run
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    disk = directory / "vda.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(image.path), str(disk)], check=True)
+    libvirt = import_libvirt()
+    conn = libvirt.open("qemu:///system")
+    console_path = directory / "console.sock"
+    domain = conn.defineXML(domain_xml(f"cairn-bench-{uuid.uuid4().hex[:8]}", build_guest(), disk, console_path,
+                                       project=PROJECT))
+    try:
+        yield BenchGuest(image, directory, disk, console_path, libvirt, conn, domain)
+    finally:
+        if domain.isActive():
+            domain.destroy()
+        for checkpoint in domain.listAllCheckpoints():
+            checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+        domain.undefine()
+        conn.close()
+
+
 def bytes_read(snapshot: dict[str, Any]) -> int:
     return sum(d["bytes_read"] for i in snapshot["instances"] for d in i["vdisks"])
 
@@ -135,60 +177,43 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=1.0, help="percent of the disk the guest rewrites")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/cairn-bench"))
     args = parser.parse_args()
-    workdir = args.workdir.resolve()
     size = parse_size(args.size)
-    image = build_image(workdir, size)
-    live = workdir / "live"
-    shutil.rmtree(live, ignore_errors=True)
-    live.mkdir(parents=True)
-    disk = live / "vda.qcow2"
-    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(image.path), str(disk)], check=True)
-
-    libvirt = import_libvirt()
-    conn = libvirt.open("qemu:///system")
-    name = f"cairn-bench-{uuid.uuid4().hex[:8]}"
-    console_path = live / "console.sock"
-    domain = conn.defineXML(domain_xml(name, build_guest(), disk, console_path, project=PROJECT))
     figures: dict[str, tuple[float, int]] = {}
-    local = libvirt_service = None
-    try:
-        local = Service(live / "local-data", "local")
-        local_workload = local.workload(local.run("instance", "add", "--project", PROJECT, "--name", "vda",
-                                                  "--disk", str(disk)))
-        seconds, body = local.snapshot(local_workload, "full")
-        figures["local full"] = (seconds, bytes_read(body))
+    with bench_guest(args.workdir.resolve(), size, "live") as guest:
+        image, live, disk, domain = guest.image, guest.directory, guest.disk, guest.domain
+        local = libvirt_service = None
+        try:
+            local = Service(live / "local-data", "local")
+            local_workload = local.workload(local.run("instance", "add", "--project", PROJECT, "--name", "vda",
+                                                      "--disk", str(disk)))
+            seconds, body = local.snapshot(local_workload, "full")
+            figures["local full"] = (seconds, bytes_read(body))
 
-        domain.create()
-        console = GuestConsole(console_path)
-        console.wait_for("CAIRN-READY")
-        libvirt_service = Service(live / "libvirt-data", "libvirt")
-        live_workload = libvirt_service.workload(domain.UUIDString())
-        seconds, body = libvirt_service.snapshot(live_workload, "full")
-        figures["libvirt full"] = (seconds, bytes_read(body))
+            domain.create()
+            console = GuestConsole(guest.console_path)
+            console.wait_for("CAIRN-READY")
+            libvirt_service = Service(live / "libvirt-data", "libvirt")
+            live_workload = libvirt_service.workload(domain.UUIDString())
+            seconds, body = libvirt_service.snapshot(live_workload, "full")
+            figures["libvirt full"] = (seconds, bytes_read(body))
 
-        writes = max(1, int(size * args.changed / 100) // MiB)
-        rng = random.Random(20)
-        for offset in sorted(rng.sample(range(size // MiB), writes)):
-            console.write(offset, 1)
-        seconds, body = libvirt_service.snapshot(live_workload, "incremental")
-        figures["libvirt incremental"] = (seconds, bytes_read(body))
-        if body["snapshot_type"] != "incremental":
-            raise SystemExit(f"the live incremental fell back to a full: {body['warning_msg']}")
+            writes = max(1, int(size * args.changed / 100) // MiB)
+            rng = random.Random(20)
+            for offset in sorted(rng.sample(range(size // MiB), writes)):
+                console.write(offset, 1)
+            seconds, body = libvirt_service.snapshot(live_workload, "incremental")
+            figures["libvirt incremental"] = (seconds, bytes_read(body))
+            if body["snapshot_type"] != "incremental":
+                raise SystemExit(f"the live incremental fell back to a full: {body['warning_msg']}")
 
-        console.close()
-        domain.destroy()
-        seconds, body = local.snapshot(local_workload, "incremental")
-        figures["local incremental"] = (seconds, bytes_read(body))
-    finally:
-        for service in (local, libvirt_service):
-            if service is not None:
-                service.close()
-        if domain.isActive():
+            console.close()
             domain.destroy()
-        for checkpoint in domain.listAllCheckpoints():
-            checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
-        domain.undefine()
-        conn.close()
+            seconds, body = local.snapshot(local_workload, "incremental")
+            figures["local incremental"] = (seconds, bytes_read(body))
+        finally:
+            for service in (local, libvirt_service):
+                if service is not None:
+                    service.close()
 
     print(f"disk: {format_size(size)} qcow2, {image.data_bytes / MiB:.0f} MiB of /usr files in ext4; "
           f"guest rewrote {writes} MiB ({args.changed:g}%); nproc {os.cpu_count()}; "

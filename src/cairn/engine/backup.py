@@ -72,6 +72,18 @@ def chunk_reads(extents: Iterable[Extent], disk_size: int, chunk_size: int,
         yield current, ranges
 
 
+def read_chunk(source: Source, buf: bytearray, start: int, length: int, ranges: list[tuple[int, int]],
+               zeros: memoryview) -> None:
+    """Fill `buf[:length]` with the disk's bytes from `start`: its data `ranges` (one
+    chunk's, from `chunk_reads`) read from `source`, the holes between them zeros."""
+    view = memoryview(buf)
+    # Bytes past the old end of the disk, or in holes, read as zeros.
+    if len(ranges) != 1 or ranges[0] != (start, length):
+        view[:length] = zeros[:length]
+    for off, n in ranges:
+        source.read_into(view[off - start:off - start + n], off)
+
+
 def changed_chunks(changed: Iterable[tuple[int, int]], disk_size: int, chunk_size: int) -> set[int]:
     found: set[int] = set()
     for off, length in changed:
@@ -186,14 +198,9 @@ def _pipeline(target: Target, config: RepositoryConfig, sealer: Sealer, source: 
                 if cancel is not None and cancel():
                     raise Cancelled("backup cancelled by the caller; nothing was committed")
                 buf = pipeline.get(pool, stop)
-                start = idx * cs
-                n = min(cs, size - start)
-                view = memoryview(buf)
-                if len(ranges) != 1 or ranges[0] != (start, n):
-                    view[:n] = zero_block[:n]
-                for off, length in ranges:
-                    source.read_into(view[off - start:off - start + length], off)
-                    counters.bytes_read += length
+                n = min(cs, size - idx * cs)
+                read_chunk(source, buf, idx * cs, n, ranges, zero_block)
+                counters.bytes_read += sum(length for _, length in ranges)
                 pipeline.put(work_q, (idx, buf, n), stop)
         finally:
             pipeline.end(work_q, stop, workers)

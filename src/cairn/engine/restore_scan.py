@@ -19,7 +19,7 @@ import queue
 from collections.abc import Callable
 
 from cairn.engine import pipeline
-from cairn.engine.backup import chunk_reads
+from cairn.engine.backup import chunk_reads, read_chunk
 from cairn.engine.chunks import ID_SIZE, ZERO_ID, is_zero
 from cairn.engine.crypto import Sealer
 from cairn.engine.errors import Cancelled
@@ -62,14 +62,8 @@ def chunks_to_write(source: Source, manifest: Manifest, sealer: Sealer, workers:
                 if cancel is not None and cancel():
                     raise Cancelled("restore cancelled by the caller")
                 buf = pipeline.get(pool, stop)
-                start = idx * cs
-                n = min(cs, size - start)
-                view = memoryview(buf)
-                # Bytes past the old end of the disk, or in holes, read as zeros.
-                if len(ranges) != 1 or ranges[0] != (start, n):
-                    view[:n] = zero_block[:n]
-                for off, length in ranges:
-                    source.read_into(view[off - start:off - start + length], off)
+                n = min(cs, size - idx * cs)
+                read_chunk(source, buf, idx * cs, n, ranges, zero_block)
                 pipeline.put(work_q, (idx, buf, n), stop)
         finally:
             pipeline.end(work_q, stop, workers)
