@@ -510,6 +510,30 @@ def test_selective_restore_with_a_new_name_another_flavor_and_a_network_mapping(
         admin.compute.delete_flavor(flavor.id)
 
 
+def test_selective_restore_without_the_boot_disk_boots_the_image_and_restores_the_volume(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    name = f"no-root-{uuid.uuid4().hex[:8]}"
+    options = {"restore_type": "selective", "openstack": {"instances": [
+        {"id": server.id, "include": True, "name": name, "restore_boot_disk": False}]}}
+    done = _restore(osc, protected, options)
+    restored = None
+    devices: dict[str, str] = {}
+    try:
+        assert done["status"] == "available", done["error_msg"]
+        restored = conn.compute.get_server(done["instances"][0]["id"])
+        devices = _volume_devices(conn, restored.id)
+        assert restored.status == "ACTIVE" and restored.name == name
+        # the root disk comes from the original image; only the volume was written
+        assert restored.image["id"] == conn.image.find_image("cairn-guest").id
+        assert [v.id for v in _restored_volumes(conn, done["id"])] == [devices["vdb"]]
+        assert "vda" not in devices
+        assert _digest(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
+    finally:
+        if restored is not None:
+            _delete_restored(conn, restored.id, list(devices.values()))
+
+
 def test_restore_that_fails_after_its_server_is_made_leaves_no_server_volume_or_port(
         cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
     conn = cloud.connect("alpha")

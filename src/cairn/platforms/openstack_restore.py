@@ -280,6 +280,9 @@ def make_server(conn: Any, call: Call, project_id: str, name: str, disks: list[t
         if not image.get("id"):
             raise Conflict(f"Server {original.get('name')} has no root disk in the restore and no image to boot.")
         attrs["image_id"] = image["id"]
+        # with a block device mapping, Nova wants the image's own entry as the boot device
+        mappings.insert(0, {"uuid": image["id"], "source_type": "image", "destination_type": "local",
+                            "boot_index": 0, "delete_on_termination": True})
     zone = entry.get("availability_zone") or original.get("availability_zone")
     if zone:
         attrs["availability_zone"] = zone
