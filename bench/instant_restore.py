@@ -67,11 +67,7 @@ def restore(service: Service, workload: str, snapshot: str, console: Path, optio
         booted = time.perf_counter() - started
     finally:
         guest.close()
-    while True:
-        body = service.client.get(f"{path}/{restore_id}").json()["restore"]
-        if body["status"] in ("available", "error"):
-            break
-        time.sleep(0.05)
+    body = service.wait_finished(f"{path}/{restore_id}", "restore")
     complete = time.perf_counter() - started
     if body["status"] != "available":
         raise SystemExit(f"the restore failed: {body['error_msg']}")

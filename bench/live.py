@@ -111,16 +111,21 @@ class Service:
                                     json={"snapshot": {"name": kind, "snapshot_type": kind}})
         response.raise_for_status()
         snapshot_id = response.json()["snapshot"]["id"]
-        while True:
-            body = self.client.get(f"{self.base}/snapshots/{snapshot_id}").json()["snapshot"]
-            if body["status"] in ("available", "error"):
-                break
-            time.sleep(0.02)
+        body = self.wait_finished(f"{self.base}/snapshots/{snapshot_id}", "snapshot")
         elapsed = time.perf_counter() - started
         if body["status"] != "available":
             raise SystemExit(f"the {kind} snapshot failed: {body['error_msg']}")
         self.wait_available(workload)
         return elapsed, body
+
+    def wait_finished(self, url: str, kind: str) -> dict[str, Any]:
+        """Poll a snapshot or restore (`kind`) at `url` every 20 ms until it is available
+        or in error; its body."""
+        while True:
+            body: dict[str, Any] = self.client.get(url).json()[kind]
+            if body["status"] in ("available", "error"):
+                return body
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.client.close()
