@@ -142,13 +142,19 @@ def ensure_image(conn, cairn_root: Path) -> None:
     image = conn.image.find_image("cairn-guest")
     if image is not None and image.status == "active" and image.hash_value == digest:
         if image.os_shutdown_timeout != SHUTDOWN_TIMEOUT:
-            conn.image.update_image(image, os_shutdown_timeout=SHUTDOWN_TIMEOUT)
+            set_shutdown_timeout(conn, image)
         return
     if image is not None:
         conn.image.delete_image(image)
     image = conn.image.create_image(name="cairn-guest", filename=str(disk), disk_format="raw",
                                     container_format="bare", visibility="public", wait=True)
-    conn.image.update_image(image, os_shutdown_timeout=SHUTDOWN_TIMEOUT)
+    set_shutdown_timeout(conn, image)
+
+
+def set_shutdown_timeout(conn, image) -> None:
+    # Glance's schema takes extra properties as strings only (an int is a 400); the SDK
+    # reads this one back as an int.
+    conn.image.update_image(image, os_shutdown_timeout=str(SHUTDOWN_TIMEOUT))
 
 
 def write_clouds(state: Path, auth_url: str, password: str) -> None:
