@@ -178,6 +178,9 @@ class GatedReader:
             self.gate.hold()
         self.inner.read_into(buf, offset)
 
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        return self.inner.extents(offset, length)
+
 
 class _HeldCopy:
     """An instant restore's copy whose start waits on a gate."""

@@ -3,7 +3,8 @@
 An instant restore serves the snapshot to a running VM (over NBD) before its data is
 copied: the VM and the background copy read arbitrary ranges, so this is the restore
 path turned inside out. Each read maps to the chunks it overlaps; a zero chunk is
-zeros without a fetch, any other chunk is fetched and decoded (authenticated,
+zeros without a fetch (and `extents` says which ranges are zero chunks without reading
+anything: the export's holes), any other chunk is fetched and decoded (authenticated,
 decompressed, re-hashed: `ChunkFetcher.fetch`) and kept in a small cache, because
 readers ask for a chunk in pieces (QEMU's copy job reads 512 KiB or less at a time);
 the next few chunks after each one read are fetched ahead by two threads, since the
@@ -109,6 +110,25 @@ class SnapshotReader:
             with self._guard:
                 self._fetching.pop(index, None)
         return data
+
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """The range as consecutive runs (length, zero), from the manifest alone: a run of
+        zero chunks reads as zeros (no fetch), any other run is data."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{length} bytes at {offset} are outside the disk ({self.size} bytes)")
+        cs = self.manifest.chunk_size
+        runs: list[tuple[int, bool]] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            index = pos // cs
+            n = min(end, (index + 1) * cs) - pos
+            zero = self.manifest.chunk_id(index) == ZERO_ID
+            if runs and runs[-1][1] == zero:
+                runs[-1] = (runs[-1][0] + n, zero)
+            else:
+                runs.append((n, zero))
+            pos += n
+        return runs
 
     def read_into(self, buf: memoryview, offset: int) -> None:
         """Fill `buf` with the disk's bytes from `offset`; raises if any of them cannot be

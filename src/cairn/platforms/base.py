@@ -186,6 +186,11 @@ class DiskReader(Protocol):
 
     def read_into(self, buf: memoryview, offset: int) -> None: ...
 
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """The range as consecutive runs (length, zero), without reading it: zero runs
+        read as zeros (the snapshot's zero chunks), the others are data."""
+        ...
+
 
 @dataclass(frozen=True)
 class StreamProgress:

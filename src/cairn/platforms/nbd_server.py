@@ -6,10 +6,19 @@ nbdkit's Python plugin or qemu-nbd: the repository is already open in this proce
 (target client, keys unwrapped from a passphrase file or Barbican); another process
 would need the target's credentials and the repository key handed over on its command
 line, in its environment or in a file, and Debian's nbdkit embeds Debian's Python, not
-the one Cairn and its compiled codecs are installed for. The protocol a read-only
-export needs is small: the fixed newstyle handshake with NBD_OPT_GO (and the old
-NBD_OPT_EXPORT_NAME), then READ, FLUSH and DISC with simple replies
-(https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md).
+the one Cairn and its compiled codecs are installed for.
+
+What a read-only export needs of the protocol
+(https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md) is small: the fixed
+newstyle handshake with NBD_OPT_GO (and the old NBD_OPT_EXPORT_NAME), then READ, FLUSH
+and DISC. A client that negotiates structured replies (NBD_OPT_STRUCTURED_REPLY, as
+QEMU and libnbd do) also gets the `base:allocation` metadata context
+(NBD_OPT_SET_META_CONTEXT, NBD_OPT_LIST_META_CONTEXT) and NBD_CMD_BLOCK_STATUS: the
+snapshot's zero chunks are holes that read as zeros, everything else is data; and its
+reads are answered with a hole chunk for each run of zero chunks (12 bytes, not read)
+and a data chunk for each other run, so zero bytes are neither made here nor sent. A
+client that does not gets simple replies, every byte of the range. Not offered: TLS,
+extended headers, NBD_FLAG_SEND_DF, and anything that writes.
 
 A read the reader cannot serve (the target went away, a damaged chunk) is answered
 with EIO, never with zeros, and the first such failure is kept in `failure` so the
@@ -35,6 +44,23 @@ IHAVEOPT = 0x49484156454F5054
 REPLY_MAGIC = 0x3E889045565A9
 REQUEST_MAGIC = 0x25609513
 SIMPLE_REPLY_MAGIC = 0x67446698
+STRUCTURED_REPLY_MAGIC = 0x668E33EF
+
+# The byte layouts, big-endian (sizes checked in tests/platforms/test_nbd_server.py).
+HANDSHAKE = struct.Struct(">QQH")  # NBDMAGIC, IHAVEOPT, handshake flags
+OPTION = struct.Struct(">QII")  # IHAVEOPT, option, length of its data
+OPTION_REPLY = struct.Struct(">QIII")  # REPLY_MAGIC, option, reply type, length of its data
+EXPORT_NAME_REPLY = struct.Struct(">QH")  # size, transmission flags
+INFO_EXPORT_REPLY = struct.Struct(">HQH")  # INFO_EXPORT, size, transmission flags
+INFO_BLOCK_SIZE_REPLY = struct.Struct(">HIII")  # INFO_BLOCK_SIZE, minimum, preferred, maximum
+LENGTH = struct.Struct(">I")  # a string's length, a query count, a context id
+REQUEST = struct.Struct(">IHHQQI")  # REQUEST_MAGIC, command flags, command, handle, offset, length
+SIMPLE_REPLY = struct.Struct(">IIQ")  # SIMPLE_REPLY_MAGIC, error, handle
+CHUNK = struct.Struct(">IHHQI")  # STRUCTURED_REPLY_MAGIC, flags, type, handle, length of its payload
+OFFSET = struct.Struct(">Q")  # OFFSET_DATA's payload before the data
+OFFSET_HOLE = struct.Struct(">QI")  # offset, size of the hole
+ERROR = struct.Struct(">IH")  # error, length of the message that follows
+EXTENT = struct.Struct(">II")  # BLOCK_STATUS's descriptor: length, status flags
 
 FLAG_FIXED_NEWSTYLE = 1
 FLAG_NO_ZEROES = 2
@@ -43,11 +69,19 @@ HAS_FLAGS, READ_ONLY, SEND_FLUSH, CAN_MULTI_CONN = 1, 2, 4, 1 << 8
 TRANSMISSION_FLAGS = HAS_FLAGS | READ_ONLY | SEND_FLUSH | CAN_MULTI_CONN
 
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
-REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
-REP_ERR_UNSUP = (1 << 31) + 1
+OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
+REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
+REP_ERR_UNSUP, REP_ERR_INVALID = (1 << 31) + 1, (1 << 31) + 3
 INFO_EXPORT, INFO_BLOCK_SIZE = 0, 3
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH = 0, 1, 2, 3
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 0, 1, 2, 3, 4, 6, 7
+CMD_FLAG_REQ_ONE = 1 << 3
+REPLY_FLAG_DONE = 1
+REPLY_TYPE_NONE, REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, REPLY_TYPE_BLOCK_STATUS = 0, 1, 2, 5
+REPLY_TYPE_ERROR = (1 << 15) + 1
 EPERM, EIO, EINVAL = 1, 5, 22
+# the one metadata context, its id on every connection, and its status flags
+BASE_ALLOCATION, CONTEXT_ID = b"base:allocation", 1
+STATE_HOLE, STATE_ZERO = 1, 2
 # reads larger than this are refused: QEMU asks for at most 32 MiB
 MAX_READ = 32 << 20
 # reads served at once per connection (the guest's and the copy's)
@@ -68,6 +102,53 @@ def _recv(conn: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+def _queries(data: bytes) -> list[bytes] | None:
+    """The queries of a LIST/SET_META_CONTEXT option's data (the export name, the number
+    of queries, then the queries, each string after its length); None if it is not that."""
+    try:
+        (n,) = LENGTH.unpack_from(data, 0)  # the export name's: there is one export
+        (count,) = LENGTH.unpack_from(data, LENGTH.size + n)
+        at = 2 * LENGTH.size + n
+        queries = []
+        for _ in range(count):
+            (n,) = LENGTH.unpack_from(data, at)
+            queries.append(data[at + LENGTH.size:at + LENGTH.size + n])
+            at += LENGTH.size + n
+    except struct.error:
+        return None
+    return queries if at == len(data) else None
+
+
+def _chunk(handle: int, kind: int, payload: bytes = b"", flags: int = REPLY_FLAG_DONE) -> bytes:
+    return CHUNK.pack(STRUCTURED_REPLY_MAGIC, flags, kind, handle, len(payload)) + payload
+
+
+def _done(handle: int, error: int, structured: bool, message: str = "") -> bytes:
+    """The whole reply to a request that returns no data: done (`error` 0) or failed."""
+    if not structured:
+        return SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle)
+    if not error:
+        return _chunk(handle, REPLY_TYPE_NONE)
+    text = message.encode()[:4096]
+    return _chunk(handle, REPLY_TYPE_ERROR, ERROR.pack(error, len(text)) + text)
+
+
+def _content(handle: int, offset: int, buf: memoryview, runs: list[tuple[int, bool]]) -> bytes:
+    """The structured reply to a read of `buf` at `offset`: a hole chunk for each run of
+    zero chunks, a data chunk for each other run, the last one done."""
+    parts: list[bytes | memoryview] = []
+    at = 0
+    for i, (n, zero) in enumerate(runs):
+        flags = REPLY_FLAG_DONE if i == len(runs) - 1 else 0
+        if zero:
+            parts.append(_chunk(handle, REPLY_TYPE_OFFSET_HOLE, OFFSET_HOLE.pack(offset + at, n), flags))
+        else:
+            parts += [CHUNK.pack(STRUCTURED_REPLY_MAGIC, flags, REPLY_TYPE_OFFSET_DATA, handle, OFFSET.size + n),
+                      OFFSET.pack(offset + at), buf[at:at + n]]
+        at += n
+    return b"".join(parts) if runs else _done(handle, 0, True)
+
+
 class NbdServer:
     """Serves `reader` read-only on the Unix socket `path` until `close()`."""
 
@@ -76,7 +157,7 @@ class NbdServer:
         self.path = path
         self.name = name  # what error messages call the disk
         self.failure: str | None = None
-        self.bytes_served = 0
+        self.bytes_served = 0  # data bytes sent (holes are not)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
             os.unlink(path)
@@ -108,8 +189,9 @@ class NbdServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            if self._handshake(conn):
-                self._transmission(conn)
+            negotiated = self._handshake(conn)
+            if negotiated is not None:
+                self._transmission(conn, *negotiated)
         except (_Closed, OSError):
             pass
         finally:
@@ -119,79 +201,122 @@ class NbdServer:
                     self._conns.remove(conn)
 
     def _reply(self, conn: socket.socket, option: int, kind: int, data: bytes = b"") -> None:
-        conn.sendall(struct.pack(">QIII", REPLY_MAGIC, option, kind, len(data)) + data)
+        conn.sendall(OPTION_REPLY.pack(REPLY_MAGIC, option, kind, len(data)) + data)
 
-    def _handshake(self, conn: socket.socket) -> bool:
-        """Negotiate; True when the client goes on to transmission."""
-        conn.sendall(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
-        (client_flags,) = struct.unpack(">I", _recv(conn, 4))
+    def _handshake(self, conn: socket.socket) -> tuple[bool, bool] | None:
+        """Negotiate; (structured replies, base:allocation selected) when the client goes
+        on to transmission, None when it does not."""
+        conn.sendall(HANDSHAKE.pack(NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+        (client_flags,) = LENGTH.unpack(_recv(conn, LENGTH.size))
         no_zeroes = bool(client_flags & FLAG_NO_ZEROES)
         size = self.reader.size
+        structured = allocation = False
         while True:
-            magic, option, length = struct.unpack(">QII", _recv(conn, 16))
+            magic, option, length = OPTION.unpack(_recv(conn, OPTION.size))
             if magic != IHAVEOPT:
-                return False
-            if length:
-                _recv(conn, length)  # the export name and info requests: there is one export
+                return None
+            data = _recv(conn, length)  # export names and info requests: there is one export
             if option == OPT_EXPORT_NAME:
-                conn.sendall(struct.pack(">QH", size, TRANSMISSION_FLAGS) + (b"" if no_zeroes else bytes(124)))
-                return True
+                conn.sendall(EXPORT_NAME_REPLY.pack(size, TRANSMISSION_FLAGS) + (b"" if no_zeroes else bytes(124)))
+                return structured, allocation
             if option == OPT_ABORT:
                 self._reply(conn, option, REP_ACK)
-                return False
+                return None
             if option == OPT_LIST:
                 name = self.name.encode()
-                self._reply(conn, option, REP_SERVER, struct.pack(">I", len(name)) + name)
+                self._reply(conn, option, REP_SERVER, LENGTH.pack(len(name)) + name)
                 self._reply(conn, option, REP_ACK)
             elif option in (OPT_INFO, OPT_GO):
-                self._reply(conn, option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, size, TRANSMISSION_FLAGS))
+                self._reply(conn, option, REP_INFO, INFO_EXPORT_REPLY.pack(INFO_EXPORT, size, TRANSMISSION_FLAGS))
                 # any alignment, 64 KiB preferred (a qcow2 cluster), reads up to MAX_READ
-                self._reply(conn, option, REP_INFO, struct.pack(">HIII", INFO_BLOCK_SIZE, 1, 65536, MAX_READ))
+                self._reply(conn, option, REP_INFO, INFO_BLOCK_SIZE_REPLY.pack(INFO_BLOCK_SIZE, 1, 65536, MAX_READ))
                 self._reply(conn, option, REP_ACK)
                 if option == OPT_GO:
-                    return True
-            else:  # structured replies, meta contexts, TLS, extended headers: not offered
+                    return structured, allocation
+            elif option == OPT_STRUCTURED_REPLY:
+                structured = structured or not data  # the option carries no data: any is invalid
+                self._reply(conn, option, REP_ERR_INVALID if data else REP_ACK)
+            elif option in (OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT):
+                if option == OPT_SET_META_CONTEXT:
+                    allocation = False  # a SET replaces the selection, even when it fails
+                queries = _queries(data) if structured else None
+                if queries is None:
+                    self._reply(conn, option, REP_ERR_INVALID)
+                    continue
+                if option == OPT_SET_META_CONTEXT:
+                    allocation = BASE_ALLOCATION in queries
+                    offered, context_id = allocation, CONTEXT_ID
+                else:  # no query lists every context; "base:" is the namespace's wildcard
+                    offered, context_id = not queries or bool({BASE_ALLOCATION, b"base:"} & set(queries)), 0
+                if offered:
+                    self._reply(conn, option, REP_META_CONTEXT, LENGTH.pack(context_id) + BASE_ALLOCATION)
+                self._reply(conn, option, REP_ACK)
+            else:  # TLS, extended headers: not offered
                 self._reply(conn, option, REP_ERR_UNSUP)
 
-    def _transmission(self, conn: socket.socket) -> None:
+    def _transmission(self, conn: socket.socket, structured: bool, allocation: bool) -> None:
         """Requests are read in order; reads are served by a few threads at once and
         answered as they finish (replies carry the request's handle), so a guest's read
         never waits behind a slow read of the background copy."""
         send = threading.Lock()
         with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="cairn-nbd-read") as pool:
             while True:
-                magic, _flags, command, handle, offset, length = struct.unpack(">IHHQQI", _recv(conn, 28))
+                magic, flags, command, handle, offset, length = REQUEST.unpack(_recv(conn, REQUEST.size))
                 if magic != REQUEST_MAGIC or command == CMD_DISC:
                     return  # the pool finishes the reads in flight first
-                if command == CMD_READ and length <= MAX_READ and offset + length <= self.reader.size:
-                    pool.submit(self._read, conn, send, handle, offset, length)
+                in_disk = offset + length <= self.reader.size
+                if command == CMD_READ and length <= MAX_READ and in_disk:
+                    pool.submit(self._read, conn, send, handle, offset, length, structured)
                     continue
-                if command == CMD_WRITE:
-                    _recv(conn, length)  # the payload follows the request: read it, refuse it
-                    error = EPERM
-                elif command == CMD_FLUSH:
-                    error = 0
-                elif command == CMD_READ:
-                    error = EINVAL
+                if command == CMD_BLOCK_STATUS and allocation and length and in_disk:
+                    reply = self._block_status(handle, offset, length, flags)
                 else:
-                    error = EPERM if command in (4, 6) else EINVAL  # trim, write zeroes | anything else
+                    if command == CMD_WRITE:
+                        _recv(conn, length)  # the payload follows the request: read it, refuse it
+                    if command == CMD_FLUSH:
+                        error = 0
+                    elif command in (CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES):
+                        error = EPERM
+                    else:  # a read or block status outside the disk, anything else
+                        error = EINVAL
+                    reply = _done(handle, error, structured, "the export is read-only" if error == EPERM else "")
                 with send:
-                    conn.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle))
+                    conn.sendall(reply)
 
-    def _read(self, conn: socket.socket, send: threading.Lock, handle: int, offset: int, length: int) -> None:
+    def _block_status(self, handle: int, offset: int, length: int, flags: int) -> bytes:
+        """base:allocation of the range: zero chunks are holes that read as zeros."""
+        runs = self.reader.extents(offset, length)
+        if flags & CMD_FLAG_REQ_ONE:
+            runs = runs[:1]
+        payload = LENGTH.pack(CONTEXT_ID) + b"".join(
+            EXTENT.pack(n, STATE_HOLE | STATE_ZERO if zero else 0) for n, zero in runs)
+        return _chunk(handle, REPLY_TYPE_BLOCK_STATUS, payload)
+
+    def _read(self, conn: socket.socket, send: threading.Lock, handle: int, offset: int, length: int,
+              structured: bool) -> None:
+        """Read the range and answer: with structured replies, its zero chunks are holes,
+        neither read nor sent; otherwise every byte is sent."""
         buf = memoryview(bytearray(length))
         log.debug("NBD export %s: read of %d bytes at %d", self.name, length, offset)
         try:
-            self.reader.read_into(buf, offset)
+            runs = self.reader.extents(offset, length) if structured else [(length, False)]
+            at = 0
+            for n, zero in runs:
+                if not zero:
+                    self.reader.read_into(buf[at:at + n], offset + at)
+                at += n
         except Exception as exc:  # noqa: BLE001 - any failure is EIO for the VM, kept for the restore
+            why = str(exc) or type(exc).__name__
             if self.failure is None:
-                self.failure = str(exc) or type(exc).__name__
-                log.warning("NBD export %s: read of %d bytes at %d failed: %s", self.name, length, offset,
-                            self.failure)
-            reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, EIO, handle)
+                self.failure = why
+                log.warning("NBD export %s: read of %d bytes at %d failed: %s", self.name, length, offset, why)
+            reply = _done(handle, EIO, structured, f"reading the snapshot failed: {why}")
         else:
-            reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, handle) + buf
-            self.bytes_served += length
+            if structured:
+                reply = _content(handle, offset, buf, runs)
+            else:
+                reply = SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, 0, handle) + buf
+            self.bytes_served += sum(n for n, zero in runs if not zero)
         try:
             with send:
                 conn.sendall(reply)
