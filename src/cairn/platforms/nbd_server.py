@@ -15,8 +15,8 @@ and DISC. A client that negotiates structured replies (NBD_OPT_STRUCTURED_REPLY,
 QEMU and libnbd do) also gets the `base:allocation` metadata context
 (NBD_OPT_SET_META_CONTEXT, NBD_OPT_LIST_META_CONTEXT) and NBD_CMD_BLOCK_STATUS: the
 snapshot's zero chunks are holes that read as zeros, everything else is data; and its
-reads are answered with a hole chunk for each run of zero chunks (12 bytes, not read)
-and a data chunk for each other run, so zero bytes are neither made here nor sent. A
+reads are answered with a hole chunk for each run of zero chunks (32 bytes; the chunks
+are not read) and a data chunk for each other run: no zero chunk's bytes are sent. A
 client that does not gets simple replies, every byte of the range. Not offered: TLS,
 extended headers, NBD_FLAG_SEND_DF, and anything that writes.
 
