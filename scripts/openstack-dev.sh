@@ -36,7 +36,7 @@ EXPORT=$STATE/nfs-export
 SHARE=127.0.0.1:$EXPORT
 # Bump CONFIG_VERSION when a change to the configuration below needs the state and the
 # databases made anew; new requirements do so by themselves.
-CONFIG_VERSION=1
+CONFIG_VERSION=2
 # by content alone: every clone of the same commit finds the state it configured
 config_stamp=$(cat <(echo "$CONFIG_VERSION") "$requirements" "$here/openstack-dev/cairn_dev_binder.py" | sha256sum | cut -c1-16)
 
@@ -299,7 +299,7 @@ volume_backend_name = nfs1
 nfs_shares_config = $ETC/cinder/nfs_shares
 nfs_mount_point_base = $STATE/cinder/mnt
 nfs_sparsed_volumes = True
-nfs_qcow2_volumes = False
+nfs_qcow2_volumes = True
 nfs_snapshot_support = True
 nas_secure_file_operations = False
 nas_secure_file_permissions = False

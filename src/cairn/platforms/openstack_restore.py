@@ -8,7 +8,9 @@ workload's Keystone trust, or with the caller's token in a request):
   disk comes back as a bootable volume of the flavor's disk size, so the new server boots
   from a volume that holds the data (no Glance image is uploaded). The disk is then
   written into the volume's file on the share (`volume-<id>` under the host's mount of
-  Cinder's file share, `openstack_volume_mounts`), as raw.
+  Cinder's file share, `openstack_volume_mounts`) in the format Cinder made it in: qcow2
+  (the NFS driver's `nfs_qcow2_volumes = True`, which gives live incrementals their
+  dirty bitmaps) or raw.
 - **ports** and a **server** (`make_server`): a new port on each original network (or the
   one `networks_mapping` names), with the original security groups, and a server with
   the original flavor (or the one asked for), key pair, metadata and availability zone
@@ -31,14 +33,19 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from cairn.engine.qemu import run_tool
 from cairn.errors import Conflict, InvalidInput, Unavailable
 from cairn.platforms.base import Recorder, RestoreDisk
+from cairn.platforms.disk_probe import probe_disk
 
 log = logging.getLogger(__name__)
 
 GiB = 1 << 30
 #: the destination key of what a restore made (`cairn.workloads.cleanup.PLATFORM_KEY`)
 RESOURCE_KEY = "openstack"
+#: a file on the share an instant restore put between a volume and the snapshot
+#: (openstack_instant.py), `volume-<id>.<restore id>`
+FILE_KIND = "file"
 VOLUME_MARK = "cairn_restore_id"
 TAG_PREFIX = "cairn-restore-"
 #: how long a volume may take to become available, a server ACTIVE or gone
@@ -192,8 +199,22 @@ def prepare_volumes(conn: Any, call: Call, project_id: str, instance_id: str, de
               lambda v: v.status == "available", lambda v: f"its status is {v.status}" if "error" in v.status else None)
         if is_root:
             call(f"making volume {made.id} bootable", conn.block_storage.set_volume_bootable_status, made.id, True)
-        prepared.append(RestoreDisk(disk.device, size * GiB, volume_file(made.id, mounts), "raw", creates_file=False))
+        path = volume_file(made.id, mounts)
+        volume_format, _ = probe_disk(path)
+        prepared.append(RestoreDisk(disk.device, size * GiB, path, volume_format, creates_file=False))
     return prepared
+
+
+def grow_volume_file(path: str, volume_format: str, size: int) -> None:
+    """Make the disk in a restored volume's file `size` bytes (Cinder's size) when the
+    snapshot's disk was smaller: an image-backed root disk comes back in a volume of
+    whole GiB. A raw file is extended (sparse), a qcow2 image resized."""
+    if volume_format == "qcow2":
+        _, virtual = probe_disk(path)
+        if virtual < size:
+            run_tool(["qemu-img", "resize", "-q", "-f", "qcow2", path, str(size)], f"resizing {path}")
+    elif os.path.getsize(path) < size:
+        os.truncate(path, size)
 
 
 def _volume_id(path: str) -> str:
@@ -247,10 +268,10 @@ def make_server(conn: Any, call: Call, project_id: str, name: str, disks: list[t
     note: Recorder = record or (lambda _more: None)
     entry = instance_options(options, str(original.get("id")))
     flavor_id = _flavor(conn, call, entry, described)
-    for _device, path, _format in disks:  # Cinder's size, whatever the disk's virtual size was
+    for _device, path, volume_format in disks:  # Cinder's size, whatever the disk's virtual size was
         volume = call(f"reading volume {_volume_id(path)}", conn.block_storage.get_volume, _volume_id(path))
-        if volume is not None and os.path.getsize(path) < int(volume.size) * GiB:
-            os.truncate(path, int(volume.size) * GiB)
+        if volume is not None:
+            grow_volume_file(path, volume_format, int(volume.size) * GiB)
     mapping = network_mapping(options)
     ports = []
     for index, port in enumerate(described.get("ports") or []):
@@ -340,5 +361,16 @@ def remove(conn: Any, call: Call, resource: dict[str, Any]) -> None:
                     lambda v: v is None or v.status != "in-use", lambda v: None, timeout=120)
             if volume is not None:
                 call(f"deleting volume {volume_id}", conn.block_storage.delete_volume, volume_id, force=True)
+    elif kind == FILE_KIND:
+        path = str(resource.get("path") or "")
+        name = os.path.basename(path)
+        if not (name.startswith("volume-") and label and name.endswith(f".{label}")):
+            raise Conflict(f"Refusing to remove {path!r}: not a file an instant restore {label} made.")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise Unavailable(f"removing {path}: {exc.strerror}") from exc
     else:
         raise Conflict(f"Unknown OpenStack resource {resource!r}.")
