@@ -9,8 +9,9 @@ backup driver into `<state>/cinder/backups`). One run:
 
 1. **Server and volume.** A server of project `cairn-alpha` booted from `cairn-guest`
    (flavor `cairn.tiny`, network `cairn-net`), and a new Cinder volume of `--size` whose
-   file on the NFS export is given the cached ext4 image of bench/disk_image.py (this
-   machine's /usr, 70% of the disk): real files, not random bytes.
+   file on the NFS export (qcow2: the development Cinder's `nfs_qcow2_volumes`) is given
+   the cached ext4 image of bench/disk_image.py (this machine's /usr, 70% of the disk):
+   real files, not random bytes.
 2. **Cinder full**: `volume backup create` of the volume (detached: the posix driver reads
    an attached NFS volume only through a temporary snapshot Nova must assist); time from
    the request to the backup `available`.
@@ -18,12 +19,16 @@ backup driver into `<state>/cinder/backups`). One run:
    protects the server (its root disk and the volume) and takes a full snapshot; time
    from `POST /workloads/{id}` to the snapshot `available`.
 4. **Changes**: `--changed` percent of the volume is rewritten (1 MiB random writes at
-   seeded places, on the detached volume's file).
+   seeded places, into the detached volume's file through qemu-nbd, so that its dirty
+   bitmap sees them as it sees a guest's writes).
 5. **Cinder incremental** (`--incremental`) and **Cairn incremental**, as in 2 and 3.
 6. **Cinder restore** of the incremental backup into a new volume (to `available`), and
    **Cairn oneclick restore** of the incremental snapshot (to the restore `available`:
    new volumes written and a new server created on them). Both restored volumes are
-   compared with the source volume, bit for bit.
+   compared with the source volume, bit for bit, as the guest sees them.
+7. **Cairn instant restore** of the same snapshot (`"instant": true`): the time to the
+   new server running on the snapshot, and to its data copied into its volumes (the
+   restore `available`); its volume is compared with the source too.
 
 "Stored" is the bytes the backups occupy: the posix driver's container directory, and
 Cairn's backup target directory (packs, indexes, manifests, catalog). Ratios are Cairn's
@@ -58,6 +63,8 @@ import httpx  # noqa: E402
 import openstack  # noqa: E402
 
 from bench.disk_image import build_image, format_size, parse_size, scatter_writes  # noqa: E402
+from cairn.engine.qemu import NbdExport  # noqa: E402
+from cairn.platforms.disk_probe import probe_disk  # noqa: E402
 from cairn.platforms.libvirt import import_libvirt  # noqa: E402
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
@@ -90,8 +97,15 @@ def tree_bytes(path: Path) -> int:
 
 
 def digest(path: Path, size: int) -> str:
-    """sha256 of the first `size` bytes of a volume file, a short file read as zero-padded
-    (Cinder's sparse files may end before the volume does)."""
+    """sha256 of the first `size` bytes of a disk as the guest sees it (a qcow2 volume file
+    is read as raw through qemu-img), zero-padded where it ends before `size`."""
+    if probe_disk(str(path))[0] != "raw":
+        flat = path.with_name(f".{path.name}.bench-flat")
+        subprocess.run(["qemu-img", "convert", "-U", "-q", "-O", "raw", str(path), str(flat)], check=True)
+        try:
+            return digest(flat, size)
+        finally:
+            flat.unlink()
     hashed = hashlib.sha256()
     left = size
     with open(path, "rb") as handle:
@@ -103,6 +117,38 @@ def digest(path: Path, size: int) -> str:
         hashed.update(zeros[:min(left, len(zeros))])
         left -= min(left, len(zeros))
     return hashed.hexdigest()
+
+
+def fill_volume(volume_file: Path, content: Path) -> None:
+    """Write the raw image `content` into a volume's file, in the file's own format."""
+    fmt = probe_disk(str(volume_file))[0]
+    subprocess.run(["qemu-img", "convert", "-n", "-q", "-f", "raw", "-O", fmt, str(content), str(volume_file)],
+                   check=True)
+
+
+def copy_ranges(volume_file: Path, content: Path, ranges: list[list[int]]) -> None:
+    """Copy `ranges` of the raw image `content` into a volume's file; a qcow2 file is
+    written through qemu-nbd, so that its persistent dirty bitmaps record the writes."""
+    fmt = probe_disk(str(volume_file))[0]
+    with open(content, "rb") as source:
+        if fmt == "raw":
+            with open(volume_file, "r+b") as out:
+                for offset, length in ranges:
+                    out.seek(offset)
+                    out.write(os.pread(source.fileno(), length, offset))
+                os.fsync(out.fileno())
+            return
+        export = NbdExport(str(volume_file), fmt, readonly=False)
+        try:
+            for offset, length in ranges:
+                export.client.pwrite(os.pread(source.fileno(), length, offset), offset)
+            export.client.flush()
+        finally:
+            export.close()
+
+
+def server_status(conn: Any, server_id: str, status: str) -> bool:
+    return bool(conn.compute.get_server(server_id).status == status)
 
 
 def server_gone(conn: Any, server_id: str) -> bool:
@@ -247,18 +293,28 @@ interface = public
         self.wait_workload(token, project, workload_id)
         return elapsed, dict(body)
 
-    def restore(self, token: str, project: str, workload_id: str, snapshot_id: str) -> tuple[float, dict[str, Any]]:
+    def restore(self, token: str, project: str, workload_id: str, snapshot_id: str,
+                instant: bool = False) -> tuple[float, float, dict[str, Any]]:
+        """A oneclick restore: (seconds to the new server running, seconds to the restore
+        `available`, the restore). A full restore lists its server once it is done; an
+        instant one as soon as the server is ACTIVE, while its data is still copied in."""
         started = time.perf_counter()
         path = f"/workloads/{workload_id}/snapshots/{snapshot_id}/restores"
         made = self.call(token, project, "POST", path, {"restore": {"name": "bench", "options": {
-            "type": "openstack", "oneclickrestore": True}}})["restore"]
-        body = wait("the restore", lambda: (r := self.call(token, project, "GET", f"{path}/{made['id']}")
-                                             ["restore"])["status"] in ("available", "error") and r,
-                    interval=0.05)
+            "type": "openstack", "oneclickrestore": True, "instant": instant}}})["restore"]
+        running: list[float] = []
+
+        def finished() -> Any:
+            body = self.call(token, project, "GET", f"{path}/{made['id']}")["restore"]
+            if body["instances"] and not running:
+                running.append(time.perf_counter() - started)
+            return body["status"] in ("available", "error") and body
+
+        body = wait("the restore", finished, interval=0.05)
         elapsed = time.perf_counter() - started
         if body["status"] != "available":
             raise SystemExit(f"the restore failed: {body['error_msg']}")
-        return elapsed, dict(body)
+        return (running or [elapsed])[0], elapsed, dict(body)
 
     def stored(self) -> int:
         return tree_bytes(self.data / "targets")
@@ -325,7 +381,10 @@ def main() -> None:
         conn.compute.wait_for_server(server, status="ACTIVE", wait=600)
         volume_status(conn, volume.id, "available")
         source = EXPORT / f"volume-{volume.id}"
-        subprocess.run(["cp", "--sparse=always", str(image.path), str(source)], check=True)
+        # the volume's content as a raw file: the changes are made there first, then copied in
+        content = workdir / "openstack-volume.raw"
+        subprocess.run(["cp", "--sparse=always", str(image.path), str(content)], check=True)
+        fill_volume(source, content)
 
         cinder_full = cinder.backup(incremental=False)
         conn.compute.create_volume_attachment(server, volume_id=volume.id)
@@ -339,8 +398,10 @@ def main() -> None:
         conn.compute.delete_volume_attachment(volume.id, server.id)
         volume_status(conn, volume.id, "available")
         writes = max(1, int(size * args.changed / 100) // MiB)
-        scatter_writes(source, count=writes)
-        reference = digest(source, size)
+        copy_ranges(source, content, scatter_writes(content, count=writes))
+        reference = digest(content, size)
+        if digest(source, size) != reference:
+            raise SystemExit("the changed volume does not hold the changed content")
         cinder_incremental = cinder.backup(incremental=True)
         conn.compute.create_volume_attachment(server, volume_id=volume.id)
         volume_status(conn, volume.id, "in-use")
@@ -349,15 +410,20 @@ def main() -> None:
 
         cinder_restore, cinder_volume = cinder.restore()
         made_volumes.append(cinder_volume)
-        cairn_restore, restored = cairn.restore(token, project, workload_id, last["id"])
+        _, cairn_restore, restored = cairn.restore(token, project, workload_id, last["id"])
         rows.append(Row("restore", cairn_restore, cinder_restore))
-        for instance in restored["instances"]:
-            made_servers.append(instance["id"])
+        instant_running, instant_done, instant = cairn.restore(token, project, workload_id, last["id"],
+                                                               instant=True)
         checks = {"cinder": digest(EXPORT / f"volume-{cinder_volume}", size) == reference}
-        for server_id in made_servers:
+        for label, made in (("cairn", restored), ("cairn instant", instant)):
+            server_id = made["instances"][0]["id"]
+            made_servers.append(server_id)
             attached = [a.volume_id for a in conn.compute.volume_attachments(server_id)]
             made_volumes.extend(attached)
-            checks["cairn"] = any(digest(EXPORT / f"volume-{v}", size) == reference for v in attached)
+            # stopped first: QEMU writes the qcow2 metadata of what it copied back as the guest stops
+            conn.compute.stop_server(server_id)
+            wait(f"server {server_id} stopped", partial(server_status, conn, server_id, "SHUTOFF"))
+            checks[label] = any(digest(EXPORT / f"volume-{v}", size) == reference for v in attached)
         stored = {"cairn": cairn.stored(), "cinder": cinder.stored()}
     finally:
         if cairn is not None:
@@ -380,6 +446,8 @@ def main() -> None:
         print(row.line())
     print(f"{'stored MiB':<14}{stored['cairn'] / MiB:10.1f}{stored['cinder'] / MiB:10.1f}"
           f"{stored['cairn'] / stored['cinder']:9.2f}")
+    print(f"instant restore: server running after {instant_running:.2f} s, data copied in after "
+          f"{instant_done:.2f} s (the full restore: {cairn_restore:.2f} s)")
     print("restored volumes equal the source: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in checks.items()))
     if not all(checks.values()):
         raise SystemExit(1)

@@ -335,7 +335,8 @@ class PausingPlatform:
         return gate
 
     def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
-                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
+                                 state: dict[str, Any], label: str, host: str | None, options: dict[str, Any],
+                                 record: Recorder) -> InstantCopy:
         with self._lock:
             gate, self._instant = self._instant, None
             if gate is not None:
@@ -344,7 +345,7 @@ class PausingPlatform:
             device, path, reader = disks[0]
             disks = [(device, path, GatedReader(reader, gate)), *disks[1:]]
         copy = cast(InstantRestorer, self.inner).instant_restore_instance(project_id, name, disks, state, label,
-                                                                          host)
+                                                                          host, options, record)
         with self._lock:
             held, self._instant_copy = self._instant_copy, None
             if held is not None:

@@ -187,11 +187,10 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _allocated(path: Path) -> int:
-    """Bytes of a raw disk file's data extents, as `qemu-img map` reports them."""
-    done = subprocess.run(["qemu-img", "map", "-U", "-f", "raw", "--output=json", str(path)],
-                          capture_output=True, text=True, check=True)
-    return sum(e["length"] for e in json.loads(done.stdout) if e["data"])
+def _format(path: Path) -> str:
+    done = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True,
+                          check=True)
+    return str(json.loads(done.stdout)["format"])
 
 
 def _region_is_zero(path: Path, offset_mib: int, count_mib: int) -> bool:
@@ -221,6 +220,8 @@ def test_environment_boots_a_server_from_the_image_with_a_volume_it_writes_to(
     assert sorted(disks) == ["vda", "vdb"]
     assert disks["vda"] == STATE / "nova" / "instances" / server.id / "disk"
     assert disks["vdb"].name == f"volume-{server.volume_id}"
+    # Cinder's NFS driver makes qcow2 volume files here (nfs_qcow2_volumes): they hold dirty bitmaps.
+    assert _format(disks["vdb"]) == "qcow2"
     # Nova reaches the volume through its "NFS" mount of the share, a bind mount of the export.
     assert disks["vdb"].is_relative_to(STATE / "nova" / "mnt")
     assert (STATE / "nfs-export" / f"volume-{server.volume_id}").is_file()
@@ -333,16 +334,13 @@ def test_snapshots_of_a_server_with_a_volume_full_then_incremental_read_only_dir
     server.domain.suspend()
     try:
         reference = {device: _content(path) for device, path in disks.items()}
-        allocated_vdb = _allocated(disks["vdb"])
         incremental = snapshot(full=False)
     finally:
         server.domain.resume()
     assert incremental["snapshot_type"] == "incremental"
     read = {d["label"]: d["bytes_read"] for d in incremental["instances"][0]["vdisks"]}
-    assert read["vda"] == 1 * MiB  # exactly the dirty extents of the qcow2 root disk
-    # A raw volume file holds no dirty bitmap: its data extents are read again (the
-    # engine stores only the chunks that changed), never its holes.
-    assert read["vdb"] == allocated_vdb and allocated_vdb < 16 * MiB
+    # exactly the dirty extents of each disk: the qcow2 root disk and the qcow2 volume
+    assert read == {"vda": 1 * MiB, "vdb": 2 * MiB}
 
     # The backup holds the disks as they were, bit for bit.
     catalog = next((osc.data_dir / "targets" / "default" / "projects" / project).rglob(f"{incremental['id']}.json"))
@@ -467,7 +465,9 @@ def test_oneclick_restore_makes_an_active_server_booted_from_new_volumes_that_ho
         assert port.security_group_ids == original_port.security_group_ids
         # bit for bit: the volume files hold the disks as the snapshot took them
         for device, volume_id in devices.items():
-            assert _digest(STATE / "nfs-export" / f"volume-{volume_id}") == protected.reference[device], device
+            restored_file = STATE / "nfs-export" / f"volume-{volume_id}"
+            assert _format(restored_file) == "qcow2", device  # written in the format Cinder made it in
+            assert _content(restored_file) == protected.reference[device], device
     finally:
         _delete_restored(conn, restored.id, list(devices.values()))
 
@@ -502,7 +502,7 @@ def test_selective_restore_with_a_new_name_another_flavor_and_a_network_mapping(
         [port] = conn.network.ports(device_id=restored.id)
         assert port.network_id == network.id and port.fixed_ips[0]["subnet_id"] == subnet.id
         assert port.fixed_ips[0]["ip_address"].startswith("10.78.0.")
-        assert _digest(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
+        assert _content(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
     finally:
         if restored is not None:
             _delete_restored(conn, restored.id, list(devices.values()))
@@ -528,7 +528,7 @@ def test_selective_restore_without_the_boot_disk_boots_the_image_and_restores_th
         assert restored.image["id"] == conn.image.find_image("cairn-guest").id
         assert [v.id for v in _restored_volumes(conn, done["id"])] == [devices["vdb"]]
         assert "vda" not in devices
-        assert _digest(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
+        assert _content(STATE / "nfs-export" / f"volume-{devices['vdb']}") == protected.reference["vdb"]
     finally:
         if restored is not None:
             _delete_restored(conn, restored.id, list(devices.values()))
@@ -620,3 +620,91 @@ def test_inplace_restore_stops_the_server_through_nova_writes_its_disks_and_star
     for device, path in disks.items():
         assert _content(path) == protected.reference[device], device
     assert _volume_devices(conn, server.id) == {"vdb": server.volume_id}
+
+
+def _backing(path: Path) -> str | None:
+    done = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout).get("backing-filename")
+
+
+def test_instant_restore_boots_a_server_on_the_snapshot_then_copies_it_into_its_volumes(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    admin = cloud.connect("admin")
+    gate = osc.disks.hold_instant_copy()  # the server runs on the snapshot; the copy waits
+    restore_id = _restore(osc, protected, {"oneclickrestore": True, "instant": True}, wait=False)["restore"]["id"]
+    restored_id = None
+    devices: dict[str, str] = {}
+    try:
+        gate.wait_reached(timeout=300)
+        running = _call(osc, protected.token, protected.project, "GET", f"/restores/{restore_id}")["restore"]
+        assert running["status"] not in ("available", "error") and running["progress_percent"] < 100
+        [made] = running["instances"]
+        restored_id = made["id"]
+        restored = conn.compute.get_server(restored_id)
+        devices = _volume_devices(conn, restored_id)
+        assert restored.status == "ACTIVE" and sorted(devices) == ["vda", "vdb"]
+        files = {device: STATE / "nfs-export" / f"volume-{volume_id}" for device, volume_id in devices.items()}
+        for device, path in files.items():  # each volume reads through to the snapshot
+            assert _backing(path) == f"{path.name}.{restore_id}", device
+        # booted from its restored root volume before a byte of it was copied in
+        wait_until(lambda: "CAIRN-READY" in (admin.compute.get_server_console_output(restored_id).get("output")
+                                             or ""), timeout=180)
+        gate.release()
+
+        done = wait_until(lambda: (r := _call(osc, protected.token, protected.project, "GET",
+                                              f"/restores/{restore_id}")["restore"])["status"]
+                          in ("available", "error") and r, timeout=600)
+        assert done["status"] == "available", done["error_msg"]
+        assert done["progress_percent"] == 100 and [i["id"] for i in done["instances"]] == [restored_id]
+        for device, path in files.items():  # the volumes stand alone, as Cinder made them
+            assert _backing(path) is None, device
+            assert not Path(f"{path}.{restore_id}").exists(), device
+        conn.compute.stop_server(restored_id)  # QEMU writes its qcow2 metadata back as the guest stops
+        wait_until(lambda: conn.compute.get_server(restored_id).status == "SHUTOFF", timeout=180)
+        for device, path in files.items():
+            assert _content(path) == protected.reference[device], device
+        wait_until(lambda: _call(osc, protected.token, protected.project, "GET", f"/workloads/{protected.workload_id}")
+                   ["workload"]["status"] == "available", timeout=60)
+    finally:
+        gate.release()
+        if restored_id is not None:
+            _delete_restored(conn, restored_id, list(devices.values()))
+
+
+def test_a_target_that_goes_away_fails_the_instant_restore_and_its_clean_up_deletes_what_it_made(
+        cloud: Cloud, osc: Service, server: Server, protected: Protected) -> None:
+    conn = cloud.connect("alpha")
+    name = f"instant-{uuid.uuid4().hex[:8]}"
+    target = osc.data_dir / "targets" / "default"
+    moved = target.with_name("default-away")
+    gate = osc.disks.hold_instant(64 * MiB)  # the first disk's export stops there: the data at 100 MiB is past it
+    options = {"restore_type": "selective", "instant": True,
+               "openstack": {"instances": [{"id": server.id, "include": True, "name": name}]}}
+    restore_id = _restore(osc, protected, options, wait=False)["restore"]["id"]
+    try:
+        gate.wait_reached(timeout=300)
+        [made] = list(conn.compute.servers(name=name))
+        middles = list((STATE / "nfs-export").glob(f"volume-*.{restore_id}"))
+        assert len(middles) == 2
+        os.rename(target, moved)
+        try:
+            gate.release()
+            done = wait_until(lambda: (r := _call(osc, protected.token, protected.project, "GET",
+                                                  f"/restores/{restore_id}")["restore"])["status"]
+                              in ("available", "error") and r, timeout=300)
+        finally:
+            os.rename(moved, target)
+    finally:
+        gate.release()
+    assert done["status"] == "error" and "background copy stopped" in done["error_msg"], done["error_msg"]
+    assert "backup target" in done["error_msg"] and done["instances"] == []
+    # the clean-up job deletes the server, its ports, its volumes and the files between them and the snapshot
+    wait_until(lambda: not list(conn.compute.servers(name=name)) and not _restored_volumes(conn, restore_id)
+               and not list(conn.network.ports(name=f"cairn-restore-{restore_id[:8]}-{name}-0")), timeout=300)
+    assert conn.compute.find_server(made.id, ignore_missing=True) is None
+    assert not [m for m in middles if m.exists()]
+    assert conn.compute.get_server(server.id).status == "ACTIVE"  # the original is untouched
+    wait_until(lambda: _call(osc, protected.token, protected.project, "GET", f"/workloads/{protected.workload_id}")
+               ["workload"]["status"] == "available", timeout=60)

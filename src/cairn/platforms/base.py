@@ -229,10 +229,13 @@ class InstantRestorer(Protocol):
     supports_instant_restore: bool
 
     def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
-                                 state: dict[str, Any], label: str, host: str | None) -> InstantCopy:
-        """As `restore_instance`, with disks (device, new disk path, reader of the
-        snapshot's disk): the instance runs on the snapshot until `start_copy()` of the
-        handle has copied it in."""
+                                 state: dict[str, Any], label: str, host: str | None, options: dict[str, Any],
+                                 record: Recorder) -> InstantCopy:
+        """As `prepare_disks` then `restore_instance`, with disks (device, new disk path as
+        planned, reader of the snapshot's disk): the instance runs on the snapshot until
+        `start_copy()` of the handle has copied it in. What it creates besides the planned
+        files (cloud volumes, ports, servers, files of its own) is recorded with `record`
+        before it is made."""
         ...
 
 

@@ -302,7 +302,8 @@ class LibvirtPlatform(NoCloudResources):
     supports_instant_restore = True
 
     def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
-                                 state: dict[str, Any], label: str, host: str | None) -> InstantRestore:
+                                 state: dict[str, Any], label: str, host: str | None, options: dict[str, Any],
+                                 record: Recorder) -> InstantRestore:
         """Define and start a new domain whose disks (device, new overlay path, reader of
         the snapshot's disk) are qcow2 overlays over NBD exports of the snapshot; the
         handle's `start_copy()` copies the snapshot into them. The domain runs whatever

@@ -41,7 +41,10 @@ SETTLE_SECONDS = 5.0
 
 
 @dataclass
-class _Disk:
+class ExportedDisk:
+    """One disk of an instant restore: its device in the domain, the overlay over the
+    export, the export, and the snapshot disk's size."""
+
     device: str
     overlay: str
     server: NbdServer
@@ -57,14 +60,14 @@ def create_overlay(path: str, backing_url: str, size: int) -> None:
         raise Unavailable(f"creating the overlay {path}: {proc.stderr.strip()}")
 
 
-def start_exports(disks: list[tuple[str, str, DiskReader]], socket_dir: str, label: str) -> list[_Disk]:
+def start_exports(disks: list[tuple[str, str, DiskReader]], socket_dir: str, label: str) -> list[ExportedDisk]:
     """One NBD export and one overlay per (device, overlay path, reader)."""
     os.makedirs(socket_dir, exist_ok=True)
-    made: list[_Disk] = []
+    made: list[ExportedDisk] = []
     try:
         for device, overlay, reader in disks:
             server = NbdServer(reader, os.path.join(socket_dir, f"nbd-{label[:8]}-{device}.sock"), device)
-            made.append(_Disk(device, overlay, server, reader.size))
+            made.append(ExportedDisk(device, overlay, server, reader.size))
             create_overlay(overlay, server.url, reader.size)
     except BaseException:
         for disk in made:
@@ -76,7 +79,7 @@ def start_exports(disks: list[tuple[str, str, DiskReader]], socket_dir: str, lab
 class InstantRestore:
     """A restored domain running on NBD-backed overlays, and the copy into them."""
 
-    def __init__(self, libvirt: Any, domain: Any, info: InstanceInfo, disks: list[_Disk]) -> None:
+    def __init__(self, libvirt: Any, domain: Any, info: InstanceInfo, disks: list[ExportedDisk]) -> None:
         self.libvirt = libvirt
         self.domain = domain
         self.instance = info
@@ -135,14 +138,18 @@ class InstantRestore:
         for disk in self.disks:
             disk.server.close()
 
-    def abandon(self) -> None:
-        """Remove the domain (its disks cannot be completed) and stop the exports."""
+    def stop_copy(self) -> None:
+        """Abort the copy jobs still running (what they copied stays, and is right)."""
         for disk in self.disks:
             try:
                 if self.domain.blockJobInfo(disk.device, 0):
                     self.domain.blockJobAbort(disk.device, 0)
             except self.libvirt.libvirtError:
                 pass
+
+    def abandon(self) -> None:
+        """Remove the domain (its disks cannot be completed) and stop the exports."""
+        self.stop_copy()
         try:
             if self.domain.isActive():
                 self.domain.destroy()

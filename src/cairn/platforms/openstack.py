@@ -19,7 +19,9 @@ disk, iSCSI/FC as a block device) are refused with the disk and the Cinder backe
 Restores go through the OpenStack APIs (`openstack_restore`): new volumes written on this
 host's mount of Cinder's share, new ports and a new server, made in the workload's
 project as its user (the trust); in place, the server is stopped and started through
-Nova around the writing of its disks here. Jobs of a workload with a trust act through
+Nova around the writing of its disks here. An instant restore (`openstack_instant`)
+boots the new server through Nova on volumes that read through to the snapshot, served
+from this host, and copies the data in while it runs. Jobs of a workload with a trust act through
 it (`cairn.auth.acting`): their Nova reads are the user's view, the service user's
 only for admin-only attributes.
 
@@ -47,9 +49,11 @@ from typing import Any
 from cairn.auth.acting import current_acting_user
 from cairn.auth.caller import caller_token
 from cairn.errors import CairnError, Conflict, Unavailable
-from cairn.platforms.base import Capture, DiskInfo, InstanceInfo, Recorder, RestoreDisk
+from cairn.platforms.base import Capture, DiskInfo, DiskReader, InstanceInfo, Recorder, RestoreDisk
 from cairn.platforms.libvirt import DEFAULT_URI, LibvirtPlatform
 from cairn.platforms.libvirt_backup import new_member, open_capture
+from cairn.platforms.libvirt_instant import InstantRestore
+from cairn.platforms.openstack_instant import instant_server
 from cairn.platforms.openstack_restore import check_options, make_server, prepare_volumes, remove
 
 log = logging.getLogger(__name__)
@@ -471,6 +475,18 @@ class OpenStackPlatform(LibvirtPlatform):
 
     def remove_created(self, resource: dict[str, Any]) -> None:
         remove(self.service_connection(), self._call, resource)
+
+    def instant_restore_instance(self, project_id: str, name: str, disks: list[tuple[str, str, DiskReader]],
+                                 state: dict[str, Any], label: str, host: str | None, options: dict[str, Any],
+                                 record: Recorder) -> InstantRestore:
+        """A new Nova server booted from volumes that read through to the snapshot, served
+        from this compute host (`openstack_instant`)."""
+        described = state.get(STATE_KEY)
+        if not described:
+            raise Conflict(f"The snapshot keeps no OpenStack description of server {name}.")
+        return instant_server(self.project_connection(project_id), self._call, self.libvirt, self._lookup,
+                              project_id, name, disks, described, options, label, record, self.volume_mounts,
+                              str(self.scratch_dir), host)
 
     def check_inplace(self, instance: InstanceInfo, options: dict[str, Any]) -> None:
         server = self._server(instance.project_id, instance.id)

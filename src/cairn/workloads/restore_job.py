@@ -34,7 +34,7 @@ from cairn.jobs import records as jobs
 from cairn.jobs.dispatch import WORKER_KEY
 from cairn.jobs.records import JobRecord
 from cairn.jobs.runner import JobCancelled, JobContext, Outcome
-from cairn.platforms.base import DiskReader, InstantCopy, InstantRestorer, Platform, RestoreDisk
+from cairn.platforms.base import DiskReader, InstantCopy, InstantRestorer, Platform, Recorder, RestoreDisk
 from cairn.workloads import cleanup, states
 from cairn.workloads.job_rows import ProgressReporter, settle_unfinished
 from cairn.workloads.records import get_workload
@@ -91,7 +91,8 @@ class RestoreJob:
         total = sum(d.source.size for p in plan for d in p.disks)
         if options.get("instant"):
             record([cleanup.created_file(d.destination) for item in plan for d in item.disks if d.creates_file])
-            restored = self._run_instant(job, restore_id, snapshot.project_id, plan, repository, total)
+            restored = self._run_instant(job, restore_id, snapshot.project_id, plan, repository, total, options,
+                                         record)
             self._finish(job, restore_id, total, restored, started)
             return
         progress = ProgressReporter(job, restore_id, total, "Restoring", model=Restore)
@@ -152,7 +153,8 @@ class RestoreJob:
                     time_taken=int(time.monotonic() - started)))
 
     def _run_instant(self, job: JobContext, restore_id: str, project_id: str, plan: list[PlannedInstance],
-                     repository: Repository, total: int) -> list[dict[str, str]]:
+                     repository: Repository, total: int, options: dict[str, Any],
+                     record: Recorder) -> list[dict[str, str]]:
         """Start every restored instance on its snapshot (platform.instant_restore_instance),
         then wait for the background copy, showing its progress; a copy that stops
         removes the instances and fails the restore with the reason."""
@@ -168,7 +170,7 @@ class RestoreJob:
                     disks.append((disk.source.device, disk.destination, reader))
                 copies.append(platform.instant_restore_instance(
                     project_id, item.name, disks, item.source.platform, restore_id,
-                    job.record.payload.get(WORKER_KEY)))
+                    job.record.payload.get(WORKER_KEY), options, record))
             restored = [{"id": c.instance.id, "name": c.instance.name, "status": "available"} for c in copies]
             names = ", ".join(c.instance.name for c in copies)
             for attempt in reconnecting():
