@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cairn.engine import Repository
-from cairn.engine.qemu import NBD_STATE_HOLE, NBD_STATE_ZERO, import_nbd, nbd_extents
+from cairn.engine.qemu import NBD_STATE_HOLE, import_nbd, nbd_extents
 from cairn.engine.snapshot_reader import SnapshotReader
 from cairn.platforms import nbd_server
 from cairn.platforms.base import DiskReader
@@ -97,12 +97,12 @@ def test_qemu_reads_the_snapshot_bit_for_bit_through_the_export(tmp_path: Path) 
         assert sha256(tmp_path / "via.raw") == sha256(raw)
 
 
-def test_qemu_img_maps_the_zero_chunks_as_zeros_and_the_rest_as_data(tmp_path: Path) -> None:
+def test_qemu_img_maps_the_zero_chunks_as_holes_and_the_rest_as_data(tmp_path: Path) -> None:
     with _export(tmp_path) as (server, _raw):
         out = subprocess.run(["qemu-img", "map", "--output=json", "-f", "raw", server.url], check=True,
                              capture_output=True, text=True).stdout
         mapped = [(e["start"], e["length"], e["data"], e["zero"]) for e in json.loads(out)]
-        expected = [(at, n, True, False) for at, n in DATA_RANGES] + [(at, n, False, True) for at, n in ZERO_RANGES]
+        expected = [(at, n, True, False) for at, n in DATA_RANGES] + [(at, n, False, False) for at, n in ZERO_RANGES]
         assert mapped == sorted(expected)
 
 
@@ -131,8 +131,7 @@ def test_libnbd_with_structured_replies_reads_bit_for_bit_and_gets_block_status(
         assert server.bytes_served == sum(n for _at, n in DATA_RANGES)  # the zero chunks went as holes
         # a read across data and zeros, unaligned
         assert handle.pread(3 * MIB + 777, MIB + 3) == disk[MIB + 3:4 * MIB + 780]
-        holes = nbd_extents(handle, len(disk), "base:allocation",
-                            lambda flags: flags == NBD_STATE_HOLE | NBD_STATE_ZERO)
+        holes = nbd_extents(handle, len(disk), "base:allocation", lambda flags: flags == NBD_STATE_HOLE)
         assert holes == ZERO_RANGES
         assert nbd_extents(handle, len(disk), "base:allocation", lambda flags: flags == 0) == DATA_RANGES
         seen: list[list[int]] = []
@@ -142,7 +141,7 @@ def test_libnbd_with_structured_replies_reads_bit_for_bit_and_gets_block_status(
             return 0
 
         handle.block_status(4 * MIB, 3 * MIB, collect, nbd.CMD_FLAG_REQ_ONE)  # one extent, the first
-        assert seen == [[MIB, NBD_STATE_HOLE | NBD_STATE_ZERO]]
+        assert seen == [[MIB, NBD_STATE_HOLE]]
 
 
 def test_the_metadata_contexts_are_listed(tmp_path: Path) -> None:

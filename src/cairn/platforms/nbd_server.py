@@ -14,7 +14,8 @@ newstyle handshake with NBD_OPT_GO (and the old NBD_OPT_EXPORT_NAME), then READ,
 and DISC. A client that negotiates structured replies (NBD_OPT_STRUCTURED_REPLY, as
 QEMU and libnbd do) also gets the `base:allocation` metadata context
 (NBD_OPT_SET_META_CONTEXT, NBD_OPT_LIST_META_CONTEXT) and NBD_CMD_BLOCK_STATUS: the
-snapshot's zero chunks are holes that read as zeros, everything else is data; and its
+snapshot's zero chunks are holes (of unknown contents: see `_block_status` for why not
+"zero"), everything else is data; and its
 reads are answered with a hole chunk for each run of zero chunks (32 bytes; the chunks
 are not read) and a data chunk for each other run: no zero chunk's bytes are sent. A
 client that does not gets simple replies, every byte of the range. Not offered: TLS,
@@ -81,7 +82,7 @@ REPLY_TYPE_ERROR = (1 << 15) + 1
 EPERM, EIO, EINVAL = 1, 5, 22
 # the one metadata context, its id on every connection, and its status flags
 BASE_ALLOCATION, CONTEXT_ID = b"base:allocation", 1
-STATE_HOLE, STATE_ZERO = 1, 2
+STATE_HOLE = 1  # NBD_STATE_ZERO (2) is not sent: see NbdServer._block_status
 # reads larger than this are refused: QEMU asks for at most 32 MiB
 MAX_READ = 32 << 20
 # reads served at once per connection (the guest's and the copy's)
@@ -284,12 +285,21 @@ class NbdServer:
                     conn.sendall(reply)
 
     def _block_status(self, handle: int, offset: int, length: int, flags: int) -> bytes:
-        """base:allocation of the range: zero chunks are holes that read as zeros."""
+        """base:allocation of the range: zero chunks are holes, the rest data.
+
+        A hole is reported without NBD_STATE_ZERO ("contents not known"), which the
+        protocol allows, because of how QEMU's block-stream job (the instant restore's
+        copy) reads it: a backing range reported as zero is allocated in QEMU's terms
+        and is read and written into the overlay, 512 KiB at a time; a hole of unknown
+        contents is unallocated and skipped, and the overlay reads zeros there once its
+        backing is gone, which is what the snapshot holds. Measured on a 1 GiB disk with
+        64 MiB of data: the copy took 0.48 s against 2.39 s. Reads of a hole still
+        answer with a hole chunk, which does say the bytes are zeros."""
         runs = self.reader.extents(offset, length)
         if flags & CMD_FLAG_REQ_ONE:
             runs = runs[:1]
         payload = LENGTH.pack(CONTEXT_ID) + b"".join(
-            EXTENT.pack(n, STATE_HOLE | STATE_ZERO if zero else 0) for n, zero in runs)
+            EXTENT.pack(n, STATE_HOLE if zero else 0) for n, zero in runs)
         return _chunk(handle, REPLY_TYPE_BLOCK_STATUS, payload)
 
     def _read(self, conn: socket.socket, send: threading.Lock, handle: int, offset: int, length: int,
