@@ -117,7 +117,9 @@ class BarbicanServer:
             raise RuntimeError(f"No Barbican in {self.venv}: run scripts/setup.sh first.")
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self._register_in_keystone()
-        kek = base64.b64encode(os.urandom(32)).decode()
+        # a Fernet key: URL-safe base64 (cryptography 51 refuses "+" and "/", which a
+        # standard encoding of random bytes holds three times in four)
+        kek = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self.config.write_text(textwrap.dedent(f"""\
             [DEFAULT]
             use_stderr = true
