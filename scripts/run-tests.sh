@@ -4,7 +4,8 @@
 # core idle. The sessions cannot collide: each has its own databases (named by its process
 # id), its own Keystone and temporary directories; the tests that boot guests (libvirt,
 # OpenStack) all run in the second. Arguments go to both sessions; each session's report
-# is printed when both are done, and the script fails if either failed.
+# is printed when both are done (with its ten slowest tests: CI's time is watched), and the
+# script fails if either failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,9 @@ for path in tests/*/ tests/test_*.py; do
 done
 
 logs=$(mktemp -d)
-.venv/bin/pytest -q "$@" "${first[@]}" >"$logs/first.log" 2>&1 &
+.venv/bin/pytest -q --durations=10 "$@" "${first[@]}" >"$logs/first.log" 2>&1 &
 first_pid=$!
-.venv/bin/pytest -q "$@" "${second[@]}" >"$logs/second.log" 2>&1 &
+.venv/bin/pytest -q --durations=10 "$@" "${second[@]}" >"$logs/second.log" 2>&1 &
 second_pid=$!
 wait "$first_pid"; first_rc=$?
 wait "$second_pid"; second_rc=$?
