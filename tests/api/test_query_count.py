@@ -76,7 +76,10 @@ def statements_for(service: Service, token: str, path: str, expected_items: int)
     assert len(response.json()["workloads"]) == expected_items
     statements = seen[response.headers["X-Compute-Request-Id"]]
     assert statements, "no statement was attributed to the request: the counter is blind"
-    return statements
+    # The token's lookup is left out: whether it runs depends on the validator's cache
+    # having expired (CACHE_SECONDS, a slow machine's 200-row warm-up outlasted it), not on
+    # the list's length.
+    return [sql for sql in statements if not sql.lstrip().startswith("SELECT tokens.")]
 
 
 def assert_same_cost_for_1_and_200(api: Service, path: str) -> None:
@@ -85,7 +88,7 @@ def assert_same_cost_for_1_and_200(api: Service, path: str) -> None:
     statements_for(api, token, path, 1)  # warm-up: first-use costs are not per-row costs
     one = statements_for(api, token, path, 1)
     add_workloads(api, 199)
-    statements_for(api, token, path, 200)  # the same warm-up (the token is looked up again)
+    statements_for(api, token, path, 200)  # the same warm-up
     many = statements_for(api, token, path, 200)
     repeated = "\n".join(f"{n} x {sql}" for sql, n in Counter(many).most_common(3))
     assert len(many) == len(one), (
