@@ -9,8 +9,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-second=(tests/engine tests/auth tests/osc tests/dashboard tests/platforms tests/scale tests/scheduler tests/targets
-        tests/workloads)
+# Measured one directory at a time (2026-12-07): engine 4 min 10 s, scale 3 min 50 s, targets 70 s,
+# scheduler 45 s, workloads 35 s; the guests' platforms tests are the longest of all.
+second=(tests/auth tests/osc tests/dashboard tests/platforms tests/scale)
 first=()
 for path in tests/*/ tests/test_*.py; do
   path=${path%/}
