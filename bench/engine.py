@@ -437,19 +437,22 @@ class Suite:
             self._attempt(tool, INCR, lambda tool=tool: self._backup(tool, INCR, FULL, ranges_file, stored))
 
         print(f"[{format_size(self.image.size)}] restore", flush=True)
-        for tool in tools:
-            self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
-        self._restore_extras(tools, expected)
+        self._restore_all(tools, expected)
         return self.results
 
-    def _restore_extras(self, tools: list[Tool], expected: str) -> None:
-        """Cairn in place onto the image as it is, then the machine's limit for the restore."""
+    def _restore_all(self, tools: list[Tool], expected: str) -> None:
+        """Every tool's restore, with the machine's limit measured right after Cairn's (the
+        same minute, so that a run's restore and its limit see the same load), then Cairn
+        in place onto the image as it is."""
+        for tool in tools:
+            self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
+            if tool.name == CAIRN and isinstance(tool, Cairn) and not isinstance(tool, CairnS3) \
+                    and not tool.failed:  # the limit reads pack files: a bucket has none here
+                for what in (LIMIT_COPY, LIMIT_DECODE):
+                    self._attempt(tool, what, lambda what=what, cairn=tool: self._limit(cairn, what))
         cairn = next((t for t in tools if t.name == CAIRN and not t.failed), None)
-        if not isinstance(cairn, Cairn) or isinstance(cairn, CairnS3):
-            return  # the limit reads pack files: a repository in a bucket has none here
-        self._attempt(cairn, CAIRN_INPLACE, lambda: self._restore_inplace(cairn, expected))
-        for what in (LIMIT_COPY, LIMIT_DECODE):
-            self._attempt(cairn, what, lambda what=what: self._limit(cairn, what))
+        if isinstance(cairn, Cairn) and not isinstance(cairn, CairnS3):
+            self._attempt(cairn, CAIRN_INPLACE, lambda: self._restore_inplace(cairn, expected))
 
     def _restore_inplace(self, cairn: Cairn, expected: str) -> None:
         out_dir = self.dir / f"restore-{CAIRN_INPLACE}"
@@ -498,9 +501,7 @@ class Suite:
                              f"{', '.join(missing)}")
         expected = sha256_file(self.disk)
         print(f"[{format_size(self.image.size)}] restore", flush=True)
-        for tool in tools:
-            self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
-        self._restore_extras(tools, expected)
+        self._restore_all(tools, expected)
         return self.results
 
     def _backup(self, tool: Tool, step: str, parent: str | None, ranges: Path | None,

@@ -3,7 +3,7 @@
     python bench/restore_limit.py copy REPO NAME OUT     # I/O alone
     python bench/restore_limit.py decode REPO NAME       # decoding alone
 
-Run by bench/engine.py as child processes, right after the restores, so the limit and
+Run by bench/engine.py as child processes, right after Cairn's restore, so the limit and
 the restores are measured on the same machine in the same minutes. Each prints one
 JSON object with `seconds`, the timed part alone (not the interpreter's start-up, the
 key unwrapping or the index load, which a restore pays and the limit does not).
