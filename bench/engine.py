@@ -183,6 +183,15 @@ class Cairn(Tool):
                  "--output", str(out), "--format", "raw"], None, out)
 
 
+def _cairn_on_files(tool: Tool) -> Cairn | None:
+    """`tool` if it is Cairn itself (not with a map) on a repository in a directory, and has
+    not failed: the limit and the in-place restore read its pack files, which a bucket
+    does not have here."""
+    if tool.name == CAIRN and isinstance(tool, Cairn) and not isinstance(tool, CairnS3) and not tool.failed:
+        return tool
+    return None
+
+
 def s3_stored_bytes(prefix: str) -> int:
     """The sizes of every object under `prefix/` in the bench bucket, added up."""
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().with_name("cairn_s3.py")), "stored", prefix],
@@ -446,12 +455,11 @@ class Suite:
         in place onto the image as it is."""
         for tool in tools:
             self._attempt(tool, RESTORE, lambda tool=tool: self._restore(tool, expected))
-            if tool.name == CAIRN and isinstance(tool, Cairn) and not isinstance(tool, CairnS3) \
-                    and not tool.failed:  # the limit reads pack files: a bucket has none here
+            if (cairn := _cairn_on_files(tool)) is not None:
                 for what in (LIMIT_COPY, LIMIT_DECODE):
-                    self._attempt(tool, what, lambda what=what, cairn=tool: self._limit(cairn, what))
-        cairn = next((t for t in tools if t.name == CAIRN and not t.failed), None)
-        if isinstance(cairn, Cairn) and not isinstance(cairn, CairnS3):
+                    self._attempt(cairn, what, lambda what=what, cairn=cairn: self._limit(cairn, what))
+        cairn = next((c for t in tools if (c := _cairn_on_files(t)) is not None), None)
+        if cairn is not None:
             self._attempt(cairn, CAIRN_INPLACE, lambda: self._restore_inplace(cairn, expected))
 
     def _restore_inplace(self, cairn: Cairn, expected: str) -> None:
@@ -631,9 +639,9 @@ def restore_vs_limit(results: list[Result], size: int) -> float | None:
 
 
 def restore_vs_limit_by_run(runs: list[Result], size: int) -> list[float]:
-    """Each repetition's restore against the limit measured in that repetition, minutes
-    apart on the same machine: unlike the best-of ratio, it never pairs a restore with a
-    limit measured while the machine was quieter. The n-th result of a tool is its n-th
+    """Each repetition's restore against the limit measured right after it: unlike the
+    best-of ratio, it never pairs a restore with a limit measured while the machine was
+    quieter. The n-th result of a tool is its n-th
     repetition (Suite.run measures every tool once per repetition)."""
     def walls(tool: str) -> list[float]:
         return [r.wall_s for r in runs if (r.tool, r.step, r.size) == (tool, RESTORE, size)]
