@@ -6,7 +6,8 @@
 Run by bench/engine.py as child processes, right after Cairn's restore, so the limit and
 the restores are measured on the same machine in the same minutes. Each prints one
 JSON object with `seconds`, the timed part alone (not the interpreter's start-up, the
-key unwrapping or the index load, which a restore pays and the limit does not).
+key unwrapping or the index load, which a restore pays and the limit does not), and
+`cpu_seconds`, the CPU time (user + system, every thread) of that same part.
 
 - **copy**: the I/O a restore of snapshot NAME must do, by the plainest program that
   does it: one thread reads the same pack ranges the restore reads (its read plan, in
@@ -103,7 +104,7 @@ def copy(repo: str, name: str, out: str) -> dict[str, float | int]:
             filled.put(buf)
         filled.put(None)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     thread = threading.Thread(target=reader)
     thread.start()
     first = filled.get()
@@ -130,13 +131,14 @@ def copy(repo: str, name: str, out: str) -> dict[str, float | int]:
         free.put(rest)
     thread.join()
     os.fsync(fd)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     os.close(dfd)
     os.close(fd)
     for f in files.values():
         os.close(f)
     os.unlink(out)
-    return {"seconds": seconds, "bytes_read": read_bytes[0], "bytes_written": sum(n for _o, n in writes)}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "bytes_read": read_bytes[0],
+            "bytes_written": sum(n for _o, n in writes)}
 
 
 def decode(repo: str, name: str) -> dict[str, float | int]:
@@ -168,12 +170,13 @@ def decode(repo: str, name: str) -> dict[str, float | int]:
             decoded[0] += total
 
     threads = [threading.Thread(target=decoder) for _ in range(os.cpu_count() or 1)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"seconds": time.perf_counter() - started, "bytes_decoded": decoded[0], "threads": len(threads)}
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+            "bytes_decoded": decoded[0], "threads": len(threads)}
 
 
 def main(argv: list[str]) -> int:

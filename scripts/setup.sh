@@ -58,6 +58,9 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,osc]'
   echo "$want" > "$stamp"
 fi
+# Byte-compiled once here, as an installed package would be: where PYTHONDONTWRITEBYTECODE
+# is set, every `cairn` command would otherwise compile each module it imports again.
+.venv/bin/python -m compileall -q src >/dev/null
 if [[ "${CAIRN_SETUP_BENCH:-0}" == 1 && ! -x .venv/bin/py-spy ]]; then
   .venv/bin/pip install -q -c constraints.txt -e '.[test,lint,osc,bench]'
 fi
