@@ -860,13 +860,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nRestore {format_size(size)}: cairn {cairn_restore.wall_s:.1f} s = "
               f"{cairn_restore.wall_s / limit:.2f}× the machine's limit of {limit:.1f} s (I/O alone "
               f"{copy.wall_s:.1f} s, decoding alone {decode.wall_s:.1f} s){vs_restic}")
-        limit_cpu = decode.detail.get("cpu_seconds", 0.0) + copy.detail.get("cpu_seconds", 0.0)
-        if limit_cpu:
+        decode_cpu, copy_cpu = decode.detail.get("cpu_seconds"), copy.detail.get("cpu_seconds")
+        if decode_cpu and copy_cpu:
             # When other processes hold the CPUs, a restore's time tends to this ratio:
             # it must do all of this CPU work in whatever share of the CPUs it gets.
+            limit_cpu = decode_cpu + copy_cpu
             print(f"CPU: cairn's restore {cairn_restore.cpu_s:.1f} s, start-up included; the limit's timed "
-                  f"parts {limit_cpu:.1f} s (decoding {decode.detail['cpu_seconds']:.1f} s, I/O "
-                  f"{copy.detail['cpu_seconds']:.1f} s): {cairn_restore.cpu_s / limit_cpu:.2f}× the CPU work")
+                  f"parts {limit_cpu:.1f} s (decoding {decode_cpu:.1f} s, I/O {copy_cpu:.1f} s): "
+                  f"{cairn_restore.cpu_s / limit_cpu:.2f}× the CPU work")
         by_run = restore_vs_limit_by_run(runs, size)
         if len(by_run) > 1:
             print("Run by run, against that run's own limit: " + ", ".join(f"{r:.2f}×" for r in by_run))
