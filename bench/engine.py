@@ -575,20 +575,19 @@ class Target:
     ok: bool | None
 
 
-def evaluate(results: list[Result], runs: list[Result], size: int,
+def evaluate(results: list[Result], runs: list[Result], by_run: list[float], size: int,
              rss_size: int | None) -> list[Target]:
     """The targets for a 2-core machine, each with the ratio it was judged on.
 
     Times and bytes come from `results` (the best of each step); peak RSS is the
-    highest over every run in `runs`, since memory is a ceiling, not a speed.
+    highest over every run in `runs`, since memory is a ceiling, not a speed; `by_run`
+    is restore_vs_limit_by_run's list.
     """
     def ratio(tool: str, step: str, attr: str, peer: str = RESTIC) -> float | None:
         a, b = _find(results, tool, step, size), _find(results, peer, step, size)
         if a is None or b is None or not getattr(b, attr):
             return None
         return getattr(a, attr) / getattr(b, attr)
-
-    by_run = restore_vs_limit_by_run(runs, size)
 
     def target(what: str, value: float | None, limit: float, unit: str = "×") -> Target:
         shown = f"≤ {limit:g}{unit}" if unit == "×" else f"≤ {limit / MiB:g} MiB"
@@ -642,8 +641,8 @@ def restore_vs_limit(results: list[Result], size: int) -> float | None:
 def restore_vs_limit_by_run(runs: list[Result], size: int) -> list[float]:
     """Each repetition's restore against the limit measured right after it: unlike the
     best-of ratio, it never pairs a restore with a limit measured while the machine was
-    quieter. The n-th result of a tool is its n-th
-    repetition (Suite.run measures every tool once per repetition)."""
+    quieter. The n-th result of a tool is its n-th repetition (Suite.run measures every
+    tool once per repetition)."""
     def walls(tool: str) -> list[float]:
         return [r.wall_s for r in runs if (r.tool, r.step, r.size) == (tool, RESTORE, size)]
     cairn, copies, decodes = walls(CAIRN), walls(LIMIT_COPY), walls(LIMIT_DECODE)
@@ -846,7 +845,8 @@ def main(argv: list[str] | None = None) -> int:
             failed += [f"{t.name} @{format_size(disk_size)}: {t.failed}" for t in suite.tools if t.failed]
     results = best_of(runs)
 
-    targets = evaluate(results, runs, size, rss_size)
+    by_run = restore_vs_limit_by_run(runs, size)
+    targets = evaluate(results, runs, by_run, size, rss_size)
     print()
     print(f"Results {info['date']}, page cache {cache.mode}; wall = tool + sync")
     print(table(results))
@@ -868,7 +868,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CPU: cairn's restore {cairn_restore.cpu_s:.1f} s, start-up included; the limit's timed "
                   f"parts {limit_cpu:.1f} s (decoding {decode_cpu:.1f} s, I/O {copy_cpu:.1f} s): "
                   f"{cairn_restore.cpu_s / limit_cpu:.2f}× the CPU work")
-        by_run = restore_vs_limit_by_run(runs, size)
         if len(by_run) > 1:
             print("Run by run, against that run's own limit: " + ", ".join(f"{r:.2f}×" for r in by_run))
     print("\nTargets (2-core machine):")
